@@ -1,0 +1,453 @@
+//! `lifeboat store check [--repair]`: compares the index with the Maildirs on disk.
+//!
+//! The Maildir is the source of truth for message bytes; the index for UIDs, flags and
+//! replay state. Repair therefore keeps every UID the index still knows, gives files the
+//! index does not know new UIDs (in arrival order), drops rows whose file is gone, and
+//! rebuilds users and mailboxes from the directory layout when the index lost them (a
+//! rebuilt mailbox gets a new, larger UIDVALIDITY, as RFC 3501 requires).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rusqlite::params;
+
+use crate::address::Address;
+use crate::deliver::{CLASS_HEADER, Class, add_to_ledger, allocate_uid, header_value};
+use crate::error::{Error, IoContext, Result};
+use crate::maildir::{self, FileName, Flags, STANDARD_FOLDERS};
+use crate::password;
+use crate::reader::MessageRecord;
+use crate::store::{RecoveryReport, Store, now};
+use crate::users::{create_mailbox, user_id};
+
+/// One difference between the index and the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A user's Maildir (or one of its folders) has no index entry.
+    UnindexedUser { path: PathBuf },
+    UnindexedFolder { owner: String, path: PathBuf },
+    /// The index knows a folder whose directory is gone.
+    MissingFolder { owner: String, folder: String },
+    /// A message file the index does not list.
+    UnindexedFile { path: PathBuf },
+    /// An index row whose file is gone. `unreplayed` when the origin never got it.
+    MissingFile {
+        owner: String,
+        folder: String,
+        uid: u32,
+        unreplayed: bool,
+    },
+    /// The flags in the file name differ from the index (the index wins).
+    FlagsDiffer { path: PathBuf, index: Flags },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::UnindexedUser { path } => write!(f, "Maildir without a user in the index: {}", path.display()),
+            Problem::UnindexedFolder { owner, path } => {
+                write!(f, "{owner}: folder not in the index: {}", path.display())
+            }
+            Problem::MissingFolder { owner, folder } => write!(f, "{owner}: folder {folder} is missing on disk"),
+            Problem::UnindexedFile { path } => write!(f, "message file not in the index: {}", path.display()),
+            Problem::MissingFile { owner, folder, uid, unreplayed } => {
+                write!(f, "{owner}: {folder} UID {uid}: file is missing")?;
+                if *unreplayed {
+                    write!(f, " (NOT YET REPLAYED TO THE ORIGIN: this copy is lost)")?;
+                }
+                Ok(())
+            }
+            Problem::FlagsDiffer { path, index } => write!(
+                f,
+                "flags in file name differ from the index (index has \"{}\"): {}",
+                index.maildir_info(),
+                path.display()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub users: usize,
+    pub folders: usize,
+    pub messages: usize,
+    pub problems: Vec<Problem>,
+    /// Whether the problems were repaired.
+    pub repaired: bool,
+    /// Interrupted deliveries cleaned up first (only when no other process delivers).
+    pub recovery: Option<RecoveryReport>,
+    /// Deliveries in flight in another process, left alone.
+    pub in_flight: usize,
+}
+
+impl CheckReport {
+    pub fn is_consistent(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// A folder as found on disk.
+struct DiskFolder {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Compares index and disk; with `repair`, makes them agree. Repair needs the delivery
+    /// lock (so `lifeboat serve` must be stopped); a plain check runs beside it.
+    pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        match self.lock_for_delivery() {
+            Ok(recovery) => report.recovery = Some(recovery),
+            Err(e @ Error::DeliveryLocked(_)) if repair => return Err(e),
+            Err(Error::DeliveryLocked(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let mail_dir = self.data_dir().join("mail");
+        for (address, user_dir) in user_dirs(&mail_dir)? {
+            report.users += 1;
+            self.check_user(&address, &user_dir, repair, &mut report)?;
+        }
+        self.check_users_without_dirs(repair, &mut report)?;
+        report.repaired = repair;
+        Ok(report)
+    }
+
+    fn check_user(&self, address: &Address, user_dir: &Path, repair: bool, report: &mut CheckReport) -> Result<()> {
+        let reader = self.reader()?;
+        let known = reader.user(address.as_str())?;
+        if known.is_none() {
+            report.problems.push(Problem::UnindexedUser {
+                path: user_dir.to_path_buf(),
+            });
+            if repair {
+                self.recreate_user(address)?;
+            }
+        }
+        let user = reader.user(address.as_str())?;
+        let mailboxes = match &user {
+            Some(user) => reader.mailboxes(user.id)?,
+            None => Vec::new(),
+        };
+        let disk_folders = folders_on_disk(user_dir)?;
+        let disk_names: HashSet<&str> = disk_folders.iter().map(|f| f.name.as_str()).collect();
+        for mailbox in &mailboxes {
+            if !disk_names.contains(mailbox.name.as_str()) {
+                report.problems.push(Problem::MissingFolder {
+                    owner: address.to_string(),
+                    folder: mailbox.name.clone(),
+                });
+                if repair {
+                    let dir = maildir::folder_dir(user_dir, &mailbox.name);
+                    maildir::create_folder(&dir, mailbox.name != "INBOX")?;
+                    maildir::write_uidvalidity_file(&dir, mailbox.uidvalidity)?;
+                }
+            }
+        }
+        for folder in disk_folders {
+            report.folders += 1;
+            let mailbox = mailboxes.iter().find(|m| m.name == folder.name);
+            let mailbox_id = match mailbox {
+                Some(m) => Some(m.id),
+                None if user.is_some() || repair => {
+                    report.problems.push(Problem::UnindexedFolder {
+                        owner: address.to_string(),
+                        path: folder.dir.clone(),
+                    });
+                    if repair {
+                        Some(self.recreate_mailbox(address, &folder)?)
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            };
+            let rows = match mailbox_id {
+                Some(id) if mailbox.is_some() => reader.messages(id)?,
+                _ => Vec::new(),
+            };
+            self.check_folder(address, &folder, mailbox_id, rows, repair, report)?;
+        }
+        Ok(())
+    }
+
+    fn check_folder(
+        &self,
+        owner: &Address,
+        folder: &DiskFolder,
+        mailbox_id: Option<i64>,
+        rows: Vec<MessageRecord>,
+        repair: bool,
+        report: &mut CheckReport,
+    ) -> Result<()> {
+        let in_flight: HashSet<String> = if report.recovery.is_some() {
+            HashSet::new()
+        } else {
+            maildir::interrupted_deliveries(&folder.dir)?.into_iter().collect()
+        };
+        let mut on_disk: HashMap<String, (PathBuf, FileName)> = HashMap::new();
+        for (path, name) in maildir::list_messages(&folder.dir)? {
+            if in_flight.contains(&name.basename) {
+                report.in_flight += 1;
+                continue;
+            }
+            on_disk.insert(name.basename.clone(), (path, name));
+        }
+        for row in rows {
+            report.messages += 1;
+            match on_disk.remove(&row.basename) {
+                Some((path, name)) => {
+                    let in_cur = path.parent().is_some_and(|p| p.ends_with("cur"));
+                    if name.flags != row.flags || !in_cur {
+                        report.problems.push(Problem::FlagsDiffer {
+                            path: path.clone(),
+                            index: row.flags,
+                        });
+                        if repair {
+                            let target = folder.dir.join("cur").join(FileName::cur_name(&row.basename, row.flags));
+                            fs::rename(&path, &target)
+                                .context(|| format!("renaming {} to {}", path.display(), target.display()))?;
+                        }
+                    }
+                }
+                None => {
+                    let unreplayed = matches!(row.replay_state.as_deref(), Some("pending" | "rejected"));
+                    report.problems.push(Problem::MissingFile {
+                        owner: owner.to_string(),
+                        folder: folder.name.clone(),
+                        uid: row.uid,
+                        unreplayed,
+                    });
+                    if repair {
+                        self.write(move |conn| {
+                            conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row.row])?;
+                            conn.execute("DELETE FROM messages WHERE id = ?1", [row.row])?;
+                            Ok(())
+                        })?;
+                    }
+                }
+            }
+        }
+        let mut unindexed: Vec<(PathBuf, FileName)> = on_disk.into_values().collect();
+        // New UIDs follow arrival order: the time prefix of the name, then the name.
+        unindexed.sort_by(|a, b| arrival_key(&a.1.basename).cmp(&arrival_key(&b.1.basename)));
+        for (path, name) in unindexed {
+            report.problems.push(Problem::UnindexedFile { path: path.clone() });
+            if let (true, Some(mailbox_id)) = (repair, mailbox_id) {
+                self.index_file(&folder.dir, mailbox_id, &path, &name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Index rows for users whose Maildir is gone entirely.
+    fn check_users_without_dirs(&self, repair: bool, report: &mut CheckReport) -> Result<()> {
+        let reader = self.reader()?;
+        for user in reader.users()? {
+            let user_dir = self.user_dir(&user.address);
+            if user_dir.exists() {
+                continue;
+            }
+            for mailbox in reader.mailboxes(user.id)? {
+                report.problems.push(Problem::MissingFolder {
+                    owner: user.address.to_string(),
+                    folder: mailbox.name.clone(),
+                });
+                for row in reader.messages(mailbox.id)? {
+                    report.problems.push(Problem::MissingFile {
+                        owner: user.address.to_string(),
+                        folder: mailbox.name.clone(),
+                        uid: row.uid,
+                        unreplayed: matches!(row.replay_state.as_deref(), Some("pending" | "rejected")),
+                    });
+                }
+                if repair {
+                    let dir = maildir::folder_dir(&user_dir, &mailbox.name);
+                    maildir::create_folder(&dir, mailbox.name != "INBOX")?;
+                    maildir::write_uidvalidity_file(&dir, mailbox.uidvalidity)?;
+                    let id = mailbox.id;
+                    self.write(move |conn| {
+                        conn.execute(
+                            "DELETE FROM replay_ledger WHERE message_row IN
+                               (SELECT id FROM messages WHERE mailbox_id = ?1)",
+                            [id],
+                        )?;
+                        conn.execute("DELETE FROM messages WHERE mailbox_id = ?1", [id])?;
+                        Ok(())
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A user the index lost: recreated disabled, with no usable password, so an admin
+    /// must set one (`lifeboat user passwd` + `user enable`) before anyone can log in.
+    fn recreate_user(&self, address: &Address) -> Result<()> {
+        let key = address.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO users (address, password_hash, active, created_at) VALUES (?1, ?2, 0, ?3)",
+                params![key, password::unusable(), now()],
+            )?;
+            Ok(())
+        })?;
+        tracing::warn!(user = %address, "recreated a user from its Maildir: disabled until a password is set");
+        Ok(())
+    }
+
+    fn recreate_mailbox(&self, owner: &Address, folder: &DiskFolder) -> Result<i64> {
+        let (owner, name, dir) = (owner.to_string(), folder.name.clone(), folder.dir.clone());
+        self.write(move |conn| {
+            let Some(user) = user_id(conn, &owner)? else {
+                return Err(Error::Refused(format!("no user {owner}")));
+            };
+            let special_use = STANDARD_FOLDERS
+                .iter()
+                .find(|(standard, _)| *standard == name)
+                .and_then(|(_, use_)| *use_);
+            create_mailbox(conn, user, &name, special_use, &dir)
+        })
+    }
+
+    /// Gives a file the index did not know a new UID, recovering its class and envelope
+    /// from the trace block `deliver` wrote at its top.
+    fn index_file(&self, folder_dir: &Path, mailbox_id: i64, path: &Path, name: &FileName) -> Result<()> {
+        let content = fs::read(path).context(|| format!("reading {}", path.display()))?;
+        let trace = TraceBlock::parse(&content);
+        let target = folder_dir.join("cur").join(FileName::cur_name(&name.basename, name.flags));
+        if target != path {
+            fs::rename(path, &target).context(|| format!("moving {} into cur/", path.display()))?;
+        }
+        let internal_date = arrival_key(&name.basename).0.unwrap_or_else(now);
+        let (basename, flags, size) = (name.basename.clone(), name.flags, content.len() as i64);
+        let lifeboat_id = header_value(&content, "X-Lifeboat-ID");
+        let message_id = header_value(&content, "Message-ID");
+        self.write(move |conn| {
+            let (uid, modseq) = allocate_uid(conn, mailbox_id)?;
+            conn.execute(
+                "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
+                                       class, envelope_from, envelope_to, lifeboat_id,
+                                       header_message_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    mailbox_id,
+                    uid,
+                    basename,
+                    flags.bits(),
+                    modseq,
+                    internal_date,
+                    size,
+                    trace.class.as_str(),
+                    trace.envelope_from,
+                    trace.envelope_to.join("\n"),
+                    lifeboat_id,
+                    message_id,
+                    now()
+                ],
+            )?;
+            if trace.class.is_replayed() {
+                // Whether the origin already got it is unknown: replay it (the stable
+                // X-Lifeboat-Replay-ID lets the origin side spot a repeat).
+                add_to_ledger(conn, conn.last_insert_rowid())?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The headers `deliver` put in front of the message.
+struct TraceBlock {
+    class: Class,
+    envelope_from: Option<String>,
+    envelope_to: Vec<String>,
+}
+
+impl TraceBlock {
+    fn parse(content: &[u8]) -> TraceBlock {
+        let mut block = TraceBlock {
+            class: Class::Other,
+            envelope_from: None,
+            envelope_to: Vec::new(),
+        };
+        for line in content.split(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+            let Some((name, value)) = line.split_once(':') else { break };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("Return-Path") {
+                block.envelope_from = Some(value.trim_start_matches('<').trim_end_matches('>').to_string());
+            } else if name.eq_ignore_ascii_case("Delivered-To") {
+                block.envelope_to.push(value.to_string());
+            } else if name.eq_ignore_ascii_case(CLASS_HEADER) {
+                block.class = value.parse().unwrap_or(Class::Other);
+            } else {
+                break;
+            }
+        }
+        if block.class == Class::Other && block.envelope_from.is_some() && !block.envelope_to.is_empty() {
+            block.class = Class::Journal;
+        }
+        block
+    }
+}
+
+/// `(seconds, basename)` from a `<secs>.…` Maildir name.
+fn arrival_key(basename: &str) -> (Option<i64>, &str) {
+    let secs = basename.split('.').next().and_then(|s| s.parse().ok());
+    (secs, basename)
+}
+
+/// `<mail_dir>/<domain>/<local>` directories, as addresses.
+fn user_dirs(mail_dir: &Path) -> Result<Vec<(Address, PathBuf)>> {
+    let mut found = Vec::new();
+    for domain in sorted_dirs(mail_dir)? {
+        for local in sorted_dirs(&domain)? {
+            let (Some(d), Some(l)) = (file_name(&domain), file_name(&local)) else { continue };
+            match Address::parse(&format!("{l}@{d}")) {
+                Ok(address) => found.push((address, local)),
+                Err(e) => tracing::warn!(path = %local.display(), error = %e, "skipping a directory that is not an address"),
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn folders_on_disk(user_dir: &Path) -> Result<Vec<DiskFolder>> {
+    let mut folders = vec![DiskFolder {
+        name: "INBOX".to_string(),
+        dir: user_dir.to_path_buf(),
+    }];
+    for dir in sorted_dirs(user_dir)? {
+        let Some(name) = file_name(&dir).and_then(|n| maildir::folder_name(&n).map(str::to_string)) else {
+            continue;
+        };
+        if dir.join("cur").is_dir() {
+            folders.push(DiskFolder { name, dir });
+        }
+    }
+    Ok(folders)
+}
+
+fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(dirs),
+        Err(e) => return Err(e).context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_string)
+}

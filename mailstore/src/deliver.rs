@@ -1,0 +1,361 @@
+//! The one durable write path. Every capture path (milter, fallback listener, IMAP
+//! APPEND, submission) stores messages through [`Store::deliver`]:
+//!
+//! 1. the file is written to `tmp/`, fsynced, linked into `cur/`, and `cur/` is fsynced;
+//! 2. the index row (UID, flags, class, envelope, replay ledger) commits;
+//! 3. only then does `deliver` return `Ok`; on any error the file is removed again.
+//!
+//! A crash between 1 and 2 leaves a marker in `tmp/` that the next holder of the delivery
+//! lock resolves (see `Store::lock_for_delivery`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::address::Address;
+use crate::error::{Error, Result, refused};
+use crate::maildir::{Flags, StagedFile};
+use crate::store::{Store, now};
+
+/// Why a copy is in the store (see DESIGN.md, "Words").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Postfix also delivers it to the origin; history only, never replayed.
+    Journal,
+    /// Lifeboat holds the only copy until replay.
+    Diverted,
+    /// Sent by the user during continuity; replayed to the user's own mailbox.
+    Sent,
+    /// Anything else a client stored.
+    Other,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Journal => "journal",
+            Class::Diverted => "diverted",
+            Class::Sent => "sent",
+            Class::Other => "other",
+        }
+    }
+
+    /// Copies that must go back to the origin get a replay ledger row.
+    pub fn is_replayed(self) -> bool {
+        matches!(self, Class::Diverted | Class::Sent)
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Class {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Class, String> {
+        match s {
+            "journal" => Ok(Class::Journal),
+            "diverted" => Ok(Class::Diverted),
+            "sent" => Ok(Class::Sent),
+            "other" => Ok(Class::Other),
+            _ => Err(format!("unknown message class `{s}`")),
+        }
+    }
+}
+
+/// Header naming a copy's class in its trace block, so an index rebuilt from the Maildirs
+/// still knows which copies must be replayed.
+pub const CLASS_HEADER: &str = "X-Lifeboat-Class";
+
+/// A message to store for one protected user.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// The user's own address (aliases already resolved).
+    pub owner: Address,
+    pub folder: String,
+    /// The message as received; bare LF line ends are stored as CRLF.
+    pub content: Vec<u8>,
+    pub class: Class,
+    /// Envelope sender (`Some("")` for the null sender `<>`).
+    pub envelope_from: Option<String>,
+    /// Original envelope recipients (before alias resolution) that this copy stands for.
+    pub envelope_to: Vec<Address>,
+    /// `X-Lifeboat-ID` the milter put on the message.
+    pub lifeboat_id: Option<String>,
+    pub flags: Flags,
+    /// Seconds since the epoch; now when `None`.
+    pub internal_date: Option<i64>,
+}
+
+impl NewMessage {
+    pub fn new(owner: Address, folder: &str, content: Vec<u8>, class: Class) -> NewMessage {
+        NewMessage {
+            owner,
+            folder: folder.to_string(),
+            content,
+            class,
+            envelope_from: None,
+            envelope_to: Vec::new(),
+            lifeboat_id: None,
+            flags: Flags::empty(),
+            internal_date: None,
+        }
+    }
+}
+
+/// Where a delivered message ended up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub message_row: i64,
+    pub mailbox_id: i64,
+    pub uid: u32,
+    pub uidvalidity: u32,
+    pub path: PathBuf,
+    pub replay_id: Option<String>,
+}
+
+/// What the index needs to record a staged file.
+struct IndexRow {
+    owner: String,
+    folder: String,
+    basename: String,
+    flags: Flags,
+    internal_date: i64,
+    size: i64,
+    class: Class,
+    envelope_from: Option<String>,
+    envelope_to: String,
+    lifeboat_id: Option<String>,
+    header_message_id: Option<String>,
+}
+
+impl Store {
+    /// Stores `message` durably; returns only after the file and its index row are safe.
+    pub fn deliver(&self, message: NewMessage) -> Result<Stored> {
+        self.require_delivery_lock()?;
+        let content = stored_form(&message);
+        let folder_dir = self.folder_dir(&message.owner, &message.folder);
+        if !folder_dir.join("cur").is_dir() {
+            return refused(format!(
+                "no folder `{}` for {} ({} is missing)",
+                message.folder,
+                message.owner,
+                folder_dir.display()
+            ));
+        }
+        let staged = StagedFile::write(&folder_dir, self.hostname(), &content, message.flags)?;
+        let row = IndexRow {
+            owner: message.owner.to_string(),
+            folder: message.folder.clone(),
+            basename: staged.basename.clone(),
+            flags: message.flags,
+            internal_date: message.internal_date.unwrap_or_else(now),
+            size: content.len() as i64,
+            class: message.class,
+            envelope_from: message.envelope_from.clone(),
+            envelope_to: join_addresses(&message.envelope_to),
+            lifeboat_id: message.lifeboat_id.clone(),
+            header_message_id: header_value(&content, "Message-ID"),
+        };
+        match self.write(move |conn| insert_row(conn, row)) {
+            Ok(mut stored) => {
+                stored.path = staged.cur_path.clone();
+                staged.commit();
+                Ok(stored)
+            }
+            Err(e) => {
+                staged.discard();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn insert_row(conn: &Connection, row: IndexRow) -> Result<Stored> {
+    let mailbox: Option<(i64, u32)> = conn
+        .query_row(
+            "SELECT m.id, m.uidvalidity FROM mailboxes m JOIN users u ON u.id = m.user_id
+             WHERE u.address = ?1 AND m.name = ?2",
+            params![row.owner, canonical_folder(&row.folder)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((mailbox_id, uidvalidity)) = mailbox else {
+        return refused(format!("no mailbox `{}` for {}", row.folder, row.owner));
+    };
+    let (uid, modseq) = allocate_uid(conn, mailbox_id)?;
+    conn.execute(
+        "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
+                               class, envelope_from, envelope_to, lifeboat_id,
+                               header_message_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            mailbox_id,
+            uid,
+            row.basename,
+            row.flags.bits(),
+            modseq,
+            row.internal_date,
+            row.size,
+            row.class.as_str(),
+            row.envelope_from,
+            row.envelope_to,
+            row.lifeboat_id,
+            row.header_message_id,
+            now()
+        ],
+    )?;
+    let message_row = conn.last_insert_rowid();
+    let replay_id = if row.class.is_replayed() {
+        Some(add_to_ledger(conn, message_row)?)
+    } else {
+        None
+    };
+    Ok(Stored {
+        message_row,
+        mailbox_id,
+        uid,
+        uidvalidity,
+        path: PathBuf::new(),
+        replay_id,
+    })
+}
+
+/// Takes the mailbox's next UID and modseq. UIDs only ever grow: `uidnext` is never
+/// lowered, so a UID is never handed out twice.
+pub(crate) fn allocate_uid(conn: &Connection, mailbox_id: i64) -> Result<(u32, i64)> {
+    conn.query_row(
+        "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+         WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
+        [mailbox_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(Error::from)
+}
+
+/// Records that a copy must be replayed; returns its stable `X-Lifeboat-Replay-ID`.
+pub(crate) fn add_to_ledger(conn: &Connection, message_row: i64) -> Result<String> {
+    let replay_id = format!("{:032x}", rand::random::<u128>());
+    conn.execute(
+        "INSERT INTO replay_ledger (message_row, replay_id, state, updated_at)
+         VALUES (?1, ?2, 'pending', ?3)",
+        params![message_row, replay_id, now()],
+    )?;
+    Ok(replay_id)
+}
+
+/// INBOX is case-insensitive (RFC 3501); other names are exact.
+pub fn canonical_folder(name: &str) -> &str {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX"
+    } else {
+        name
+    }
+}
+
+fn join_addresses(addresses: &[Address]) -> String {
+    addresses
+        .iter()
+        .map(Address::as_str)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The bytes written to disk: a trace block (Return-Path, Delivered-To, class) for copies
+/// that came with an envelope, then the message with CRLF line ends.
+fn stored_form(message: &NewMessage) -> Vec<u8> {
+    let body = to_crlf(&message.content);
+    let mut out = Vec::with_capacity(body.len() + 256);
+    if let Some(from) = &message.envelope_from {
+        out.extend_from_slice(format!("Return-Path: <{from}>\r\n").as_bytes());
+    }
+    for rcpt in &message.envelope_to {
+        out.extend_from_slice(format!("Delivered-To: {rcpt}\r\n").as_bytes());
+    }
+    if message.class.is_replayed() {
+        out.extend_from_slice(format!("{CLASS_HEADER}: {}\r\n", message.class).as_bytes());
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Turns bare LF into CRLF, leaving existing CRLF alone.
+pub fn to_crlf(content: &[u8]) -> Cow<'_, [u8]> {
+    let bare_lf = content
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || content[i - 1] != b'\r'));
+    if !bare_lf {
+        return Cow::Borrowed(content);
+    }
+    let mut out = Vec::with_capacity(content.len() + content.len() / 32);
+    for (i, &b) in content.iter().enumerate() {
+        if b == b'\n' && (i == 0 || content[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Cow::Owned(out)
+}
+
+/// The unfolded value of the first header field `name` in the header section.
+pub fn header_value(content: &[u8], name: &str) -> Option<String> {
+    let mut lines = content.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut value: Option<String> = None;
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            break;
+        }
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        match (&mut value, continuation) {
+            (Some(v), true) => v.push_str(&String::from_utf8_lossy(line)),
+            (Some(_), false) => break,
+            (None, false) => {
+                if let Some(colon) = line.iter().position(|&b| b == b':') {
+                    if line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
+                        value = Some(String::from_utf8_lossy(&line[colon + 1..]).into_owned());
+                    }
+                }
+            }
+            (None, true) => {}
+        }
+    }
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_normalisation_keeps_existing_pairs() {
+        assert_eq!(&*to_crlf(b"a\r\nb\nc\n"), b"a\r\nb\r\nc\r\n");
+        assert!(matches!(to_crlf(b"a\r\nb\r\n"), Cow::Borrowed(_)));
+        assert_eq!(&*to_crlf(b"\n"), b"\r\n");
+    }
+
+    #[test]
+    fn header_value_unfolds_and_stops_at_body() {
+        let msg = b"Subject: hi\r\nMessage-ID:\r\n <abc@x>\r\n\r\nMessage-ID: <body@x>\r\n";
+        assert_eq!(header_value(msg, "message-id").as_deref(), Some("<abc@x>"));
+        assert_eq!(header_value(b"Subject: a\r\n\r\nMessage-ID: <b>\r\n", "Message-ID"), None);
+    }
+
+    #[test]
+    fn trace_block_names_the_envelope_and_replayed_class() {
+        let owner = Address::parse("u@example.test").unwrap();
+        let mut message = NewMessage::new(owner, "INBOX", b"Subject: s\n\nbody\n".to_vec(), Class::Diverted);
+        message.envelope_from = Some("s@else.test".into());
+        message.envelope_to = vec![Address::parse("alias@example.test").unwrap()];
+        let stored = stored_form(&message);
+        assert_eq!(
+            String::from_utf8(stored).unwrap(),
+            "Return-Path: <s@else.test>\r\nDelivered-To: alias@example.test\r\nX-Lifeboat-Class: diverted\r\nSubject: s\r\n\r\nbody\r\n"
+        );
+    }
+}

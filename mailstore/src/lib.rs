@@ -1,0 +1,28 @@
+//! Lifeboat's mail store: one Maildir per protected user plus an SQLite index, and (in
+//! later modules) the IMAP, POP3 and submission servers that read it.
+//!
+//! Everything that stores a message goes through [`Store::deliver`], the one durable
+//! write path; every index write goes through the store's single writer thread.
+
+pub mod address;
+pub mod check;
+pub mod deliver;
+pub mod error;
+pub mod maildir;
+pub mod outage;
+pub mod password;
+pub mod reader;
+mod schema;
+pub mod store;
+pub mod synthetic;
+pub mod users;
+mod writer;
+
+pub use address::Address;
+pub use deliver::{Class, NewMessage, Stored};
+pub use error::{Error, Result};
+pub use maildir::Flags;
+pub use outage::{OriginStatus, OutageState, ReplayCounts, Transition};
+pub use reader::{MailboxRecord, MessageRecord, Reader, UserRecord};
+pub use store::{RecoveryReport, Store};
+pub use users::{NewUser, RowFailure};

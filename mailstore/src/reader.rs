@@ -1,0 +1,240 @@
+//! Read-only views of the index. Each `Reader` has its own WAL connection, so readers see
+//! a consistent snapshot per query and never wait for the writer.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::address::Address;
+use crate::deliver::{Class, canonical_folder};
+use crate::error::{Error, Result};
+use crate::maildir::Flags;
+use crate::schema;
+
+pub struct Reader {
+    conn: Connection,
+}
+
+/// A protected user as the index knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub address: Address,
+    pub password_hash: String,
+    pub active: bool,
+    pub alternate_email: Option<String>,
+    pub aliases: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxRecord {
+    pub id: i64,
+    pub name: String,
+    pub special_use: Option<String>,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: i64,
+    pub subscribed: bool,
+}
+
+/// A mailbox together with the user it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderRef {
+    pub mailbox_id: i64,
+    pub owner: Address,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub row: i64,
+    pub uid: u32,
+    pub basename: String,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub modseq: i64,
+    pub internal_date: i64,
+    pub size: u64,
+    pub class: Class,
+    pub envelope_from: Option<String>,
+    pub envelope_to: Vec<String>,
+    pub lifeboat_id: Option<String>,
+    pub replay_state: Option<String>,
+}
+
+impl Reader {
+    pub(crate) fn open(index_path: &Path) -> Result<Reader> {
+        Ok(Reader {
+            conn: schema::open_reader(index_path)?,
+        })
+    }
+
+    /// The underlying connection, for modules that run their own queries.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The user owning `address`, as their own address or as an alias.
+    pub fn resolve(&self, address: &str) -> Result<Option<UserRecord>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM users WHERE address = ?1
+                 UNION ALL SELECT user_id FROM aliases WHERE address = ?1 LIMIT 1",
+                [address],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => self.user_by_id(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The user whose own address is `address` (aliases do not match).
+    pub fn user(&self, address: &str) -> Result<Option<UserRecord>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM users WHERE address = ?1", [address], |r| r.get(0))
+            .optional()?;
+        match id {
+            Some(id) => self.user_by_id(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare("SELECT id FROM users ORDER BY address")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        ids.into_iter().map(|id| self.user_by_id(id)).collect()
+    }
+
+    fn user_by_id(&self, id: i64) -> Result<UserRecord> {
+        let (address, password_hash, active, alternate_email): (String, String, bool, Option<String>) =
+            self.conn.query_row(
+                "SELECT address, password_hash, active, alternate_email FROM users WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+        let aliases = self
+            .conn
+            .prepare("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(UserRecord {
+            id,
+            address: parse_stored_address(&address)?,
+            password_hash,
+            active,
+            alternate_email,
+            aliases,
+        })
+    }
+
+    pub fn mailboxes(&self, user_id: i64) -> Result<Vec<MailboxRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+             FROM mailboxes WHERE user_id = ?1 ORDER BY name = 'INBOX' DESC, name",
+        )?;
+        let rows = stmt.query_map([user_id], mailbox_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn mailbox(&self, user_id: i64, name: &str) -> Result<Option<MailboxRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+                 FROM mailboxes WHERE user_id = ?1 AND name = ?2",
+                params![user_id, canonical_folder(name)],
+                mailbox_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every mailbox of every user.
+    pub fn all_folders(&self) -> Result<Vec<FolderRef>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT m.id, u.address, m.name FROM mailboxes m JOIN users u ON u.id = m.user_id
+             ORDER BY u.address, m.name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(mailbox_id, owner, name)| {
+                Ok(FolderRef {
+                    mailbox_id,
+                    owner: parse_stored_address(&owner)?,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    /// Messages of a mailbox in UID order.
+    pub fn messages(&self, mailbox_id: i64) -> Result<Vec<MessageRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT m.id, m.uid, m.basename, m.flags, m.keywords, m.modseq, m.internal_date,
+                    m.size, m.class, m.envelope_from, m.envelope_to, m.lifeboat_id, l.state
+             FROM messages m LEFT JOIN replay_ledger l ON l.message_row = m.id
+             WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+        )?;
+        let rows = stmt.query_map([mailbox_id], message_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn has_basename(&self, mailbox_id: i64, basename: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND basename = ?2",
+                params![mailbox_id, basename],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+}
+
+fn mailbox_from_row(r: &Row<'_>) -> rusqlite::Result<MailboxRecord> {
+    Ok(MailboxRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        special_use: r.get(2)?,
+        uidvalidity: r.get(3)?,
+        uidnext: r.get(4)?,
+        highest_modseq: r.get(5)?,
+        subscribed: r.get(6)?,
+    })
+}
+
+fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+    let keywords: String = r.get(4)?;
+    let class: String = r.get(8)?;
+    let envelope_to: String = r.get(10)?;
+    Ok(MessageRecord {
+        row: r.get(0)?,
+        uid: r.get(1)?,
+        basename: r.get(2)?,
+        flags: Flags::from_bits(r.get(3)?),
+        keywords: keywords.split_whitespace().map(str::to_string).collect(),
+        modseq: r.get(5)?,
+        internal_date: r.get(6)?,
+        size: r.get::<_, i64>(7)? as u64,
+        class: class.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, e.into())
+        })?,
+        envelope_from: r.get(9)?,
+        envelope_to: envelope_to.lines().map(str::to_string).collect(),
+        lifeboat_id: r.get(11)?,
+        replay_state: r.get(12)?,
+    })
+}
+
+fn parse_stored_address(address: &str) -> Result<Address> {
+    Address::parse(address).map_err(|e| Error::Refused(format!("index holds a bad address: {e}")))
+}

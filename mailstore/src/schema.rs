@@ -1,0 +1,178 @@
+//! The SQLite index: connection settings and versioned schema migrations.
+//!
+//! `PRAGMA user_version` holds the schema version. Each migration runs once, in its own
+//! transaction, in order; a newer index than this binary knows is refused rather than
+//! guessed at.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    id              INTEGER PRIMARY KEY,
+    address         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash   TEXT NOT NULL,
+    active          INTEGER NOT NULL DEFAULT 1,
+    alternate_email TEXT,
+    created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE aliases (
+    address TEXT PRIMARY KEY COLLATE NOCASE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE
+);
+CREATE INDEX aliases_by_user ON aliases(user_id);
+
+CREATE TABLE mailboxes (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    special_use   TEXT,
+    uidvalidity   INTEGER NOT NULL,
+    uidnext       INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER NOT NULL DEFAULT 1,
+    subscribed    INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (user_id, name)
+);
+
+-- class: journal (Postfix also delivers it), diverted (Lifeboat holds the only copy),
+-- sent (sent by the user during continuity), other (anything a client put there).
+CREATE TABLE messages (
+    id                INTEGER PRIMARY KEY,
+    mailbox_id        INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid               INTEGER NOT NULL,
+    basename          TEXT NOT NULL,
+    flags             INTEGER NOT NULL DEFAULT 0,
+    keywords          TEXT NOT NULL DEFAULT '',
+    modseq            INTEGER NOT NULL,
+    internal_date     INTEGER NOT NULL,
+    size              INTEGER NOT NULL,
+    class             TEXT NOT NULL CHECK (class IN ('journal', 'diverted', 'sent', 'other')),
+    envelope_from     TEXT,
+    envelope_to       TEXT NOT NULL DEFAULT '',
+    lifeboat_id       TEXT,
+    header_message_id TEXT,
+    created_at        INTEGER NOT NULL,
+    UNIQUE (mailbox_id, uid),
+    UNIQUE (mailbox_id, basename)
+);
+CREATE INDEX messages_by_lifeboat_id ON messages(lifeboat_id) WHERE lifeboat_id IS NOT NULL;
+
+-- One row per copy that must go back to the origin (diverted and sent copies). No
+-- cascade from messages: deleting a message that still has a ledger row fails, so
+-- nothing removes a copy the origin has not received.
+CREATE TABLE replay_ledger (
+    message_row     INTEGER PRIMARY KEY REFERENCES messages(id),
+    replay_id       TEXT NOT NULL UNIQUE,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'rejected')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_response   TEXT,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX replay_pending ON replay_ledger(state) WHERE state = 'pending';
+
+CREATE TABLE origin_state (
+    origin TEXT PRIMARY KEY,
+    state  TEXT NOT NULL CHECK (state IN ('normal', 'outage', 'recovering')),
+    since  INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    manual INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE origin_transitions (
+    id         INTEGER PRIMARY KEY,
+    origin     TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state   TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    manual     INTEGER NOT NULL
+);
+"#];
+
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // FULL: in WAL mode, NORMAL may lose the last commits on power loss, and a commit
+    // is what tells Postfix the message is safe.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(())
+}
+
+/// Opens the index for writing, creating it and applying migrations as needed.
+pub fn open_writer(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Refused(format!(
+            "{}: SQLite refused WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    configure(&conn)?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection; WAL lets it read while the writer commits.
+pub fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > CURRENT_VERSION {
+        return Err(Error::Refused(format!(
+            "{}: index schema version {version} is newer than this lifeboat understands ({CURRENT_VERSION})",
+            path.display()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(path = %path.display(), version = index + 1, "index schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        drop(open_writer(&path).unwrap());
+        let conn = open_writer(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, CURRENT_VERSION);
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = open_writer(&path).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+}
