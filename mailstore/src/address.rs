@@ -40,11 +40,16 @@ impl Address {
         if local.len() > 64 {
             return Err(fail("local part longer than 64 octets"));
         }
-        if local
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | '/' | '\\'))
-        {
-            return Err(fail("local part contains a space, control character, '<', '>', '/' or '\\'"));
+        // RFC 5322 dot-atom text (and UTF-8 for SMTPUTF8), but not '/', which would
+        // escape the Maildir path. Quoted local parts are not accepted.
+        if !local.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || "!#$%&'*+-=?^_`{|}~.".contains(c)
+                || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+        }) {
+            return Err(fail(
+                "local part may hold only letters, digits, '.' and !#$%&'*+-=?^_`{|}~",
+            ));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(fail("local part has a leading, trailing or double '.'"));
@@ -104,7 +109,7 @@ impl FromStr for Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.pad(&self.text)
     }
 }
 
@@ -121,6 +126,17 @@ mod tests {
     }
 
     #[test]
+    fn accepts_atext_and_utf8() {
+        for good in [
+            "o'brien+tag@example.com",
+            "a.b-c_d=e@example.com",
+            "jürgen@example.com",
+        ] {
+            assert!(Address::parse(good).is_ok(), "{good} refused");
+        }
+    }
+
+    #[test]
     fn rejects_malformed() {
         for bad in [
             "alice",
@@ -132,6 +148,9 @@ mod tests {
             "alice@example..com",
             ".alice@example.com",
             "a/b@example.com",
+            "a@b,c@example.com",
+            "\"quoted\"@example.com",
+            "a\\b@example.com",
         ] {
             assert!(Address::parse(bad).is_err(), "{bad} accepted");
         }

@@ -26,12 +26,22 @@ use crate::users::{create_mailbox, user_id};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
     /// A user's Maildir (or one of its folders) has no index entry.
-    UnindexedUser { path: PathBuf },
-    UnindexedFolder { owner: String, path: PathBuf },
+    UnindexedUser {
+        path: PathBuf,
+    },
+    UnindexedFolder {
+        owner: String,
+        path: PathBuf,
+    },
     /// The index knows a folder whose directory is gone.
-    MissingFolder { owner: String, folder: String },
+    MissingFolder {
+        owner: String,
+        folder: String,
+    },
     /// A message file the index does not list.
-    UnindexedFile { path: PathBuf },
+    UnindexedFile {
+        path: PathBuf,
+    },
     /// An index row whose file is gone. `unreplayed` when the origin never got it.
     MissingFile {
         owner: String,
@@ -40,19 +50,33 @@ pub enum Problem {
         unreplayed: bool,
     },
     /// The flags in the file name differ from the index (the index wins).
-    FlagsDiffer { path: PathBuf, index: Flags },
+    FlagsDiffer {
+        path: PathBuf,
+        index: Flags,
+    },
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::UnindexedUser { path } => write!(f, "Maildir without a user in the index: {}", path.display()),
+            Problem::UnindexedUser { path } => {
+                write!(f, "Maildir without a user in the index: {}", path.display())
+            }
             Problem::UnindexedFolder { owner, path } => {
                 write!(f, "{owner}: folder not in the index: {}", path.display())
             }
-            Problem::MissingFolder { owner, folder } => write!(f, "{owner}: folder {folder} is missing on disk"),
-            Problem::UnindexedFile { path } => write!(f, "message file not in the index: {}", path.display()),
-            Problem::MissingFile { owner, folder, uid, unreplayed } => {
+            Problem::MissingFolder { owner, folder } => {
+                write!(f, "{owner}: folder {folder} is missing on disk")
+            }
+            Problem::UnindexedFile { path } => {
+                write!(f, "message file not in the index: {}", path.display())
+            }
+            Problem::MissingFile {
+                owner,
+                folder,
+                uid,
+                unreplayed,
+            } => {
                 write!(f, "{owner}: {folder} UID {uid}: file is missing")?;
                 if *unreplayed {
                     write!(f, " (NOT YET REPLAYED TO THE ORIGIN: this copy is lost)")?;
@@ -116,7 +140,13 @@ impl Store {
         Ok(report)
     }
 
-    fn check_user(&self, address: &Address, user_dir: &Path, repair: bool, report: &mut CheckReport) -> Result<()> {
+    fn check_user(
+        &self,
+        address: &Address,
+        user_dir: &Path,
+        repair: bool,
+        report: &mut CheckReport,
+    ) -> Result<()> {
         let reader = self.reader()?;
         let known = reader.user(address.as_str())?;
         if known.is_none() {
@@ -186,7 +216,9 @@ impl Store {
         let in_flight: HashSet<String> = if report.recovery.is_some() {
             HashSet::new()
         } else {
-            maildir::interrupted_deliveries(&folder.dir)?.into_iter().collect()
+            maildir::interrupted_deliveries(&folder.dir)?
+                .into_iter()
+                .collect()
         };
         let mut on_disk: HashMap<String, (PathBuf, FileName)> = HashMap::new();
         for (path, name) in maildir::list_messages(&folder.dir)? {
@@ -207,14 +239,19 @@ impl Store {
                             index: row.flags,
                         });
                         if repair {
-                            let target = folder.dir.join("cur").join(FileName::cur_name(&row.basename, row.flags));
-                            fs::rename(&path, &target)
-                                .context(|| format!("renaming {} to {}", path.display(), target.display()))?;
+                            let target = folder
+                                .dir
+                                .join("cur")
+                                .join(FileName::cur_name(&row.basename, row.flags));
+                            fs::rename(&path, &target).context(|| {
+                                format!("renaming {} to {}", path.display(), target.display())
+                            })?;
                         }
                     }
                 }
                 None => {
-                    let unreplayed = matches!(row.replay_state.as_deref(), Some("pending" | "rejected"));
+                    let unreplayed =
+                        matches!(row.replay_state.as_deref(), Some("pending" | "rejected"));
                     report.problems.push(Problem::MissingFile {
                         owner: owner.to_string(),
                         folder: folder.name.clone(),
@@ -223,7 +260,10 @@ impl Store {
                     });
                     if repair {
                         self.write(move |conn| {
-                            conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row.row])?;
+                            conn.execute(
+                                "DELETE FROM replay_ledger WHERE message_row = ?1",
+                                [row.row],
+                            )?;
                             conn.execute("DELETE FROM messages WHERE id = ?1", [row.row])?;
                             Ok(())
                         })?;
@@ -235,7 +275,9 @@ impl Store {
         // New UIDs follow arrival order: the time prefix of the name, then the name.
         unindexed.sort_by(|a, b| arrival_key(&a.1.basename).cmp(&arrival_key(&b.1.basename)));
         for (path, name) in unindexed {
-            report.problems.push(Problem::UnindexedFile { path: path.clone() });
+            report
+                .problems
+                .push(Problem::UnindexedFile { path: path.clone() });
             if let (true, Some(mailbox_id)) = (repair, mailbox_id) {
                 self.index_file(&folder.dir, mailbox_id, &path, &name)?;
             }
@@ -261,7 +303,10 @@ impl Store {
                         owner: user.address.to_string(),
                         folder: mailbox.name.clone(),
                         uid: row.uid,
-                        unreplayed: matches!(row.replay_state.as_deref(), Some("pending" | "rejected")),
+                        unreplayed: matches!(
+                            row.replay_state.as_deref(),
+                            Some("pending" | "rejected")
+                        ),
                     });
                 }
                 if repair {
@@ -315,10 +360,18 @@ impl Store {
 
     /// Gives a file the index did not know a new UID, recovering its class and envelope
     /// from the trace block `deliver` wrote at its top.
-    fn index_file(&self, folder_dir: &Path, mailbox_id: i64, path: &Path, name: &FileName) -> Result<()> {
+    fn index_file(
+        &self,
+        folder_dir: &Path,
+        mailbox_id: i64,
+        path: &Path,
+        name: &FileName,
+    ) -> Result<()> {
         let content = fs::read(path).context(|| format!("reading {}", path.display()))?;
         let trace = TraceBlock::parse(&content);
-        let target = folder_dir.join("cur").join(FileName::cur_name(&name.basename, name.flags));
+        let target = folder_dir
+            .join("cur")
+            .join(FileName::cur_name(&name.basename, name.flags));
         if target != path {
             fs::rename(path, &target).context(|| format!("moving {} into cur/", path.display()))?;
         }
@@ -375,10 +428,17 @@ impl TraceBlock {
         };
         for line in content.split(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
-            let Some((name, value)) = line.split_once(':') else { break };
+            let Some((name, value)) = line.split_once(':') else {
+                break;
+            };
             let value = value.trim();
             if name.eq_ignore_ascii_case("Return-Path") {
-                block.envelope_from = Some(value.trim_start_matches('<').trim_end_matches('>').to_string());
+                block.envelope_from = Some(
+                    value
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string(),
+                );
             } else if name.eq_ignore_ascii_case("Delivered-To") {
                 block.envelope_to.push(value.to_string());
             } else if name.eq_ignore_ascii_case(CLASS_HEADER) {
@@ -387,7 +447,10 @@ impl TraceBlock {
                 break;
             }
         }
-        if block.class == Class::Other && block.envelope_from.is_some() && !block.envelope_to.is_empty() {
+        if block.class == Class::Other
+            && block.envelope_from.is_some()
+            && !block.envelope_to.is_empty()
+        {
             block.class = Class::Journal;
         }
         block
@@ -405,10 +468,14 @@ fn user_dirs(mail_dir: &Path) -> Result<Vec<(Address, PathBuf)>> {
     let mut found = Vec::new();
     for domain in sorted_dirs(mail_dir)? {
         for local in sorted_dirs(&domain)? {
-            let (Some(d), Some(l)) = (file_name(&domain), file_name(&local)) else { continue };
+            let (Some(d), Some(l)) = (file_name(&domain), file_name(&local)) else {
+                continue;
+            };
             match Address::parse(&format!("{l}@{d}")) {
                 Ok(address) => found.push((address, local)),
-                Err(e) => tracing::warn!(path = %local.display(), error = %e, "skipping a directory that is not an address"),
+                Err(e) => {
+                    tracing::warn!(path = %local.display(), error = %e, "skipping a directory that is not an address")
+                }
             }
         }
     }
@@ -421,7 +488,8 @@ fn folders_on_disk(user_dir: &Path) -> Result<Vec<DiskFolder>> {
         dir: user_dir.to_path_buf(),
     }];
     for dir in sorted_dirs(user_dir)? {
-        let Some(name) = file_name(&dir).and_then(|n| maildir::folder_name(&n).map(str::to_string)) else {
+        let Some(name) = file_name(&dir).and_then(|n| maildir::folder_name(&n).map(str::to_string))
+        else {
             continue;
         };
         if dir.join("cur").is_dir() {

@@ -305,7 +305,9 @@ pub fn to_crlf(content: &[u8]) -> Cow<'_, [u8]> {
 
 /// The unfolded value of the first header field `name` in the header section.
 pub fn header_value(content: &[u8], name: &str) -> Option<String> {
-    let mut lines = content.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = content
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let mut value: Option<String> = None;
     for line in lines.by_ref() {
         if line.is_empty() {
@@ -316,16 +318,18 @@ pub fn header_value(content: &[u8], name: &str) -> Option<String> {
             (Some(v), true) => v.push_str(&String::from_utf8_lossy(line)),
             (Some(_), false) => break,
             (None, false) => {
-                if let Some(colon) = line.iter().position(|&b| b == b':') {
-                    if line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
-                        value = Some(String::from_utf8_lossy(&line[colon + 1..]).into_owned());
-                    }
+                if let Some(colon) = line.iter().position(|&b| b == b':')
+                    && line[..colon].eq_ignore_ascii_case(name.as_bytes())
+                {
+                    value = Some(String::from_utf8_lossy(&line[colon + 1..]).into_owned());
                 }
             }
             (None, true) => {}
         }
     }
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -343,13 +347,21 @@ mod tests {
     fn header_value_unfolds_and_stops_at_body() {
         let msg = b"Subject: hi\r\nMessage-ID:\r\n <abc@x>\r\n\r\nMessage-ID: <body@x>\r\n";
         assert_eq!(header_value(msg, "message-id").as_deref(), Some("<abc@x>"));
-        assert_eq!(header_value(b"Subject: a\r\n\r\nMessage-ID: <b>\r\n", "Message-ID"), None);
+        assert_eq!(
+            header_value(b"Subject: a\r\n\r\nMessage-ID: <b>\r\n", "Message-ID"),
+            None
+        );
     }
 
     #[test]
     fn trace_block_names_the_envelope_and_replayed_class() {
         let owner = Address::parse("u@example.test").unwrap();
-        let mut message = NewMessage::new(owner, "INBOX", b"Subject: s\n\nbody\n".to_vec(), Class::Diverted);
+        let mut message = NewMessage::new(
+            owner,
+            "INBOX",
+            b"Subject: s\n\nbody\n".to_vec(),
+            Class::Diverted,
+        );
         message.envelope_from = Some("s@else.test".into());
         message.envelope_to = vec![Address::parse("alias@example.test").unwrap()];
         let stored = stored_form(&message);

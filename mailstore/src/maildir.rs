@@ -156,7 +156,9 @@ pub fn folder_dir(user_dir: &Path, folder: &str) -> PathBuf {
 
 /// The folder name a Maildir++ directory entry stands for, if it is one.
 pub fn folder_name(entry: &str) -> Option<&str> {
-    entry.strip_prefix('.').filter(|n| !n.is_empty() && *n != ".")
+    entry
+        .strip_prefix('.')
+        .filter(|n| !n.is_empty() && *n != ".")
 }
 
 /// Creates `cur/`, `new/`, `tmp/` (and the `maildirfolder` marker for subfolders).
@@ -323,9 +325,16 @@ mod tests {
     fn staged_file_is_in_cur_and_marked_until_commit() {
         let dir = tempfile::tempdir().unwrap();
         create_folder(dir.path(), false).unwrap();
-        let staged = StagedFile::write(dir.path(), "h", b"Subject: x\r\n\r\nhi\r\n", Flags::SEEN).unwrap();
-        assert_eq!(fs::read(&staged.cur_path).unwrap(), b"Subject: x\r\n\r\nhi\r\n");
-        assert_eq!(interrupted_deliveries(dir.path()).unwrap(), vec![staged.basename.clone()]);
+        let staged =
+            StagedFile::write(dir.path(), "h", b"Subject: x\r\n\r\nhi\r\n", Flags::SEEN).unwrap();
+        assert_eq!(
+            fs::read(&staged.cur_path).unwrap(),
+            b"Subject: x\r\n\r\nhi\r\n"
+        );
+        assert_eq!(
+            interrupted_deliveries(dir.path()).unwrap(),
+            vec![staged.basename.clone()]
+        );
         let cur = staged.cur_path.clone();
         staged.commit();
         assert!(interrupted_deliveries(dir.path()).unwrap().is_empty());

@@ -101,7 +101,12 @@ impl Store {
     /// Ends an outage of `origin` (whose users live in `domains`): straight to `normal`
     /// when no copy waits for replay, else `recovering` until replay drains the backlog.
     /// The count and the change share one transaction, so no copy slips between them.
-    pub fn end_outage(&self, origin: &str, domains: Vec<String>, reason: &str) -> Result<Option<Transition>> {
+    pub fn end_outage(
+        &self,
+        origin: &str,
+        domains: Vec<String>,
+        reason: &str,
+    ) -> Result<Option<Transition>> {
         let (origin, reason) = (origin.to_string(), reason.to_string());
         self.write(move |conn| {
             if load(conn, &origin)?.state == OutageState::Normal {
@@ -140,7 +145,14 @@ fn transition(
     conn.execute(
         "INSERT INTO origin_transitions (origin, from_state, to_state, at, reason, manual)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![origin, current.state.as_str(), state.as_str(), at, reason, manual],
+        params![
+            origin,
+            current.state.as_str(),
+            state.as_str(),
+            at,
+            reason,
+            manual
+        ],
     )?;
     Ok(Some(Transition {
         from: current.state,
@@ -254,20 +266,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), "h").unwrap();
-            assert_eq!(store.reader().unwrap().origin_status("main").unwrap().state, OutageState::Normal);
+            assert_eq!(
+                store.reader().unwrap().origin_status("main").unwrap().state,
+                OutageState::Normal
+            );
             let t = store
                 .set_origin_state("main", OutageState::Outage, "admin", true)
                 .unwrap()
                 .unwrap();
             assert_eq!(t.from, OutageState::Normal);
-            assert!(store
-                .set_origin_state("main", OutageState::Outage, "again", true)
-                .unwrap()
-                .is_none());
+            assert!(
+                store
+                    .set_origin_state("main", OutageState::Outage, "again", true)
+                    .unwrap()
+                    .is_none()
+            );
         }
         let store = Store::open(dir.path(), "h").unwrap();
         let status = store.reader().unwrap().origin_status("main").unwrap();
-        assert_eq!((status.state, status.manual, status.reason.as_str()), (OutageState::Outage, true, "admin"));
+        assert_eq!(
+            (status.state, status.manual, status.reason.as_str()),
+            (OutageState::Outage, true, "admin")
+        );
         let logged: i64 = store
             .reader()
             .unwrap()

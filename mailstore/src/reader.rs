@@ -95,7 +95,9 @@ impl Reader {
     pub fn user(&self, address: &str) -> Result<Option<UserRecord>> {
         let id: Option<i64> = self
             .conn
-            .query_row("SELECT id FROM users WHERE address = ?1", [address], |r| r.get(0))
+            .query_row("SELECT id FROM users WHERE address = ?1", [address], |r| {
+                r.get(0)
+            })
             .optional()?;
         match id {
             Some(id) => self.user_by_id(id).map(Some),
@@ -113,12 +115,16 @@ impl Reader {
     }
 
     fn user_by_id(&self, id: i64) -> Result<UserRecord> {
-        let (address, password_hash, active, alternate_email): (String, String, bool, Option<String>) =
-            self.conn.query_row(
-                "SELECT address, password_hash, active, alternate_email FROM users WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+        let (address, password_hash, active, alternate_email): (
+            String,
+            String,
+            bool,
+            Option<String>,
+        ) = self.conn.query_row(
+            "SELECT address, password_hash, active, alternate_email FROM users WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         let aliases = self
             .conn
             .prepare("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?
@@ -162,7 +168,13 @@ impl Reader {
              ORDER BY u.address, m.name",
         )?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(mailbox_id, owner, name)| {

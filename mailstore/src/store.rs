@@ -73,10 +73,18 @@ impl Store {
     }
 
     /// Where a message's file is now (its name carries the current flags).
-    pub fn message_path(&self, owner: &Address, folder: &str, message: &crate::MessageRecord) -> PathBuf {
+    pub fn message_path(
+        &self,
+        owner: &Address,
+        folder: &str,
+        message: &crate::MessageRecord,
+    ) -> PathBuf {
         self.folder_dir(owner, folder)
             .join("cur")
-            .join(maildir::FileName::cur_name(&message.basename, message.flags))
+            .join(maildir::FileName::cur_name(
+                &message.basename,
+                message.flags,
+            ))
     }
 
     /// A read-only connection of its own (WAL readers never block the writer).
@@ -97,7 +105,11 @@ impl Store {
     /// Takes the store's delivery lock (one delivering process per store), then cleans up
     /// deliveries a crash interrupted. Message deliveries need this lock.
     pub fn lock_for_delivery(&self) -> Result<RecoveryReport> {
-        let mut held = self.inner.delivery_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self
+            .inner
+            .delivery_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if held.is_none() {
             let path = self.inner.data_dir.join(DELIVERY_LOCK_FILE);
             let file = OpenOptions::new()

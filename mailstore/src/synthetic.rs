@@ -4,9 +4,8 @@
 /// Message number `seq`: an `X-Seq` header and a body whose length depends on `seq`,
 /// closed by a fixed trailer.
 pub fn message(seq: u64) -> Vec<u8> {
-    let mut text = format!(
-        "From: writer@example.test\r\nSubject: message {seq}\r\nX-Seq: {seq}\r\n\r\n"
-    );
+    let mut text =
+        format!("From: writer@example.test\r\nSubject: message {seq}\r\nX-Seq: {seq}\r\n\r\n");
     for line in 0..body_lines(seq) {
         text.push_str(&format!(
             "line {line} of message {seq} ........................................\r\n"

@@ -75,8 +75,15 @@ impl Store {
     /// Refuses while copies still wait for replay, unless `force`.
     pub fn delete_user(&self, address: &Address, force: bool) -> Result<PathBuf> {
         let key = address.to_string();
-        self.write(move |conn| {
-            let Some(user_id) = user_id(conn, &key)? else {
+        let stored_address: String = self.write(move |conn| {
+            let Some((user_id, stored_address)) = conn
+                .query_row(
+                    "SELECT id, address FROM users WHERE address = ?1",
+                    [&key],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()?
+            else {
                 return refused(format!("no user {key}"));
             };
             let unreplayed: i64 = conn.query_row(
@@ -99,9 +106,12 @@ impl Store {
                 [user_id],
             )?;
             conn.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
-            Ok(())
+            Ok(stored_address)
         })?;
-        let from = self.user_dir(address);
+        // The Maildir is named after the address as stored, whatever case was typed.
+        let address = Address::parse(&stored_address)
+            .map_err(|e| Error::Refused(format!("index holds a bad address: {e}")))?;
+        let from = self.user_dir(&address);
         let to = self
             .data_dir()
             .join("deleted")
@@ -111,7 +121,8 @@ impl Store {
             if let Some(parent) = to.parent() {
                 fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
             }
-            fs::rename(&from, &to).context(|| format!("moving {} to {}", from.display(), to.display()))?;
+            fs::rename(&from, &to)
+                .context(|| format!("moving {} to {}", from.display(), to.display()))?;
         }
         Ok(to)
     }
@@ -211,9 +222,11 @@ pub(crate) fn create_mailbox(
 /// based on the clock like Dovecot's, but never repeating even within one second.
 pub(crate) fn next_uidvalidity(conn: &Connection, previous: Option<u32>) -> Result<u32> {
     let last: Option<u32> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'last_uidvalidity'", [], |r| {
-            r.get::<_, String>(0)
-        })
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'last_uidvalidity'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
         .optional()?
         .and_then(|v| v.parse().ok());
     let floor = last.max(previous).map_or(0, |v| v.saturating_add(1));
@@ -247,7 +260,9 @@ fn ensure_address_free(conn: &Connection, address: &str) -> Result<()> {
 
 pub(crate) fn user_id(conn: &Connection, address: &str) -> Result<Option<i64>> {
     Ok(conn
-        .query_row("SELECT id FROM users WHERE address = ?1", [address], |r| r.get(0))
+        .query_row("SELECT id FROM users WHERE address = ?1", [address], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 

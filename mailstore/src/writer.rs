@@ -155,6 +155,9 @@ mod tests {
         let count: i64 = writer
             .call(|conn| Ok(conn.query_row("SELECT count(*) FROM meta", [], |r| r.get(0))?))
             .unwrap();
-        assert_eq!(count, 7, "the refused job's insert must be rolled back alone");
+        assert_eq!(
+            count, 7,
+            "the refused job's insert must be rolled back alone"
+        );
     }
 }

@@ -34,8 +34,10 @@ fn writers_and_readers_never_see_reused_uids_or_torn_messages() {
                     for m in &messages {
                         assert!(m.uid > last, "listing not in strictly increasing UID order");
                         last = m.uid;
-                        let content = std::fs::read(store.message_path(&owner, "INBOX", m)).unwrap();
-                        let seq = synthetic::verify(&content).unwrap_or_else(|| panic!("torn message UID {}", m.uid));
+                        let content =
+                            std::fs::read(store.message_path(&owner, "INBOX", m)).unwrap();
+                        let seq = synthetic::verify(&content)
+                            .unwrap_or_else(|| panic!("torn message UID {}", m.uid));
                         let earlier = *seen.entry(m.uid).or_insert(seq);
                         assert_eq!(earlier, seq, "UID {} reassigned", m.uid);
                     }
@@ -54,7 +56,12 @@ fn writers_and_readers_never_see_reused_uids_or_torn_messages() {
                 for i in 0..PER_WRITER {
                     let seq = w * 1000 + i;
                     let stored = store
-                        .deliver(NewMessage::new(owner.clone(), "INBOX", synthetic::message(seq), Class::Journal))
+                        .deliver(NewMessage::new(
+                            owner.clone(),
+                            "INBOX",
+                            synthetic::message(seq),
+                            Class::Journal,
+                        ))
                         .unwrap();
                     uids.push(stored.uid);
                 }
@@ -63,14 +70,21 @@ fn writers_and_readers_never_see_reused_uids_or_torn_messages() {
         })
         .collect();
 
-    let mut all_uids: Vec<u32> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let mut all_uids: Vec<u32> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     done.store(true, Ordering::Relaxed);
     for reader in readers {
         assert!(reader.join().unwrap() > 0);
     }
     all_uids.sort();
     let total = (WRITERS * PER_WRITER) as u32;
-    assert_eq!(all_uids, (1..=total).collect::<Vec<_>>(), "each UID handed out exactly once");
+    assert_eq!(
+        all_uids,
+        (1..=total).collect::<Vec<_>>(),
+        "each UID handed out exactly once"
+    );
     let (_, messages) = inbox(&store, &owner);
     assert_eq!(messages.len() as u32, total);
     assert!(store.check(false).unwrap().is_consistent());

@@ -50,12 +50,22 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
         reading.join().unwrap();
         acknowledged.extend(acked.try_iter());
     }
-    assert!(acknowledged.len() > ROUNDS as usize, "the writer barely wrote: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > ROUNDS as usize,
+        "the writer barely wrote: {}",
+        acknowledged.len()
+    );
 
     let store = lifeboat_mailstore::Store::open(dir.path(), "test.host").unwrap();
     let report = store.check(false).unwrap();
-    assert!(report.is_consistent(), "after the kills: {:?}", report.problems);
-    let recovery = report.recovery.expect("no other process holds the delivery lock");
+    assert!(
+        report.is_consistent(),
+        "after the kills: {:?}",
+        report.problems
+    );
+    let recovery = report
+        .recovery
+        .expect("no other process holds the delivery lock");
     eprintln!(
         "{ROUNDS} kills: {} deliveries acknowledged; interrupted deliveries: {} completed, {} removed",
         acknowledged.len(),
@@ -70,7 +80,8 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
         assert!(message.uid > last_uid, "UIDs must strictly increase");
         last_uid = message.uid;
         let content = std::fs::read(store.message_path(&owner, "INBOX", message)).unwrap();
-        let seq = synthetic::verify(&content).unwrap_or_else(|| panic!("torn message UID {}", message.uid));
+        let seq = synthetic::verify(&content)
+            .unwrap_or_else(|| panic!("torn message UID {}", message.uid));
         assert!(present.insert(seq), "message {seq} stored twice");
     }
     let lost: Vec<_> = acknowledged.difference(&present).collect();

@@ -33,12 +33,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(data_dir: PathBuf, owner: Address, first: u64, count: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    data_dir: PathBuf,
+    owner: Address,
+    first: u64,
+    count: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&data_dir, "writer.test")?;
     store.lock_for_delivery()?;
     let stdout = std::io::stdout();
     for seq in first..first + count {
-        let message = NewMessage::new(owner.clone(), "INBOX", synthetic::message(seq), Class::Journal);
+        let message = NewMessage::new(
+            owner.clone(),
+            "INBOX",
+            synthetic::message(seq),
+            Class::Journal,
+        );
         store.deliver(message)?;
         let mut out = stdout.lock();
         writeln!(out, "stored {seq}")?;

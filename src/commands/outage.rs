@@ -1,0 +1,129 @@
+//! `lifeboat outage begin|end` and `lifeboat status`.
+
+use lifeboat_mailstore::OutageState;
+
+use super::open_store;
+use crate::cli::{OutageArgs, OutageCommand};
+use crate::config::{Config, Origin};
+use crate::exit::{CommandResult, Failure};
+
+pub fn outage(config: &Config, command: OutageCommand) -> CommandResult {
+    let store = open_store(config)?;
+    let (args, begin) = match &command {
+        OutageCommand::Begin(args) => (args, true),
+        OutageCommand::End(args) => (args, false),
+    };
+    for origin in selected(config, args)? {
+        let reason = args.reason.clone().unwrap_or_else(|| {
+            format!(
+                "`lifeboat outage {}` by an admin",
+                if begin { "begin" } else { "end" }
+            )
+        });
+        let change = if begin {
+            store.set_origin_state(&origin.name, OutageState::Outage, &reason, true)?
+        } else {
+            store.end_outage(&origin.name, origin.domains.clone(), &reason)?
+        };
+        match change {
+            Some(t) => {
+                tracing::info!(origin = %origin.name, from = %t.from, to = %t.to.state, reason = %reason, "origin state changed");
+                println!("{}: {} -> {}", origin.name, t.from, t.to.state);
+            }
+            None => {
+                let state = store.reader()?.origin_status(&origin.name)?.state;
+                println!("{}: already {state}", origin.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn selected<'a>(config: &'a Config, args: &OutageArgs) -> Result<Vec<&'a Origin>, Failure> {
+    match &args.origin {
+        None => Ok(config.origins.iter().collect()),
+        Some(name) => config.origin(name).map(|o| vec![o]).ok_or_else(|| {
+            Failure::failed(format!(
+                "no [[origin]] named `{name}` in {}",
+                config.path.display()
+            ))
+        }),
+    }
+}
+
+pub fn status(config: &Config, json: bool) -> CommandResult {
+    let reader = open_store(config)?.reader()?;
+    let mut origins = Vec::new();
+    for origin in &config.origins {
+        let status = reader.origin_status(&origin.name)?;
+        let counts = reader.replay_counts_for(&origin.domains)?;
+        origins.push((origin, status, counts));
+    }
+    if json {
+        let list: Vec<_> = origins
+            .iter()
+            .map(|(origin, status, counts)| {
+                serde_json::json!({
+                    "origin": origin.name,
+                    "address": origin.address.to_string(),
+                    "domains": origin.domains,
+                    "state": status.state.as_str(),
+                    "since": timestamp(status.since),
+                    "reason": status.reason,
+                    "manual": status.manual,
+                    "copies": {
+                        "journal": counts.journal,
+                        "diverted_pending": counts.diverted_pending,
+                        "sent_pending": counts.sent_pending,
+                        "delivered": counts.delivered,
+                        "rejected": counts.rejected,
+                        "oldest_pending": counts.oldest_pending.and_then(timestamp),
+                    },
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "origins": list }));
+        return Ok(());
+    }
+    for (origin, status, counts) in origins {
+        println!(
+            "origin {} ({}, {})",
+            origin.name,
+            origin.address,
+            origin.domains.join(", ")
+        );
+        let since = match timestamp(status.since) {
+            Some(at) => format!("since {at}"),
+            None => "always".to_string(),
+        };
+        println!(
+            "  state:    {}{} ({since}: {})",
+            status.state,
+            if status.manual {
+                ", held by an admin"
+            } else {
+                ""
+            },
+            status.reason
+        );
+        println!(
+            "  copies:   {} journal, {} diverted and {} sent waiting for replay, {} replayed, {} rejected",
+            counts.journal,
+            counts.diverted_pending,
+            counts.sent_pending,
+            counts.delivered,
+            counts.rejected
+        );
+        if let Some(oldest) = counts.oldest_pending.and_then(timestamp) {
+            println!("  oldest waiting copy arrived at {oldest}");
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3339 UTC time of a Unix timestamp; `None` for 0, which means "never recorded".
+fn timestamp(secs: i64) -> Option<String> {
+    let secs = u64::try_from(secs).ok().filter(|s| *s > 0)?;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    Some(humantime::format_rfc3339_seconds(at).to_string())
+}

@@ -1,0 +1,9 @@
+//! Lifeboat: email continuity for Postfix. This crate holds the configuration, the
+//! `lifeboat` command line and the admin commands; the store and its servers live in
+//! `lifeboat-mailstore`, the milter in `lifeboat-milter`.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod import;
