@@ -266,9 +266,9 @@ fn join_addresses(addresses: &[Address]) -> String {
         .join("\n")
 }
 
-/// The bytes written to disk: a trace block (Return-Path, Delivered-To, class) for copies
-/// that came with an envelope, then the message with CRLF line ends.
-fn stored_form(message: &NewMessage) -> Vec<u8> {
+/// The bytes written to disk: a trace block (Return-Path and Delivered-To when there is an
+/// envelope; the class of captured copies), then the message with CRLF line ends.
+pub(crate) fn stored_form(message: &NewMessage) -> Vec<u8> {
     let body = to_crlf(&message.content);
     let mut out = Vec::with_capacity(body.len() + 256);
     if let Some(from) = &message.envelope_from {
@@ -277,7 +277,7 @@ fn stored_form(message: &NewMessage) -> Vec<u8> {
     for rcpt in &message.envelope_to {
         out.extend_from_slice(format!("Delivered-To: {rcpt}\r\n").as_bytes());
     }
-    if message.class.is_replayed() {
+    if message.class != Class::Other {
         out.extend_from_slice(format!("{CLASS_HEADER}: {}\r\n", message.class).as_bytes());
     }
     out.extend_from_slice(&body);

@@ -5,6 +5,7 @@
 //! write path; every index write goes through the store's single writer thread.
 
 pub mod address;
+pub mod capture;
 pub mod check;
 pub mod deliver;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod users;
 mod writer;
 
 pub use address::Address;
+pub use capture::{DivertOutcome, Fate, PlannedCopy, Routes};
 pub use deliver::{Class, NewMessage, Stored};
 pub use error::{Error, Result};
 pub use maildir::Flags;

@@ -232,6 +232,18 @@ impl Reader {
         load(self.connection(), origin)
     }
 
+    /// Fallback deliveries seen for `origin`: (count, last time, last detail).
+    pub fn deferrals(&self, origin: &str) -> Result<Option<(i64, i64, String)>> {
+        Ok(self
+            .connection()
+            .query_row(
+                "SELECT count, last_at, last_detail FROM deferrals WHERE origin = ?1",
+                [origin],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
     pub fn replay_counts_for(&self, domains: &[String]) -> Result<ReplayCounts> {
         ReplayCounts::load(self.connection(), domains)
     }

@@ -12,7 +12,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -99,7 +100,17 @@ CREATE TABLE origin_transitions (
     reason     TEXT NOT NULL,
     manual     INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Delivery attempts Postfix made to the fallback listener: the origin deferred or refused.
+CREATE TABLE deferrals (
+    origin      TEXT PRIMARY KEY,
+    count       INTEGER NOT NULL,
+    last_at     INTEGER NOT NULL,
+    last_detail TEXT NOT NULL
+);
+"#,
+];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -28,6 +28,8 @@ struct Inner {
     hostname: String,
     writer: Writer,
     delivery_lock: Mutex<Option<Flock<File>>>,
+    /// Idle read connections, reused so hot paths (the milter) do not open one per call.
+    idle_readers: Mutex<Vec<Reader>>,
 }
 
 impl Store {
@@ -43,6 +45,7 @@ impl Store {
                 hostname: hostname.to_string(),
                 writer,
                 delivery_lock: Mutex::new(None),
+                idle_readers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -90,6 +93,27 @@ impl Store {
     /// A read-only connection of its own (WAL readers never block the writer).
     pub fn reader(&self) -> Result<Reader> {
         Reader::open(&self.index_path())
+    }
+
+    /// Runs `f` with a pooled read connection.
+    pub fn with_reader<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        let pooled = self
+            .inner
+            .idle_readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let reader = match pooled {
+            Some(reader) => reader,
+            None => self.reader()?,
+        };
+        let result = f(&reader);
+        self.inner
+            .idle_readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(reader);
+        result
     }
 
     /// Runs `f` on the single writer, in a transaction shared with concurrent writes;
