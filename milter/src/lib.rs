@@ -1,1 +1,71 @@
-//! placeholder
+//! Lifeboat's Postfix milter. At end of message it decides, per recipient, to journal,
+//! divert or leave alone (DESIGN.md, "Capture paths"): protected recipients get a copy in
+//! the store; while their origin is down the copy is the only one and the recipient is
+//! removed from Postfix's transaction, but only after the store said the copy is durable.
+//!
+//! The milter knows nothing of IMAP: it talks to the store through `lifeboat-mailstore`.
+
+mod callbacks;
+mod decision;
+mod message;
+
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, RwLock};
+
+use lifeboat_mailstore::{Routes, Store};
+
+pub use decision::{Decision, RecipientOutcome, decide};
+pub use message::{Message, Recipient};
+
+/// What the milter needs from the configuration; replaced as a whole on reload.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub routes: Routes,
+    /// Larger messages are left with Postfix (and logged).
+    pub max_message_size: u64,
+}
+
+/// The milter's shared state: the store and the current settings.
+pub struct Milter {
+    store: Store,
+    settings: RwLock<Arc<Settings>>,
+}
+
+impl Milter {
+    pub fn new(store: Store, settings: Settings) -> Arc<Milter> {
+        Arc::new(Milter {
+            store,
+            settings: RwLock::new(Arc::new(settings)),
+        })
+    }
+
+    /// Applies new settings to every message that ends from now on.
+    pub fn reload(&self, settings: Settings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Serves milter connections from `listener` until `shutdown` completes.
+pub async fn run(
+    listener: impl indymilter::Listener,
+    milter: Arc<Milter>,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let config = indymilter::Config {
+        max_connections: 256,
+        ..Default::default()
+    };
+    indymilter::run(listener, callbacks::callbacks(milter), config, shutdown).await
+}

@@ -1,0 +1,160 @@
+//! The indymilter glue: assembles a [`Message`] from the milter stages and applies the
+//! [`Decision`] at end of message.
+
+use std::ffi::{CStr, CString};
+use std::sync::Arc;
+
+use indymilter::{
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext,
+    ProtoOpts, Status,
+};
+
+use crate::Milter;
+use crate::decision::{Decision, decide};
+use crate::message::{Message, Recipient};
+
+/// Per-connection state.
+#[derive(Default)]
+pub struct Session {
+    /// The MTA passes header values with their leading space (SMFIP_HDR_LEADSPC).
+    leading_space: bool,
+    message: Option<Message>,
+}
+
+pub fn callbacks(milter: Arc<Milter>) -> Callbacks<Session> {
+    let (on_mail, on_eom) = (milter.clone(), milter);
+    Callbacks::new()
+        .on_negotiate(|cx, _actions, offered| Box::pin(negotiate(cx, offered)))
+        .on_mail(move |cx, args| {
+            let max = on_mail.settings().max_message_size;
+            Box::pin(async move { mail(cx, args, max) })
+        })
+        .on_rcpt(|cx, args| Box::pin(async move { rcpt(cx, args) }))
+        .on_header(|cx, name, value| Box::pin(async move { header(cx, name, value) }))
+        .on_body(|cx, chunk| {
+            Box::pin(async move {
+                if let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) {
+                    message.add_body(&chunk);
+                }
+                Status::Continue
+            })
+        })
+        .on_eom(move |cx| {
+            let milter = on_eom.clone();
+            Box::pin(async move { eom(&milter, cx).await })
+        })
+        .on_abort(|cx| {
+            Box::pin(async move {
+                if let Some(session) = cx.data.as_mut() {
+                    session.message = None;
+                }
+                Status::Continue
+            })
+        })
+}
+
+/// Asks only for what the decision needs: envelope, header, body, and the two actions
+/// (add `X-Lifeboat-ID`, delete diverted recipients).
+async fn negotiate(cx: &mut NegotiateContext<Session>, offered: ProtoOpts) -> Status {
+    cx.requested_actions = Actions::ADD_HEADER | Actions::DELETE_RCPT;
+    // The defaults already skip stages without a callback (connect, helo, data, eoh, …).
+    cx.requested_opts |= ProtoOpts::NO_CONNECT | ProtoOpts::NO_HELO | ProtoOpts::NO_UNKNOWN;
+    let leading_space = offered.contains(ProtoOpts::LEADING_SPACE);
+    if leading_space {
+        cx.requested_opts |= ProtoOpts::LEADING_SPACE;
+    }
+    cx.requested_macros
+        .insert(MacroStage::Rcpt, c"{rcpt_mailer} {rcpt_host}".to_owned());
+    cx.requested_macros.insert(MacroStage::Eom, c"i".to_owned());
+    cx.data = Some(Session {
+        leading_space,
+        message: None,
+    });
+    Status::Continue
+}
+
+fn mail(cx: &mut Context<Session>, args: Vec<CString>, max_size: u64) -> Status {
+    let sender = args.first().map(|a| lossy(a)).unwrap_or_default();
+    cx.data.get_or_insert_with(Session::default).message = Some(Message::new(&sender, max_size));
+    Status::Continue
+}
+
+fn rcpt(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let raw = args.first().map(|a| lossy(a)).unwrap_or_default();
+    let mailer = cx.macros.get(c"{rcpt_mailer}").map(lossy);
+    let host = cx.macros.get(c"{rcpt_host}").map(lossy);
+    if let Some(message) = cx.data.as_mut().and_then(|s| s.message.as_mut()) {
+        message.recipients.push(Recipient::new(&raw, mailer, host));
+    }
+    Status::Continue
+}
+
+fn header(cx: &mut Context<Session>, name: CString, value: CString) -> Status {
+    if let Some(session) = cx.data.as_mut() {
+        let leading_space = session.leading_space;
+        if let Some(message) = session.message.as_mut() {
+            // Without SMFIP_HDR_LEADSPC the MTA strips the space after the colon.
+            let value = if leading_space {
+                value.into_bytes()
+            } else {
+                [b" ".as_slice(), value.as_bytes()].concat()
+            };
+            message.add_header(name.as_bytes(), &value);
+        }
+    }
+    Status::Continue
+}
+
+async fn eom(milter: &Milter, cx: &mut EomContext<Session>) -> Status {
+    let Some(message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
+        return Status::Continue;
+    };
+    let queue_id = cx.macros.get(c"i").map(lossy).unwrap_or_default();
+    let decision = decide(milter, &message).await;
+    let status = apply(cx, &decision).await;
+    log_decision(&queue_id, &message, &decision, status);
+    status
+}
+
+/// Applies the decision. A failed action is logged and leaves the recipient with Postfix:
+/// its copy is already durable, and the fallback listener recognises it if Postfix hands
+/// the message over later, so nothing is lost or stored twice.
+async fn apply(cx: &EomContext<Session>, decision: &Decision) -> Status {
+    if decision.discard {
+        return Status::Discard;
+    }
+    if let Some(id) = &decision.lifeboat_id
+        && let Err(e) = cx.actions.add_header("X-Lifeboat-ID", id.as_str()).await
+    {
+        tracing::error!(error = %e, "milter: could not add X-Lifeboat-ID");
+    }
+    for rcpt in &decision.delete {
+        if let Err(e) = cx.actions.delete_recipient(rcpt.as_str()).await {
+            tracing::error!(recipient = %rcpt, error = %e, "milter: could not remove a diverted recipient; Postfix keeps it");
+        }
+    }
+    Status::Continue
+}
+
+/// One line per message: Postfix logs nothing when a milter removes recipients.
+fn log_decision(queue_id: &str, message: &Message, decision: &Decision, status: Status) {
+    let recipients = decision
+        .outcomes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    tracing::info!(
+        queue_id,
+        lifeboat_id = decision.lifeboat_id.as_deref().unwrap_or("-"),
+        message_id = message.header_value("Message-ID").as_deref().unwrap_or("-"),
+        sender = %message.sender,
+        %recipients,
+        discard = matches!(status, Status::Discard),
+        "milter decision"
+    );
+}
+
+fn lossy(bytes: &CStr) -> String {
+    bytes.to_string_lossy().into_owned()
+}

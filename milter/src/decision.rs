@@ -1,0 +1,170 @@
+//! The end-of-message decision: which copies to store and which recipients Postfix may
+//! drop. Separate from the milter callbacks so it can be tested without a milter session.
+
+use std::fmt;
+
+use lifeboat_mailstore::capture::plan;
+use lifeboat_mailstore::{Address, Class, Fate, NewMessage};
+use tokio::task::spawn_blocking;
+
+use crate::Milter;
+use crate::message::Message;
+
+/// What the milter tells Postfix at end of message.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// `X-Lifeboat-ID` to add, when at least one recipient is protected.
+    pub lifeboat_id: Option<String>,
+    /// Recipients (as Postfix named them) whose only copy is now durable in the store.
+    pub delete: Vec<String>,
+    /// Every recipient was diverted: Postfix may discard the message.
+    pub discard: bool,
+    /// One entry per recipient, for the decision log line.
+    pub outcomes: Vec<RecipientOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    pub recipient: String,
+    pub outcome: String,
+}
+
+impl fmt::Display for RecipientOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.recipient, self.outcome)
+    }
+}
+
+/// Decides and stores. Never fails: whatever goes wrong leaves the recipient with
+/// Postfix, which is always safe (journal failures never reject mail).
+pub async fn decide(milter: &Milter, message: &Message) -> Decision {
+    let settings = milter.settings();
+    let mut outcomes: Vec<String> = vec![String::new(); message.recipients.len()];
+    // Recipients Lifeboat might capture, with their index in `message.recipients`.
+    let candidates: Vec<(usize, Address)> = message
+        .recipients
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rcpt)| {
+            if rcpt.is_dropped_by_postfix() {
+                outcomes[i] = format!("left:{}", rcpt.mailer.as_deref().unwrap_or("-"));
+                return None;
+            }
+            match &rcpt.address {
+                Some(address) => Some((i, address.clone())),
+                None => {
+                    outcomes[i] = "left:unparsable".into();
+                    None
+                }
+            }
+        })
+        .collect();
+    let addresses: Vec<Address> = candidates.iter().map(|(_, a)| a.clone()).collect();
+    let store = milter.store().clone();
+    let routes = settings.routes.clone();
+    let fates = match spawn_blocking(move || store.classify(&routes, &addresses)).await {
+        Ok(Ok(fates)) => fates,
+        Ok(Err(e)) => return leave_all(message, format!("left:index-error({e})")),
+        Err(e) => return leave_all(message, format!("left:internal-error({e})")),
+    };
+    for ((i, _), fate) in candidates.iter().zip(&fates) {
+        outcomes[*i] = match fate {
+            Fate::Capture { .. } => String::new(),
+            other => format!("left:{}", other.as_str()),
+        };
+    }
+    let copies = plan(&fates);
+    if copies.is_empty() {
+        return finish(message, None, Vec::new(), outcomes);
+    }
+    if message.oversize {
+        for copy in &copies {
+            for &c in &copy.recipients {
+                outcomes[candidates[c].0] =
+                    format!("left:too-big(max {} bytes)", settings.max_message_size);
+            }
+        }
+        return finish(message, None, Vec::new(), outcomes);
+    }
+
+    let lifeboat_id = new_lifeboat_id();
+    let content = message.content_with(&[("X-Lifeboat-ID", &lifeboat_id)]);
+    // Deliver all copies at once so their index rows share a group commit.
+    let deliveries: Vec<_> = copies
+        .iter()
+        .map(|copy| {
+            let mut new = NewMessage::new(copy.owner.clone(), "INBOX", content.clone(), copy.class);
+            new.envelope_from = Some(message.sender.clone());
+            new.envelope_to = copy
+                .recipients
+                .iter()
+                .map(|&c| candidates[c].1.clone())
+                .collect();
+            new.lifeboat_id = Some(lifeboat_id.clone());
+            let store = milter.store().clone();
+            spawn_blocking(move || store.deliver(new))
+        })
+        .collect();
+    let mut delete = Vec::new();
+    for (copy, delivery) in copies.iter().zip(deliveries) {
+        let result = match delivery.await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        for &c in &copy.recipients {
+            let index = candidates[c].0;
+            outcomes[index] = match (&result, copy.class) {
+                (Ok(stored), Class::Diverted) => {
+                    delete.push(message.recipients[index].raw.clone());
+                    format!("diverted(uid {})", stored.uid)
+                }
+                (Ok(stored), _) => format!("journal(uid {})", stored.uid),
+                (Err(e), Class::Diverted) => format!("left:divert-failed({e})"),
+                (Err(e), _) => format!("forwarded:journal-failed({e})"),
+            };
+        }
+    }
+    finish(message, Some(lifeboat_id), delete, outcomes)
+}
+
+fn finish(
+    message: &Message,
+    lifeboat_id: Option<String>,
+    delete: Vec<String>,
+    outcomes: Vec<String>,
+) -> Decision {
+    let outcomes = message
+        .recipients
+        .iter()
+        .zip(outcomes)
+        .map(|(rcpt, outcome)| RecipientOutcome {
+            recipient: rcpt.raw.clone(),
+            outcome: if outcome.is_empty() {
+                "forwarded".to_string()
+            } else {
+                outcome
+            },
+        })
+        .collect();
+    let discard = !message.recipients.is_empty() && delete.len() == message.recipients.len();
+    Decision {
+        lifeboat_id,
+        delete,
+        discard,
+        outcomes,
+    }
+}
+
+fn leave_all(message: &Message, why: String) -> Decision {
+    finish(
+        message,
+        None,
+        Vec::new(),
+        vec![why; message.recipients.len()],
+    )
+}
+
+/// A fresh `X-Lifeboat-ID`: 128 random bits, which never repeat in practice.
+fn new_lifeboat_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
