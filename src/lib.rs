@@ -6,4 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod fallback;
 pub mod import;
+pub mod logging;
+pub mod serve;

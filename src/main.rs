@@ -5,14 +5,10 @@ use lifeboat::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Admin commands log warnings and errors to stderr; LIFEBOAT_LOG overrides.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` sets up logging from its configuration.
+    if !matches!(cli.command, lifeboat::cli::Command::Serve) {
+        lifeboat::logging::init_for_commands();
+    }
     match lifeboat::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -19,7 +19,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Store(command) => store::store(&load(&cli.config)?, command),
         Command::Outage(command) => outage::outage(&load(&cli.config)?, command),
         Command::Status { json } => outage::status(&load(&cli.config)?, json),
-        Command::Serve => not_yet("serve", 3),
+        Command::Serve => crate::serve::run(&cli.config),
         Command::Replay { .. } => not_yet("replay", 7),
         Command::Expire => not_yet("expire", 7),
     }

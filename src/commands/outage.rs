@@ -57,12 +57,13 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
     for origin in &config.origins {
         let status = reader.origin_status(&origin.name)?;
         let counts = reader.replay_counts_for(&origin.domains)?;
-        origins.push((origin, status, counts));
+        let deferrals = reader.deferrals(&origin.name)?;
+        origins.push((origin, status, counts, deferrals));
     }
     if json {
         let list: Vec<_> = origins
             .iter()
-            .map(|(origin, status, counts)| {
+            .map(|(origin, status, counts, deferrals)| {
                 serde_json::json!({
                     "origin": origin.name,
                     "address": origin.address.to_string(),
@@ -71,6 +72,11 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
                     "since": timestamp(status.since),
                     "reason": status.reason,
                     "manual": status.manual,
+                    "deferrals": deferrals.as_ref().map(|(count, at, detail)| serde_json::json!({
+                        "count": count,
+                        "last": timestamp(*at),
+                        "last_detail": detail,
+                    })),
                     "copies": {
                         "journal": counts.journal,
                         "diverted_pending": counts.diverted_pending,
@@ -85,7 +91,7 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
         println!("{}", serde_json::json!({ "origins": list }));
         return Ok(());
     }
-    for (origin, status, counts) in origins {
+    for (origin, status, counts, deferrals) in origins {
         println!(
             "origin {} ({}, {})",
             origin.name,
@@ -114,6 +120,10 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
             counts.delivered,
             counts.rejected
         );
+        if let Some((count, at, detail)) = deferrals {
+            let at = timestamp(at).unwrap_or_default();
+            println!("  deferrals: {count} fallback deliveries, last at {at} ({detail})");
+        }
         if let Some(oldest) = counts.oldest_pending.and_then(timestamp) {
             println!("  oldest waiting copy arrived at {oldest}");
         }

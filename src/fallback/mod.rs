@@ -1,0 +1,124 @@
+//! The fallback listener: the SMTP server Postfix's `smtp_fallback_relay` points at.
+//!
+//! Postfix hands it every message the origin deferred or refused. While the recipient's
+//! origin is judged down (outage or recovering) and the recipient is protected and
+//! active, it stores a diverted copy and answers 250 only after the durable write;
+//! otherwise it answers 4xx so the mail stays in Postfix's queue. It never answers 5xx
+//! to a delivery, so it can never make Postfix bounce mail. Every attempt is recorded
+//! as a deferral event for the origin watch.
+
+mod session;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use lifeboat_mailstore::{Routes, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use session::run_session;
+
+/// What the fallback listener needs from the configuration; replaced whole on reload.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub hostname: String,
+    pub routes: Routes,
+    pub max_message_size: u64,
+    pub allowed_clients: Vec<IpNet>,
+}
+
+pub struct Fallback {
+    store: Store,
+    settings: RwLock<Arc<Settings>>,
+}
+
+/// Longest a client may stay silent before the session is dropped (RFC 5321 §4.5.3.2
+/// asks for at least 5 minutes).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Sessions at once; Postfix opens a few per destination.
+const MAX_SESSIONS: usize = 64;
+
+impl Fallback {
+    pub fn new(store: Store, settings: Settings) -> Arc<Fallback> {
+        Arc::new(Fallback {
+            store,
+            settings: RwLock::new(Arc::new(settings)),
+        })
+    }
+
+    pub fn reload(&self, settings: Settings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.settings()
+            .allowed_clients
+            .iter()
+            .any(|net| net.contains(&ip))
+    }
+}
+
+/// Accepts sessions until `shutdown` turns true, then waits for open sessions to end.
+pub async fn serve(
+    listener: TcpListener,
+    fallback: Arc<Fallback>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut sessions = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "fallback: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                while sessions.try_join_next().is_some() {}
+                if sessions.len() >= MAX_SESSIONS {
+                    tracing::warn!(%peer, "fallback: too many sessions, refusing one");
+                    continue;
+                }
+                let fallback = fallback.clone();
+                sessions.spawn(async move { handle(stream, peer, fallback).await });
+            }
+        }
+    }
+    drop(listener);
+    while sessions.join_next().await.is_some() {}
+}
+
+async fn handle(stream: tokio::net::TcpStream, peer: SocketAddr, fallback: Arc<Fallback>) {
+    let _ = stream.set_nodelay(true);
+    if !fallback.allows(peer.ip()) {
+        tracing::warn!(%peer, "fallback: connection from a client not in fallback.allowed_clients");
+        let (_, mut writer) = stream.into_split();
+        let _ = tokio::io::AsyncWriteExt::write_all(
+            &mut writer,
+            b"554 5.7.1 not an allowed client\r\n",
+        )
+        .await;
+        return;
+    }
+    let (reader, writer) = stream.into_split();
+    if let Err(e) = run_session(reader, writer, &fallback, IDLE_TIMEOUT).await {
+        tracing::debug!(%peer, error = %e, "fallback: session ended");
+    }
+}

@@ -1,0 +1,223 @@
+//! `lifeboat serve`: binds the listeners, switches to the service account, and runs the
+//! milter and the fallback listener in one tokio runtime until SIGTERM.
+//!
+//! SIGHUP reloads the configuration (routes, limits, allowed clients; listener addresses
+//! need a restart). Users and aliases are read from the store per message, so changes to
+//! them apply at once without a reload.
+
+pub mod privileges;
+
+use std::path::Path;
+use std::time::Duration;
+
+use indymilter::EitherListener;
+use lifeboat_mailstore::{Routes, Store};
+use lifeboat_milter::Milter;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::config::{Config, ListenSpec};
+use crate::exit::{CommandResult, Failure};
+use crate::fallback::{self, Fallback};
+
+/// How long open sessions get to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn run(config_path: &Path) -> CommandResult {
+    let config = Config::load(config_path)?;
+    crate::logging::init_for_serve(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
+    let result = runtime.block_on(serve(config));
+    if let Err(failure) = &result {
+        tracing::error!(error = %failure, "lifeboat serve stopped");
+    }
+    result
+}
+
+async fn serve(config: Config) -> CommandResult {
+    let account = privileges::target(&config)?;
+    let milter_listener = bind_milter(&config, account.as_ref()).await?;
+    let fallback_listener = TcpListener::bind(config.fallback.listen)
+        .await
+        .map_err(|e| bind_failure("fallback.listen", &config.fallback.listen.to_string(), e))?;
+    if let Some(user) = &account {
+        privileges::become_user(&config, user)?;
+    }
+
+    let store = Store::open(&config.data_dir, &config.hostname)?;
+    let recovery = store.lock_for_delivery()?;
+    if recovery.completed + recovery.removed > 0 {
+        tracing::warn!(
+            completed = recovery.completed,
+            removed = recovery.removed,
+            "cleaned up deliveries interrupted by a crash (removed ones stayed with Postfix)"
+        );
+    }
+    let milter = Milter::new(store.clone(), milter_settings(&config));
+    let fallback = Fallback::new(store.clone(), fallback_settings(&config));
+
+    let (stop, stopped) = watch::channel(false);
+    let mut milter_stopped = stopped.clone();
+    let milter_task = tokio::spawn(lifeboat_milter::run(
+        milter_listener,
+        milter.clone(),
+        async move {
+            let _ = milter_stopped.changed().await;
+        },
+    ));
+    let fallback_task = tokio::spawn(fallback::serve(
+        fallback_listener,
+        fallback.clone(),
+        stopped,
+    ));
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        milter = %config.milter.listen,
+        fallback = %config.fallback.listen,
+        data_dir = %config.data_dir.display(),
+        "lifeboat serve ready"
+    );
+
+    wait_for_signals(&config, &milter, &fallback).await?;
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("shutting down: draining open sessions");
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        if let Ok(Err(e)) = milter_task.await {
+            tracing::error!(error = %e, "milter listener failed");
+        }
+        let _ = fallback_task.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("sessions still open after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    if let ListenSpec::Unix(path) = &config.milter.listen {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("lifeboat serve stopped");
+    Ok(())
+}
+
+/// Returns on SIGTERM or SIGINT; reloads on SIGHUP.
+async fn wait_for_signals(config: &Config, milter: &Milter, fallback: &Fallback) -> CommandResult {
+    let listen = |kind| {
+        signal(kind).map_err(|e| Failure::failed(format!("installing a signal handler: {e}")))
+    };
+    let (mut term, mut int, mut hup) = (
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::hangup())?,
+    );
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => reload(config, milter, fallback),
+        }
+    }
+}
+
+fn reload(running: &Config, milter: &Milter, fallback: &Fallback) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+    match Config::load(&running.path) {
+        Ok(config) => {
+            milter.reload(milter_settings(&config));
+            fallback.reload(fallback_settings(&config));
+            if config.milter.listen != running.milter.listen
+                || config.fallback.listen != running.fallback.listen
+                || config.data_dir != running.data_dir
+            {
+                tracing::warn!("listener addresses and data_dir change only on restart");
+            }
+            tracing::info!(file = %config.path.display(), "configuration reloaded");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "configuration not reloaded; keeping the running one")
+        }
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+}
+
+fn routes(config: &Config) -> Routes {
+    Routes::new(
+        config
+            .origins
+            .iter()
+            .map(|o| (o.name.as_str(), o.domains.as_slice())),
+    )
+}
+
+fn milter_settings(config: &Config) -> lifeboat_milter::Settings {
+    lifeboat_milter::Settings {
+        routes: routes(config),
+        max_message_size: config.milter.max_message_size,
+    }
+}
+
+fn fallback_settings(config: &Config) -> fallback::Settings {
+    fallback::Settings {
+        hostname: config.hostname.clone(),
+        routes: routes(config),
+        max_message_size: config.milter.max_message_size,
+        allowed_clients: config.fallback.allowed_clients.clone(),
+    }
+}
+
+async fn bind_milter(
+    config: &Config,
+    account: Option<&nix::unistd::User>,
+) -> Result<EitherListener<TcpListener, UnixListener>, Failure> {
+    match &config.milter.listen {
+        ListenSpec::Inet(addr) => TcpListener::bind(addr)
+            .await
+            .map(EitherListener::Tcp)
+            .map_err(|e| bind_failure("milter.listen", &config.milter.listen.to_string(), e)),
+        ListenSpec::Unix(path) => {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            // A socket left by a crashed run would make bind fail.
+            if std::fs::symlink_metadata(path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
+                let _ = std::fs::remove_file(path);
+            }
+            let listener = UnixListener::bind(path)
+                .map_err(|e| bind_failure("milter.listen", &config.milter.listen.to_string(), e))?;
+            socket_access(path, account)?;
+            Ok(EitherListener::Unix(listener))
+        }
+    }
+}
+
+/// The milter socket is for Postfix (group `postfix`) and the service account only: a
+/// local user who could talk to it could put mail in anyone's mailbox.
+fn socket_access(path: &Path, account: Option<&nix::unistd::User>) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let postfix_group = nix::unistd::Group::from_name("postfix")
+        .ok()
+        .flatten()
+        .map(|g| g.gid);
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::chown(path, account.map(|u| u.uid), postfix_group)
+            .map_err(|e| Failure::failed(format!("chown {}: {e}", path.display())))?;
+    }
+    let mode = if postfix_group.is_some() {
+        0o660
+    } else {
+        0o666
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Failure::failed(format!("chmod {}: {e}", path.display())))
+}
+
+fn bind_failure(key: &str, address: &str, e: std::io::Error) -> Failure {
+    Failure::failed(format!("{key}: cannot listen on {address}: {e}"))
+}
