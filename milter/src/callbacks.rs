@@ -123,8 +123,12 @@ async fn apply(cx: &EomContext<Session>, decision: &Decision) -> Status {
     if decision.discard {
         return Status::Discard;
     }
+    let leading_space = cx.data.as_ref().is_some_and(|s| s.leading_space);
     if let Some(id) = &decision.lifeboat_id
-        && let Err(e) = cx.actions.add_header("X-Lifeboat-ID", id.as_str()).await
+        && let Err(e) = cx
+            .actions
+            .add_header("X-Lifeboat-ID", header_field_value(id, leading_space))
+            .await
     {
         tracing::error!(error = %e, "milter: could not add X-Lifeboat-ID");
     }
@@ -134,6 +138,16 @@ async fn apply(cx: &EomContext<Session>, decision: &Decision) -> Status {
         }
     }
     Status::Continue
+}
+
+/// With SMFIP_HDR_LEADSPC negotiated the MTA inserts values verbatim, so the space
+/// after the colon is ours to write.
+fn header_field_value(value: &str, leading_space: bool) -> String {
+    if leading_space {
+        format!(" {value}")
+    } else {
+        value.to_string()
+    }
 }
 
 /// One line per message: Postfix logs nothing when a milter removes recipients.

@@ -114,7 +114,15 @@ impl Fixture {
 fn added_id(actions: &EomActions) -> Option<String> {
     actions.actions.iter().find_map(|a| match a {
         EomAction::AddHeader { name, value } if name.to_bytes() == b"X-Lifeboat-ID" => {
-            Some(value.to_string_lossy().into_owned())
+            // LEADING_SPACE is negotiated: the value carries the space after the colon.
+            Some(
+                value
+                    .to_str()
+                    .unwrap()
+                    .strip_prefix(' ')
+                    .expect("leading space")
+                    .to_string(),
+            )
         }
         _ => None,
     })

@@ -50,8 +50,12 @@ fn not_yet(name: &str, issue: u32) -> CommandResult {
     ))
 }
 
-/// Opens the store named by the configuration.
+/// Opens the store named by the configuration. Run as root, first becomes the account
+/// `serve` runs as (when it exists), so files the command creates stay usable by `serve`.
 fn open_store(config: &Config) -> Result<Store, Failure> {
+    if let Ok(Some(account)) = crate::serve::privileges::target(config) {
+        crate::serve::privileges::become_user(config, &account)?;
+    }
     Ok(Store::open(&config.data_dir, &config.hostname)?)
 }
 

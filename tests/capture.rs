@@ -1,0 +1,364 @@
+//! Capture on a real Postfix: the gateway (own config and queue, on loopback) with
+//! Lifeboat's milter and fallback relay, an origin the test controls, and an outside
+//! sink for every other domain. Mail is submitted with swaks.
+
+mod support;
+
+use std::collections::HashSet;
+use std::thread;
+use std::time::Duration;
+
+use lifeboat_mailstore::Class;
+use support::lifeboat::{Lifeboat, message};
+use support::origin::{Mode, Origin};
+use support::postfix::{Postfix, PostfixOptions};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Postfix + a running Lifeboat with users alice (alias sales@) and bob.
+struct Gateway {
+    origin: Origin,
+    outside: Origin,
+    lifeboat: Lifeboat,
+    postfix: Postfix,
+}
+
+impl Gateway {
+    fn start() -> Gateway {
+        let origin = Origin::new();
+        let outside = Origin::new();
+        let mut lifeboat = Lifeboat::new(origin.addr());
+        lifeboat.add_user("alice@example.test", &["sales@example.test"]);
+        lifeboat.add_user("bob@example.test", &[]);
+        lifeboat.start();
+        let mut options = PostfixOptions::new(origin.addr(), outside.addr());
+        options.milter = Some(lifeboat.milter_spec());
+        options.fallback = Some(lifeboat.fallback);
+        let postfix = Postfix::start(&options);
+        Gateway {
+            origin,
+            outside,
+            lifeboat,
+            postfix,
+        }
+    }
+
+    fn send(&self, to: &[&str], n: usize) {
+        self.postfix
+            .send("sender@else.test", to, &message(n))
+            .unwrap();
+    }
+
+    /// Waits until Postfix's queue is empty (everything delivered, diverted or dropped).
+    fn settled(&self) {
+        assert!(
+            self.postfix.wait_queue_empty(WAIT),
+            "queue not empty: {:?}\n{}",
+            self.postfix.queue(),
+            self.lifeboat.log()
+        );
+    }
+
+    fn decision_logged(&self, needle: &str) -> bool {
+        self.lifeboat
+            .log()
+            .lines()
+            .any(|l| l.contains("milter decision") && l.contains(needle))
+    }
+}
+
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": ")))
+}
+
+#[test]
+fn normal_state_journals_and_the_origin_receives_the_message_once() {
+    let g = Gateway::start();
+    g.send(&["alice@example.test"], 1);
+    assert!(g.origin.wait_for_messages(1, WAIT));
+    g.settled();
+    let received = g.origin.messages();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["alice@example.test"]);
+    let text = received[0].text();
+    let id =
+        header(&text, "X-Lifeboat-ID").unwrap_or_else(|| panic!("no X-Lifeboat-ID in {text:?}"));
+
+    let inbox = g.lifeboat.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].class, Class::Journal);
+    assert_eq!(inbox[0].lifeboat_id.as_deref(), Some(id));
+    let stored =
+        String::from_utf8(g.lifeboat.message_bytes("alice@example.test", &inbox[0])).unwrap();
+    assert!(
+        stored.contains("Subject: message 1\r\n") && stored.ends_with("This is message 1.\r\n")
+    );
+    assert!(
+        g.decision_logged("<alice@example.test>=journal(uid 1)"),
+        "{}",
+        g.lifeboat.log()
+    );
+}
+
+#[test]
+fn outage_diverts_and_the_origin_receives_nothing() {
+    let g = Gateway::start();
+    g.lifeboat.outage(true);
+    g.send(&["alice@example.test"], 1);
+    g.settled();
+    let inbox = g.lifeboat.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].class, Class::Diverted);
+    assert_eq!(inbox[0].replay_state.as_deref(), Some("pending"));
+    assert_eq!(inbox[0].envelope_from.as_deref(), Some("sender@else.test"));
+    assert!(
+        g.postfix.wait_for_log("milter-discard", WAIT),
+        "{}",
+        g.postfix.log()
+    );
+    thread::sleep(Duration::from_millis(500));
+    assert!(g.origin.messages().is_empty());
+    assert!(g.decision_logged("<alice@example.test>=diverted(uid 1)"));
+}
+
+#[test]
+fn mixed_recipients_only_protected_users_are_diverted() {
+    let g = Gateway::start();
+    g.lifeboat.outage(true);
+    g.send(
+        &[
+            "alice@example.test",
+            "nobody@example.test",
+            "friend@other.test",
+        ],
+        1,
+    );
+    assert!(g.origin.wait_for_messages(1, WAIT));
+    assert!(g.outside.wait_for_messages(1, WAIT));
+    g.settled();
+    assert_eq!(g.origin.messages()[0].rcpt_to, ["nobody@example.test"]);
+    assert_eq!(g.outside.messages()[0].rcpt_to, ["friend@other.test"]);
+    let inbox = g.lifeboat.inbox("alice@example.test");
+    assert_eq!((inbox.len(), inbox[0].class), (1, Class::Diverted));
+    assert!(g.decision_logged("<nobody@example.test>=left:unprotected"));
+    assert!(g.decision_logged("<friend@other.test>=left:other-domain"));
+}
+
+#[test]
+fn alias_lands_in_the_parent_mailbox_with_the_original_recipient() {
+    let g = Gateway::start();
+    g.lifeboat.outage(true);
+    g.send(&["sales@example.test"], 1);
+    g.settled();
+    let inbox = g.lifeboat.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].envelope_to, ["sales@example.test"]);
+    let stored =
+        String::from_utf8(g.lifeboat.message_bytes("alice@example.test", &inbox[0])).unwrap();
+    assert!(
+        stored
+            .starts_with("Return-Path: <sender@else.test>\r\nDelivered-To: sales@example.test\r\n"),
+        "{stored}"
+    );
+}
+
+#[test]
+fn store_failure_in_an_outage_leaves_the_mail_with_postfix_until_the_origin_returns() {
+    let mut g = Gateway::start();
+    g.origin.stop();
+    g.lifeboat.outage(true);
+    // Every write into alice's INBOX fails: tmp/ is no longer a directory. (Running as
+    // root, a read-only chmod would not stop writes, so the fault is made this way.)
+    let tmp = g.lifeboat.user_dir("alice@example.test").join("tmp");
+    std::fs::remove_dir(&tmp).unwrap();
+    std::fs::write(&tmp, "not a directory").unwrap();
+
+    g.send(&["alice@example.test"], 1);
+    let queued = g.postfix.wait_for_queue(WAIT, |q| {
+        q.len() == 1 && q[0].recipients.iter().all(|r| r.delay_reason.is_some())
+    });
+    assert!(
+        queued.is_some(),
+        "the message must stay queued: {:?}",
+        g.postfix.queue()
+    );
+    assert!(g.decision_logged("<alice@example.test>=left:divert-failed"));
+    assert!(
+        g.lifeboat.log().contains("could not store the message")
+            || g.lifeboat.log().contains("failed(")
+    );
+
+    g.origin.start();
+    g.postfix.flush();
+    assert!(
+        g.origin.wait_for_messages(1, WAIT),
+        "Postfix delivers it once the origin is back"
+    );
+    g.settled();
+    assert_eq!(g.origin.messages()[0].rcpt_to, ["alice@example.test"]);
+}
+
+#[test]
+fn mail_deferred_before_the_outage_is_captured_by_the_fallback_and_stored_once() {
+    let g = Gateway::start();
+    g.origin.set_mode(Mode::TempFailRcpt);
+    g.send(&["alice@example.test"], 1);
+    // Normal state: journal copy, and the origin's 4xx leaves the mail queued (the
+    // fallback listener answers 4xx too while the origin is not judged down).
+    let queued = g.postfix.wait_for_queue(WAIT, |q| {
+        q.len() == 1
+            && q[0].recipients[0]
+                .delay_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("4.4.3"))
+    });
+    assert!(
+        queued.is_some(),
+        "{:?}\n{}",
+        g.postfix.queue(),
+        g.postfix.log()
+    );
+    assert_eq!(
+        g.lifeboat.inbox("alice@example.test")[0].class,
+        Class::Journal
+    );
+
+    g.lifeboat.outage(true);
+    g.postfix.flush();
+    g.settled();
+    let inbox = g.lifeboat.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 1, "one copy in the mailbox");
+    assert_eq!(inbox[0].class, Class::Diverted);
+    assert_eq!(inbox[0].uid, 1, "the journal copy was upgraded in place");
+    assert!(g.origin.messages().is_empty());
+    assert!(g.lifeboat.log().contains("upgraded-journal(uid 1)"));
+    let status = g.lifeboat.admin(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(status["origins"][0]["deferrals"]["count"].as_i64().unwrap() >= 2);
+}
+
+#[test]
+fn one_full_mailbox_at_the_origin_stays_queued_without_an_outage() {
+    let g = Gateway::start();
+    g.origin.set_mode(Mode::TempFailFor(HashSet::from([
+        "alice@example.test".to_string()
+    ])));
+    g.send(&["alice@example.test", "bob@example.test"], 1);
+    assert!(g.origin.wait_for_messages(1, WAIT));
+    assert_eq!(g.origin.messages()[0].rcpt_to, ["bob@example.test"]);
+    let queued = g.postfix.wait_for_queue(WAIT, |q| {
+        q.len() == 1 && q[0].recipients.len() == 1 && q[0].recipients[0].delay_reason.is_some()
+    });
+    let queued = queued.expect("alice stays queued");
+    assert_eq!(queued[0].recipients[0].address, "alice@example.test");
+    assert!(
+        queued[0].recipients[0]
+            .delay_reason
+            .as_deref()
+            .unwrap()
+            .contains("origin is not in outage"),
+        "{queued:?}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&g.lifeboat.admin(&["status", "--json"])).unwrap();
+    assert_eq!(status["origins"][0]["state"], "normal");
+}
+
+#[test]
+fn lifeboat_killed_mid_stream_loses_nothing() {
+    let mut g = Gateway::start();
+    g.origin.stop();
+    g.lifeboat.outage(true);
+    const MESSAGES: usize = 40;
+    let postfix = &g.postfix;
+    let sent = thread::scope(|scope| {
+        let sender = scope.spawn(move || {
+            (0..MESSAGES)
+                .filter(|&n| {
+                    postfix
+                        .send("sender@else.test", &["alice@example.test"], &message(n))
+                        .is_ok()
+                })
+                .count()
+        });
+        // Let part of the stream through the milter, then kill it mid-flight.
+        let deadline = std::time::Instant::now() + WAIT;
+        while g.lifeboat.inbox("alice@example.test").len() < 10
+            && std::time::Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(20));
+        }
+        g.lifeboat.kill();
+        sender.join().unwrap()
+    });
+    assert_eq!(
+        sent, MESSAGES,
+        "Postfix accepted every message (milter_default_action = accept)"
+    );
+
+    // Every message is either stored by Lifeboat or still in Postfix's queue.
+    thread::sleep(Duration::from_secs(1));
+    let stored: HashSet<String> = subjects(&g.lifeboat);
+    let queued = g.postfix.queue().len();
+    // A message can be both: stored by the milter, which was killed before Postfix heard
+    // its answer (Postfix then carries on without the milter). That is a duplicate, not
+    // a loss; it is counted.
+    let in_both = (stored.len() + queued).saturating_sub(MESSAGES);
+    let lost = MESSAGES.saturating_sub(stored.len() + queued);
+    eprintln!(
+        "after SIGKILL: {} stored, {queued} still queued, {in_both} in both, {lost} lost",
+        stored.len()
+    );
+    assert!(
+        stored.len() >= 10 && queued > 0,
+        "the kill should land mid-stream"
+    );
+    assert_eq!(lost, 0);
+
+    // Restarted, Lifeboat takes the rest through the fallback listener: all stored, once.
+    g.lifeboat.start();
+    g.postfix.flush();
+    g.settled();
+    let stored = subjects(&g.lifeboat);
+    assert_eq!(stored.len(), MESSAGES, "every message is in the mailbox");
+    let duplicates = g.lifeboat.inbox("alice@example.test").len() - MESSAGES;
+    eprintln!("after restart: {MESSAGES} stored, {duplicates} stored twice");
+    assert!(
+        duplicates <= in_both,
+        "only the kill window may store a message twice"
+    );
+    g.lifeboat.terminate();
+    let check = g
+        .lifeboat
+        .command()
+        .args(["store", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+fn subjects(lifeboat: &Lifeboat) -> HashSet<String> {
+    lifeboat
+        .inbox("alice@example.test")
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8(lifeboat.message_bytes("alice@example.test", m)).unwrap();
+            header(&text, "Subject").unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let mut g = Gateway::start();
+    g.send(&["alice@example.test"], 1);
+    g.settled();
+    assert_eq!(g.lifeboat.terminate(), Some(0));
+    assert!(g.lifeboat.log().contains("lifeboat serve stopped"));
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages Lifeboat's tests need (Debian/Ubuntu), without touching
+# /etc/postfix: the tests run their own Postfix instances from temp dirs.
+set -euo pipefail
+
+packages=(postfix swaks)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}" >&2
+# "No configuration": Postfix is installed without a main.cf and is not started.
+echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

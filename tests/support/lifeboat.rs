@@ -1,0 +1,197 @@
+//! A real `lifeboat serve` process for end-to-end tests: its own config and store in a
+//! temp dir, a milter and a fallback listener on free loopback ports.
+
+use std::fs;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lifeboat_mailstore::{Address, MessageRecord, Store};
+
+use super::free_port;
+
+pub struct Lifeboat {
+    dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub milter: SocketAddr,
+    pub fallback: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Lifeboat {
+    /// Writes a config protecting `example.test` (origin `main` at `origin`). Not started.
+    pub fn new(origin: SocketAddr) -> Lifeboat {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("lifeboat.toml");
+        let milter: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let fallback: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        fs::write(
+            &config,
+            format!(
+                "data_dir = \"{data}\"\nhostname = \"lifeboat.test\"\nuser = \"root\"\n\n\
+                 [log]\nlevel = \"debug\"\n\n\
+                 [[origin]]\nname = \"main\"\naddress = \"smtp://{origin}\"\ndomains = [\"example.test\"]\n\n\
+                 [milter]\nlisten = \"inet:{milter}\"\n\n[fallback]\nlisten = \"{fallback}\"\n",
+                data = dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        Lifeboat {
+            dir,
+            config,
+            milter,
+            fallback,
+            child: None,
+        }
+    }
+
+    /// `smtpd_milters` value for Postfix.
+    pub fn milter_spec(&self) -> String {
+        format!("inet:{}", self.milter)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The `lifeboat` command with this config.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        cmd.env("LIFEBOAT_CONFIG", &self.config);
+        cmd
+    }
+
+    /// Runs an admin command and asserts it succeeded; returns its stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "lifeboat {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn add_user(&self, address: &str, aliases: &[&str]) {
+        let mut cmd = self.command();
+        cmd.args(["user", "add", address, "--password-stdin"]);
+        for alias in aliases {
+            cmd.args(["--alias", alias]);
+        }
+        let mut child = cmd.stdin(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"secret\n").unwrap();
+        assert!(child.wait().unwrap().success(), "user add {address}");
+    }
+
+    /// Starts `lifeboat serve` and waits until both listeners accept connections.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = self
+            .command()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !(accepts(self.milter) && accepts(self.fallback)) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("lifeboat serve exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lifeboat serve did not come up:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        child.wait().unwrap().code()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn outage(&self, begin: bool) {
+        self.admin(&["outage", if begin { "begin" } else { "end" }]);
+    }
+
+    /// A read-only look at the store (the running `serve` holds the delivery lock).
+    pub fn store(&self) -> Store {
+        Store::open(&self.data_dir(), "lifeboat.test").unwrap()
+    }
+
+    /// The messages in `user`'s INBOX, in UID order.
+    pub fn inbox(&self, user: &str) -> Vec<MessageRecord> {
+        let reader = self.store().reader().unwrap();
+        let user = reader.user(user).unwrap().unwrap();
+        let mailbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
+        reader.messages(mailbox.id).unwrap()
+    }
+
+    pub fn message_bytes(&self, user: &str, message: &MessageRecord) -> Vec<u8> {
+        let owner = Address::parse(user).unwrap();
+        fs::read(self.store().message_path(&owner, "INBOX", message)).unwrap()
+    }
+
+    pub fn user_dir(&self, user: &str) -> PathBuf {
+        self.store().user_dir(&Address::parse(user).unwrap())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Lifeboat {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn accepts(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// A small message with a recognisable subject and Message-ID.
+pub fn message(n: usize) -> Vec<u8> {
+    format!(
+        "From: sender@else.test\r\nTo: alice@example.test\r\nSubject: message {n}\r\n\
+         Message-ID: <msg{n}@else.test>\r\n\r\nThis is message {n}.\r\n"
+    )
+    .into_bytes()
+}
