@@ -30,6 +30,10 @@ pub fn callbacks(milter: Arc<Milter>) -> Callbacks<Session> {
             Box::pin(async move { mail(cx, args, max) })
         })
         .on_rcpt(|cx, args| Box::pin(async move { rcpt(cx, args) }))
+        // Nothing to do at DATA, but skipping the stage costs ~40 ms a message: Postfix
+        // still sends the DATA macros, alone, and its next write then waits (Nagle) for
+        // our delayed ACK. Answering the DATA command acknowledges them at once.
+        .on_data(|_| Box::pin(async { Status::Continue }))
         .on_header(|cx, name, value| Box::pin(async move { header(cx, name, value) }))
         .on_body(|cx, chunk| {
             Box::pin(async move {
@@ -110,19 +114,22 @@ async fn eom(milter: &Milter, cx: &mut EomContext<Session>) -> Status {
         return Status::Continue;
     };
     let queue_id = cx.macros.get(c"i").map(lossy).unwrap_or_default();
+    let started = std::time::Instant::now();
     let decision = decide(milter, &message).await;
     let status = apply(cx, &decision).await;
-    log_decision(&queue_id, &message, &decision, status);
+    log_decision(&queue_id, &message, &decision, started.elapsed());
     status
 }
 
-/// Applies the decision. A failed action is logged and leaves the recipient with Postfix:
+/// Applies the decision. When every recipient was diverted, all are removed and the
+/// message continues with none, which Postfix accepts (250) and then drops ("removed").
+/// Not DISCARD: measured with Postfix 3.7, a discarded message holds its cleanup process
+/// about a second, which cut throughput tenfold (28 vs 281 msg/s, bench/milter.sh).
+///
+/// A failed action is logged and leaves the recipient with Postfix:
 /// its copy is already durable, and the fallback listener recognises it if Postfix hands
 /// the message over later, so nothing is lost or stored twice.
 async fn apply(cx: &EomContext<Session>, decision: &Decision) -> Status {
-    if decision.discard {
-        return Status::Discard;
-    }
     let leading_space = cx.data.as_ref().is_some_and(|s| s.leading_space);
     if let Some(id) = &decision.lifeboat_id
         && let Err(e) = cx
@@ -151,7 +158,7 @@ fn header_field_value(value: &str, leading_space: bool) -> String {
 }
 
 /// One line per message: Postfix logs nothing when a milter removes recipients.
-fn log_decision(queue_id: &str, message: &Message, decision: &Decision, status: Status) {
+fn log_decision(queue_id: &str, message: &Message, decision: &Decision, took: std::time::Duration) {
     let recipients = decision
         .outcomes
         .iter()
@@ -164,7 +171,8 @@ fn log_decision(queue_id: &str, message: &Message, decision: &Decision, status: 
         message_id = message.header_value("Message-ID").as_deref().unwrap_or("-"),
         sender = %message.sender,
         %recipients,
-        discard = matches!(status, Status::Discard),
+        all_diverted = decision.all_diverted,
+        ms = took.as_secs_f64() * 1000.0,
         "milter decision"
     );
 }

@@ -17,8 +17,8 @@ pub struct Decision {
     pub lifeboat_id: Option<String>,
     /// Recipients (as Postfix named them) whose only copy is now durable in the store.
     pub delete: Vec<String>,
-    /// Every recipient was diverted: Postfix may discard the message.
-    pub discard: bool,
+    /// Every recipient was diverted: nothing is left for Postfix to deliver.
+    pub all_diverted: bool,
     /// One entry per recipient, for the decision log line.
     pub outcomes: Vec<RecipientOutcome>,
 }
@@ -146,11 +146,11 @@ fn finish(
             },
         })
         .collect();
-    let discard = !message.recipients.is_empty() && delete.len() == message.recipients.len();
+    let all_diverted = !message.recipients.is_empty() && delete.len() == message.recipients.len();
     Decision {
         lifeboat_id,
         delete,
-        discard,
+        all_diverted,
         outcomes,
     }
 }

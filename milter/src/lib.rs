@@ -1,7 +1,7 @@
 //! Lifeboat's Postfix milter. At end of message it decides, per recipient, to journal,
 //! divert or leave alone (DESIGN.md, "Capture paths"): protected recipients get a copy in
 //! the store; while their origin is down the copy is the only one and the recipient is
-//! removed from Postfix's transaction, but only after the store said the copy is durable.
+//! removed from Postfix's transaction (all of them, when none is left), but only after the store said the copy is durable.
 //!
 //! The milter knows nothing of IMAP: it talks to the store through `lifeboat-mailstore`.
 

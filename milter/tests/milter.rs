@@ -166,10 +166,10 @@ async fn normal_state_journals_and_leaves_every_recipient() {
 }
 
 #[tokio::test]
-async fn outage_diverts_and_discards_when_no_recipient_is_left() {
+async fn outage_diverts_and_removes_every_recipient() {
     let f = fixture(1 << 20).await;
     f.outage();
-    let (_, status) = f
+    let (actions, status) = f
         .send(
             &[
                 ("alice@example.test", "origin"),
@@ -178,7 +178,11 @@ async fn outage_diverts_and_discards_when_no_recipient_is_left() {
             "hi\r\n",
         )
         .await;
-    assert_eq!(status, Status::Discard);
+    assert_eq!(status, Status::Continue);
+    assert_eq!(
+        deleted(&actions),
+        ["<alice@example.test>", "<bob@example.test>"]
+    );
     for user in ["alice@example.test", "bob@example.test"] {
         let inbox = f.inbox(user);
         assert_eq!((inbox.len(), inbox[0].class), (1, Class::Diverted));
@@ -215,7 +219,7 @@ async fn mixed_recipients_only_protected_ones_are_removed() {
 async fn alias_lands_in_the_owner_mailbox_with_the_original_recipient() {
     let f = fixture(1 << 20).await;
     f.outage();
-    let (_, status) = f
+    let (actions, status) = f
         .send(
             &[
                 ("sales@example.test", "origin"),
@@ -224,7 +228,8 @@ async fn alias_lands_in_the_owner_mailbox_with_the_original_recipient() {
             "hi\r\n",
         )
         .await;
-    assert_eq!(status, Status::Discard);
+    assert_eq!(status, Status::Continue);
+    assert_eq!(deleted(&actions).len(), 2);
     let inbox = f.inbox("alice@example.test");
     assert_eq!(inbox.len(), 1, "one copy for two addresses of one user");
     assert_eq!(

@@ -173,11 +173,11 @@ fn fallback_settings(config: &Config) -> fallback::Settings {
 async fn bind_milter(
     config: &Config,
     account: Option<&nix::unistd::User>,
-) -> Result<EitherListener<TcpListener, UnixListener>, Failure> {
+) -> Result<EitherListener<NoDelay, UnixListener>, Failure> {
     match &config.milter.listen {
         ListenSpec::Inet(addr) => TcpListener::bind(addr)
             .await
-            .map(EitherListener::Tcp)
+            .map(|listener| EitherListener::Tcp(NoDelay(listener)))
             .map_err(|e| bind_failure("milter.listen", &config.milter.listen.to_string(), e)),
         ListenSpec::Unix(path) => {
             if let Some(dir) = path.parent() {
@@ -216,6 +216,25 @@ fn socket_access(path: &Path, account: Option<&nix::unistd::User>) -> Result<(),
     };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| Failure::failed(format!("chmod {}: {e}", path.display())))
+}
+
+/// A TCP milter listener whose connections send small replies at once. The milter
+/// protocol is many small request/reply exchanges per message; with Nagle's algorithm
+/// each one can wait for a delayed ACK (tens of milliseconds).
+pub struct NoDelay(TcpListener);
+
+impl indymilter::Listener for NoDelay {
+    type Io = tokio::net::TcpStream;
+
+    fn poll_accept(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<Self::Io>> {
+        self.0.poll_accept(cx).map_ok(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        })
+    }
 }
 
 fn bind_failure(key: &str, address: &str, e: std::io::Error) -> Failure {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Milter benchmark: Postfix throughput with and without Lifeboat, in one run.
+#
+#   smtp-source (SESSIONS sessions, MESSAGES messages of SIZE bytes, one protected
+#   recipient each) -> a private Postfix on loopback -> an smtp-sink playing the origin.
+#
+# Three modes, each measured REPEAT times, alternating, on fresh instances:
+#   none     Postfix without a milter (the reference)
+#   journal  Lifeboat's milter, origin normal: a durable journal copy per message, and
+#            Postfix still delivers to the origin
+#   divert   Lifeboat's milter, origin in outage: a durable diverted copy per message,
+#            recipient removed (Postfix discards the message)
+# The time is from the first connection until Postfix's queue is empty (everything
+# delivered to the sink, or discarded). Prints msg/s per mode and the ratios to `none`.
+# Not a test: nothing here asserts a time.
+#
+# usage: bench/milter.sh [MESSAGES] [SESSIONS] [SIZE] [REPEAT]   (as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/sbin:/sbin:$PATH"
+
+MESSAGES=${1:-2000}
+SESSIONS=${2:-20}
+SIZE=${3:-10240}
+REPEAT=${4:-3}
+
+[ "$(id -u)" -eq 0 ] || { echo "bench/milter.sh: run as root (Postfix instances)" >&2; exit 1; }
+./tests/install-deps.sh
+cargo build --release --quiet --bin lifeboat
+lifeboat=$PWD/target/release/lifeboat
+instance=$PWD/tests/support/postfix-instance
+
+work=$(mktemp -d /tmp/lifeboat-bench.XXXXXX)
+chmod 755 "$work" # Postfix's daemons run as `postfix` and must reach their directories
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for dir in "$work"/run-*/postfix; do [ -d "$dir" ] && "$instance" "$dir" stop >/dev/null 2>&1 || true; done
+    [ -n "${BENCH_KEEP:-}" ] && echo "bench: kept $work" >&2 || rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+# run MODE N: one measurement; writes messages per second to $work/run-N/rate.
+# (Not called as $(run …): the daemons it starts would hold the substitution's pipe.)
+run() {
+    local mode=$1 dir=$work/run-$2
+    mkdir -p "$dir" && chmod 755 "$dir"
+    local smtpd origin outside milter fallback
+    smtpd=$(free_port); origin=$(free_port); outside=$(free_port); milter=$(free_port); fallback=$(free_port)
+    smtp-sink -u postfix 127.0.0.1:"$origin" 256 >/dev/null 2>&1 & pids+=($!)
+    smtp-sink -u postfix 127.0.0.1:"$outside" 256 >/dev/null 2>&1 & pids+=($!)
+    local args=(--smtpd-port "$smtpd" --origin 127.0.0.1:"$origin" --outside 127.0.0.1:"$outside")
+    if [ "$mode" != none ]; then
+        cat > "$dir/lifeboat.toml" <<TOML
+data_dir = "$dir/data"
+hostname = "lifeboat.bench"
+user = "root"
+[log]
+level = "${BENCH_LOG_LEVEL:-warn}"
+[[origin]]
+name = "main"
+address = "smtp://127.0.0.1:$origin"
+domains = ["example.test"]
+[milter]
+listen = "inet:127.0.0.1:$milter"
+[fallback]
+listen = "127.0.0.1:$fallback"
+TOML
+        export LIFEBOAT_CONFIG=$dir/lifeboat.toml
+        echo bench | "$lifeboat" user add alice@example.test --password-stdin >/dev/null
+        [ "$mode" = divert ] && "$lifeboat" outage begin >/dev/null
+        "$lifeboat" serve >/dev/null 2>"$dir/serve.log" & pids+=($!)
+        wait_port "$milter"
+        args+=(--milter inet:127.0.0.1:"$milter" --fallback 127.0.0.1:"$fallback")
+    fi
+    "$instance" "$dir/postfix" start "${args[@]}" >/dev/null
+    local start end
+    start=$(date +%s.%N)
+    smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f sender@else.test -t alice@example.test 127.0.0.1:"$smtpd"
+    while [ -n "$(postqueue -c "$dir/postfix/etc" -j 2>/dev/null)" ]; do sleep 0.05; done
+    end=$(date +%s.%N)
+    if [ "$mode" != none ]; then
+        local stored
+        stored=$("$lifeboat" status --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["origins"][0]["copies"]; print(c["journal"]+c["diverted_pending"])')
+        [ "$stored" -eq "$MESSAGES" ] || { echo "bench: $mode stored $stored of $MESSAGES" >&2; exit 1; }
+    fi
+    "$instance" "$dir/postfix" stop >/dev/null 2>&1 || true
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    pids=()
+    python3 -c "print(f'{$MESSAGES / ($end - $start):.1f}')" > "$dir/rate"
+}
+
+declare -A results
+n=0
+for round in $(seq "$REPEAT"); do
+    for mode in ${BENCH_MODES:-none journal divert}; do
+        n=$((n + 1))
+        run "$mode" "$n"
+        rate=$(cat "$work/run-$n/rate")
+        results[$mode]+="$rate "
+        echo "round $round: $mode $rate msg/s" >&2
+    done
+done
+
+python3 - "${results[none]}" "${results[journal]}" "${results[divert]}" "$MESSAGES" "$SESSIONS" "$SIZE" <<'PY'
+import statistics, sys
+none, journal, divert = ([float(x) for x in arg.split()] for arg in sys.argv[1:4])
+messages, sessions, size = sys.argv[4:7]
+print(f"milter benchmark: {messages} messages of {size} bytes, {sessions} sessions (median of {len(none)} runs)")
+base = statistics.median(none)
+for name, runs, target in (("no milter", none, None), ("journal", journal, 0.85), ("divert", divert, 0.80)):
+    rate = statistics.median(runs)
+    ratio = rate / base
+    goal = f"  (target >= {target:.2f}x: {'met' if ratio >= target else 'MISSED'})" if target else ""
+    print(f"  {name:<10} {rate:8.1f} msg/s  {ratio:5.2f}x{goal}")
+PY
