@@ -73,6 +73,7 @@ TOML
         echo bench | "$lifeboat" user add alice@example.test --password-stdin >/dev/null
         [ "$mode" = divert ] && "$lifeboat" outage begin >/dev/null
         "$lifeboat" serve >/dev/null 2>"$dir/serve.log" & pids+=($!)
+        serve_pid=$!
         wait_port "$milter"
         args+=(--milter inet:127.0.0.1:"$milter" --fallback 127.0.0.1:"$fallback")
     fi
@@ -83,6 +84,8 @@ TOML
     while [ -n "$(postqueue -c "$dir/postfix/etc" -j 2>/dev/null)" ]; do sleep 0.05; done
     end=$(date +%s.%N)
     if [ "$mode" != none ]; then
+        # CPU seconds Lifeboat used (utime + stime, in clock ticks), per message.
+        python3 -c "import os; f=open('/proc/$serve_pid/stat').read().rsplit(')',1)[1].split(); hz=os.sysconf('SC_CLK_TCK'); u=int(f[11])/hz; k=int(f[12])/hz; t=u+k; print(f'bench: $mode: lifeboat used {t:.2f} s CPU ({u:.2f} user, {k:.2f} kernel), {1000*t/$MESSAGES:.2f} ms per message')" >&2
         local stored
         stored=$("$lifeboat" status --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["origins"][0]["copies"]; print(c["journal"]+c["diverted_pending"])')
         [ "$stored" -eq "$MESSAGES" ] || { echo "bench: $mode stored $stored of $MESSAGES" >&2; exit 1; }

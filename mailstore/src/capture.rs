@@ -206,7 +206,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join("\n");
         let envelope_from = rewritten.envelope_from.clone();
-        let result = self.write(move |conn| {
+        let result = self.write_staged(&staged, move |conn| {
             let modseq: i64 = conn.query_row(
                 "UPDATE mailboxes SET highestmodseq = highestmodseq + 1
                  WHERE id = (SELECT mailbox_id FROM messages WHERE id = ?1 AND class = 'journal')

@@ -1,8 +1,9 @@
 //! The one durable write path. Every capture path (milter, fallback listener, IMAP
 //! APPEND, submission) stores messages through [`Store::deliver`]:
 //!
-//! 1. the file is written to `tmp/`, fsynced, linked into `cur/`, and `cur/` is fsynced;
-//! 2. the index row (UID, flags, class, envelope, replay ledger) commits;
+//! 1. the file is written to `tmp/`, fsynced, and linked into `cur/`;
+//! 2. the index writer fsyncs `cur/` (once for all deliveries of its group commit into
+//!    that folder), then commits the index row (UID, flags, class, envelope, ledger);
 //! 3. only then does `deliver` return `Ok`; on any error the file is removed again.
 //!
 //! A crash between 1 and 2 leaves a marker in `tmp/` that the next holder of the delivery
@@ -162,7 +163,7 @@ impl Store {
             lifeboat_id: message.lifeboat_id.clone(),
             header_message_id: header_value(&content, "Message-ID"),
         };
-        match self.write(move |conn| insert_row(conn, row)) {
+        match self.write_staged(&staged, move |conn| insert_row(conn, row)) {
             Ok(mut stored) => {
                 stored.path = staged.cur_path.clone();
                 staged.commit();

@@ -198,13 +198,13 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
-    /// Writes `bytes` to `tmp/`, fsyncs, links into `cur/` and fsyncs `cur/`.
-    /// When this returns, the file survives a crash.
+    /// Writes `bytes` to `tmp/`, fsyncs, and links it into `cur/`. The link is durable
+    /// only once `cur/` is fsynced: the index writer does that (once per directory per
+    /// group commit) before it commits the row, see [`StagedFile::dir`].
     pub fn write(folder: &Path, hostname: &str, bytes: &[u8], flags: Flags) -> Result<StagedFile> {
         let basename = new_basename(hostname, bytes.len() as u64);
         let tmp_path = folder.join("tmp").join(&basename);
-        let cur_dir = folder.join("cur");
-        let cur_path = cur_dir.join(FileName::cur_name(&basename, flags));
+        let cur_path = folder.join("cur").join(FileName::cur_name(&basename, flags));
         let staged = StagedFile {
             basename,
             cur_path,
@@ -218,8 +218,7 @@ impl StagedFile {
                 .open(&staged.tmp_path)?;
             file.write_all(bytes)?;
             file.sync_all()?;
-            fs::hard_link(&staged.tmp_path, &staged.cur_path)?;
-            fsync_dir(&cur_dir)
+            fs::hard_link(&staged.tmp_path, &staged.cur_path)
         })();
         match written {
             Ok(()) => Ok(staged),
@@ -228,6 +227,11 @@ impl StagedFile {
                 Err(e).context(|| format!("writing message file in {}", folder.display()))
             }
         }
+    }
+
+    /// The directory whose fsync makes the link durable.
+    pub fn dir(&self) -> PathBuf {
+        self.cur_path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
     /// The index has the row: drop the `tmp/` marker.

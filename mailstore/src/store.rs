@@ -126,6 +126,16 @@ impl Store {
         self.inner.writer.call(f)
     }
 
+    /// [`Store::write`] for a job that stores a staged file: its directory is fsynced
+    /// (shared with the other jobs of the group) before the commit.
+    pub(crate) fn write_staged<T, F>(&self, staged: &crate::maildir::StagedFile, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.writer.call_after_sync(Some(staged.dir()), f)
+    }
+
     /// Takes the store's delivery lock (one delivering process per store), then cleans up
     /// deliveries a crash interrupted. Message deliveries need this lock.
     pub fn lock_for_delivery(&self) -> Result<RecoveryReport> {

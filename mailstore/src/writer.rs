@@ -5,7 +5,8 @@
 //! its own savepoint, so a refused job does not undo its neighbours, and no caller hears
 //! back before the transaction holding its change has committed.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
@@ -18,7 +19,13 @@ use crate::schema;
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// Runs inside the transaction (or is told why there is none); returns whether to keep
 /// its changes and how to answer once the transaction ends.
-type Job = Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Completion) + Send>;
+type Run = Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Completion) + Send>;
+
+struct Job {
+    run: Run,
+    /// A directory to fsync before the commit (where the job's message file was linked).
+    sync_dir: Option<PathBuf>,
+}
 
 /// Upper bound on jobs in one transaction, so one commit cannot grow without limit.
 const MAX_GROUP: usize = 512;
@@ -50,8 +57,19 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.call_after_sync(None, f)
+    }
+
+    /// Like [`Writer::call`], and `dir` is fsynced before the commit. Jobs of one group
+    /// commit share the fsync of a directory, which is what makes concurrent deliveries
+    /// into one folder cheap.
+    pub fn call_after_sync<T, F>(&self, sync_dir: Option<PathBuf>, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |conn| {
+        let run: Run = Box::new(move |conn| {
             let result = match conn {
                 Ok(conn) => f(conn),
                 Err(why) => Err(Error::CommitFailed(why.to_string())),
@@ -67,7 +85,9 @@ impl Writer {
             });
             (keep, completion)
         });
-        self.jobs.send(job).map_err(|_| Error::WriterGone)?;
+        self.jobs
+            .send(Job { run, sync_dir })
+            .map_err(|_| Error::WriterGone)?;
         answer.recv().map_err(|_| Error::WriterGone)?
     }
 }
@@ -90,15 +110,16 @@ fn run_group(conn: &Connection, group: Vec<Job>) {
         tracing::error!(error = %e, "index writer could not begin a transaction");
         let why = format!("could not begin a transaction: {e}");
         for job in group {
-            let (_, completion) = job(Err(&why));
+            let (_, completion) = (job.run)(Err(&why));
             completion(Err(why.clone()));
         }
         return;
     }
+    let sync_dirs: BTreeSet<PathBuf> = group.iter().filter_map(|job| job.sync_dir.clone()).collect();
     let mut completions = Vec::with_capacity(group.len());
     for job in group {
         let savepoint = conn.execute_batch("SAVEPOINT job");
-        let (keep, completion) = job(Ok(conn));
+        let (keep, completion) = (job.run)(Ok(conn));
         let closed = match (savepoint, keep) {
             (Ok(()), true) => conn.execute_batch("RELEASE job"),
             (Ok(()), false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
@@ -109,11 +130,16 @@ fn run_group(conn: &Connection, group: Vec<Job>) {
         }
         completions.push(completion);
     }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        tracing::error!(error = %e, "index commit failed");
-        e.to_string()
+    // The files' links must be durable before the rows that name them.
+    let synced = sync_dirs.iter().try_for_each(|dir| {
+        crate::maildir::fsync_dir(dir).map_err(|e| format!("fsync {}: {e}", dir.display()))
     });
+    let committed = synced
+        .and_then(|()| conn.execute_batch("COMMIT").map_err(|e| e.to_string()))
+        .inspect_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "index commit failed");
+        });
     for completion in completions {
         completion(committed.clone());
     }
