@@ -204,7 +204,9 @@ impl StagedFile {
     pub fn write(folder: &Path, hostname: &str, bytes: &[u8], flags: Flags) -> Result<StagedFile> {
         let basename = new_basename(hostname, bytes.len() as u64);
         let tmp_path = folder.join("tmp").join(&basename);
-        let cur_path = folder.join("cur").join(FileName::cur_name(&basename, flags));
+        let cur_path = folder
+            .join("cur")
+            .join(FileName::cur_name(&basename, flags));
         let staged = StagedFile {
             basename,
             cur_path,
@@ -231,7 +233,10 @@ impl StagedFile {
 
     /// The directory whose fsync makes the link durable.
     pub fn dir(&self) -> PathBuf {
-        self.cur_path.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.cur_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// The index has the row: drop the `tmp/` marker.

@@ -115,7 +115,10 @@ fn run_group(conn: &Connection, group: Vec<Job>) {
         }
         return;
     }
-    let sync_dirs: BTreeSet<PathBuf> = group.iter().filter_map(|job| job.sync_dir.clone()).collect();
+    let sync_dirs: BTreeSet<PathBuf> = group
+        .iter()
+        .filter_map(|job| job.sync_dir.clone())
+        .collect();
     let mut completions = Vec::with_capacity(group.len());
     for job in group {
         let savepoint = conn.execute_batch("SAVEPOINT job");

@@ -47,6 +47,17 @@ impl Lifeboat {
         }
     }
 
+    /// Rewrites the config file (e.g. before a SIGHUP).
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = fs::read_to_string(&self.config).unwrap();
+        fs::write(&self.config, edit(text)).unwrap();
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.pid().expect("running") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+    }
+
     /// `smtpd_milters` value for Postfix.
     pub fn milter_spec(&self) -> String {
         format!("inet:{}", self.milter)

@@ -1,0 +1,149 @@
+//! `lifeboat serve` as a process: reload on SIGHUP, the unprivileged account, and
+//! refusing a second instance on the same store.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use support::lifeboat::Lifeboat;
+
+fn banner(addr: std::net::SocketAddr) -> String {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_applies_a_good_config_and_keeps_running_on_a_bad_one() {
+    let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    lifeboat.start();
+    assert!(banner(lifeboat.fallback).starts_with("220 "));
+
+    // Loopback is no longer an allowed client of the fallback listener.
+    let fallback = lifeboat.fallback;
+    lifeboat.edit_config(|text| {
+        text.replace(
+            &format!("listen = \"{fallback}\"\n"),
+            &format!("listen = \"{fallback}\"\nallowed_clients = [\"192.0.2.0/24\"]\n"),
+        )
+    });
+    lifeboat.signal(Signal::SIGHUP);
+    wait_for("the reload", || {
+        lifeboat.log().contains("configuration reloaded")
+    });
+    assert!(
+        banner(fallback).starts_with("554 5.7.1"),
+        "the new allowed_clients apply"
+    );
+
+    lifeboat.edit_config(|text| text + "\nhistory_days = \"thirty\"\n");
+    lifeboat.signal(Signal::SIGHUP);
+    wait_for("the refused reload", || {
+        lifeboat.log().contains("configuration not reloaded")
+    });
+    assert!(
+        lifeboat.log().contains("history_days"),
+        "the error names the key"
+    );
+    assert!(
+        banner(fallback).starts_with("554 5.7.1"),
+        "still serving with the last good config"
+    );
+    assert_eq!(lifeboat.terminate(), Some(0));
+}
+
+#[test]
+fn a_second_serve_on_the_same_store_is_refused() {
+    let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut first = Lifeboat::new(origin);
+    first.start();
+    // Same data_dir, other ports.
+    let second = Lifeboat::new(origin);
+    let data_dir = first.data_dir();
+    second.edit_config(|text| {
+        let line = text.lines().next().unwrap().to_string();
+        text.replacen(&line, &format!("data_dir = \"{}\"", data_dir.display()), 1)
+    });
+    let out = second.command().arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("held by another process"));
+}
+
+#[test]
+fn started_as_root_serve_runs_as_the_configured_account() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("the end-to-end tests run as root (see test.sh)");
+    }
+    // A system account for this test (created once, kept: useradd is not cheap).
+    let name = "lifeboat-test";
+    if nix::unistd::User::from_name(name).unwrap().is_none() {
+        let status = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {name}");
+    }
+    let account = nix::unistd::User::from_name(name).unwrap().unwrap();
+    let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    // The temp dir itself is root's and private: data_dir must be reachable by the account.
+    std::fs::set_permissions(
+        lifeboat.dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    lifeboat.add_user("alice@example.test", &[]); // as root, before the account is set
+    lifeboat.edit_config(|text| text.replace("user = \"root\"", &format!("user = \"{name}\"")));
+    lifeboat.start();
+
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", lifeboat.pid().unwrap())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|uid| uid == account.uid.to_string()),
+        "real, effective, saved and fs uid must all be {name}'s: {uid_line}"
+    );
+    for path in [
+        "data",
+        "data/index.sqlite",
+        "data/mail/example.test/alice/cur",
+    ] {
+        let owner = std::fs::metadata(lifeboat.dir().join(path)).unwrap().uid();
+        assert_eq!(
+            owner,
+            account.uid.as_raw(),
+            "{path} belongs to the service account"
+        );
+    }
+    // It still works as that account: the fallback stores during an outage.
+    lifeboat.outage(true);
+    assert!(banner(lifeboat.fallback).starts_with("220 "));
+    assert_eq!(lifeboat.terminate(), Some(0));
+}
