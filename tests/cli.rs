@@ -66,6 +66,21 @@ impl Setup {
             .clone()
     }
 
+    /// Stores a copy for `user` through the store's delivery path (as `serve` would).
+    fn deliver(&self, user: &str, class: Class) -> lifeboat_mailstore::Stored {
+        let store = self.store();
+        store.lock_for_delivery().unwrap();
+        let owner = Address::parse(user).unwrap();
+        store
+            .deliver(NewMessage::new(
+                owner,
+                "INBOX",
+                synthetic::message(1),
+                class,
+            ))
+            .unwrap()
+    }
+
     fn stored_hash(&self, address: &str) -> String {
         self.store()
             .reader()
@@ -210,18 +225,7 @@ fn user_lifecycle() {
 fn user_with_mail_waiting_for_replay_is_only_deleted_with_force() {
     let s = Setup::new();
     s.add_user("carl@example.test", "pw");
-    let store = s.store();
-    store.lock_for_delivery().unwrap();
-    let owner = Address::parse("carl@example.test").unwrap();
-    store
-        .deliver(NewMessage::new(
-            owner,
-            "INBOX",
-            synthetic::message(1),
-            Class::Diverted,
-        ))
-        .unwrap();
-    drop(store);
+    s.deliver("carl@example.test", Class::Diverted);
     s.lifeboat()
         .args(["user", "del", "carl@example.test"])
         .assert()
@@ -328,18 +332,7 @@ fn import_with_a_bad_row_imports_nothing_and_names_the_line() {
 fn store_check_reports_and_repairs() {
     let s = Setup::new();
     s.add_user("dora@example.test", "pw");
-    let store = s.store();
-    store.lock_for_delivery().unwrap();
-    let owner = Address::parse("dora@example.test").unwrap();
-    let stored = store
-        .deliver(NewMessage::new(
-            owner,
-            "INBOX",
-            synthetic::message(1),
-            Class::Journal,
-        ))
-        .unwrap();
-    drop(store);
+    let stored = s.deliver("dora@example.test", Class::Journal);
     s.lifeboat()
         .args(["store", "check"])
         .assert()
@@ -408,18 +401,7 @@ fn outage_by_hand_and_status() {
 
     // A diverted copy waiting for replay: ending the outage means recovering, not normal.
     s.add_user("erik@example.test", "pw");
-    let store = s.store();
-    store.lock_for_delivery().unwrap();
-    let owner = Address::parse("erik@example.test").unwrap();
-    store
-        .deliver(NewMessage::new(
-            owner,
-            "INBOX",
-            synthetic::message(1),
-            Class::Diverted,
-        ))
-        .unwrap();
-    drop(store);
+    s.deliver("erik@example.test", Class::Diverted);
     s.lifeboat()
         .args(["outage", "end", "--origin", "main"])
         .assert()

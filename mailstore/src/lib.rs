@@ -13,6 +13,7 @@ pub mod maildir;
 pub mod outage;
 pub mod password;
 pub mod reader;
+pub mod reloadable;
 mod schema;
 pub mod store;
 pub mod synthetic;

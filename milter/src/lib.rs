@@ -11,8 +11,9 @@ mod message;
 
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
 
 pub use decision::{Decision, RecipientOutcome, decide};
@@ -29,27 +30,24 @@ pub struct Settings {
 /// The milter's shared state: the store and the current settings.
 pub struct Milter {
     store: Store,
-    settings: RwLock<Arc<Settings>>,
+    settings: Reloadable<Settings>,
 }
 
 impl Milter {
     pub fn new(store: Store, settings: Settings) -> Arc<Milter> {
         Arc::new(Milter {
             store,
-            settings: RwLock::new(Arc::new(settings)),
+            settings: Reloadable::new(settings),
         })
     }
 
     /// Applies new settings to every message that ends from now on.
     pub fn reload(&self, settings: Settings) {
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+        self.settings.replace(settings);
     }
 
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.settings.get()
     }
 
     pub fn store(&self) -> &Store {

@@ -10,10 +10,11 @@
 mod session;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,7 +33,7 @@ pub struct Settings {
 
 pub struct Fallback {
     store: Store,
-    settings: RwLock<Arc<Settings>>,
+    settings: Reloadable<Settings>,
 }
 
 /// Longest a client may stay silent before the session is dropped (RFC 5321 §4.5.3.2
@@ -45,19 +46,16 @@ impl Fallback {
     pub fn new(store: Store, settings: Settings) -> Arc<Fallback> {
         Arc::new(Fallback {
             store,
-            settings: RwLock::new(Arc::new(settings)),
+            settings: Reloadable::new(settings),
         })
     }
 
     pub fn reload(&self, settings: Settings) {
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+        self.settings.replace(settings);
     }
 
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.settings.get()
     }
 
     fn allows(&self, ip: IpAddr) -> bool {
