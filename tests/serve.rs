@@ -147,3 +147,23 @@ fn started_as_root_serve_runs_as_the_configured_account() {
     assert!(banner(lifeboat.fallback).starts_with("220 "));
     assert_eq!(lifeboat.terminate(), Some(0));
 }
+
+#[test]
+fn tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    let socket_path = lifeboat.dir().join("notify.sock");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    lifeboat.set_env("NOTIFY_SOCKET", socket_path.to_str().unwrap());
+    lifeboat.start();
+    let mut buf = [0u8; 256];
+    let n = systemd.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    lifeboat.signal(Signal::SIGTERM);
+    let n = systemd.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert_eq!(lifeboat.terminate(), Some(0));
+}

@@ -18,6 +18,8 @@ pub struct Lifeboat {
     pub milter: SocketAddr,
     pub fallback: SocketAddr,
     child: Option<Child>,
+    /// Extra environment for every command (e.g. NOTIFY_SOCKET).
+    env: Vec<(String, String)>,
 }
 
 impl Lifeboat {
@@ -44,7 +46,12 @@ impl Lifeboat {
             milter,
             fallback,
             child: None,
+            env: Vec::new(),
         }
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// Rewrites the config file (e.g. before a SIGHUP).
@@ -71,6 +78,7 @@ impl Lifeboat {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         cmd.env("LIFEBOAT_CONFIG", &self.config);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
