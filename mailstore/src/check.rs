@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::params;
 
 use crate::address::Address;
-use crate::deliver::{CLASS_HEADER, Class, add_to_ledger, allocate_uid, header_value};
+use crate::deliver::{CLASS_HEADER, Class, IndexRow, header_value, insert_message};
 use crate::error::{Error, IoContext, Result};
 use crate::maildir::{self, FileName, Flags, STANDARD_FOLDERS};
 use crate::password;
@@ -375,40 +375,21 @@ impl Store {
         if target != path {
             fs::rename(path, &target).context(|| format!("moving {} into cur/", path.display()))?;
         }
-        let internal_date = arrival_key(&name.basename).0.unwrap_or_else(now);
-        let (basename, flags, size) = (name.basename.clone(), name.flags, content.len() as i64);
-        let lifeboat_id = header_value(&content, "X-Lifeboat-ID");
-        let message_id = header_value(&content, "Message-ID");
-        self.write(move |conn| {
-            let (uid, modseq) = allocate_uid(conn, mailbox_id)?;
-            conn.execute(
-                "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
-                                       class, envelope_from, envelope_to, lifeboat_id,
-                                       header_message_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    mailbox_id,
-                    uid,
-                    basename,
-                    flags.bits(),
-                    modseq,
-                    internal_date,
-                    size,
-                    trace.class.as_str(),
-                    trace.envelope_from,
-                    trace.envelope_to.join("\n"),
-                    lifeboat_id,
-                    message_id,
-                    now()
-                ],
-            )?;
-            if trace.class.is_replayed() {
-                // Whether the origin already got it is unknown: replay it (the stable
-                // X-Lifeboat-Replay-ID lets the origin side spot a repeat).
-                add_to_ledger(conn, conn.last_insert_rowid())?;
-            }
-            Ok(())
-        })
+        let row = IndexRow {
+            basename: name.basename.clone(),
+            flags: name.flags,
+            internal_date: arrival_key(&name.basename).0.unwrap_or_else(now),
+            size: content.len() as i64,
+            class: trace.class,
+            envelope_from: trace.envelope_from,
+            envelope_to: trace.envelope_to.join("\n"),
+            lifeboat_id: header_value(&content, "X-Lifeboat-ID"),
+            header_message_id: header_value(&content, "Message-ID"),
+        };
+        // A replayed class gets a ledger row: whether the origin already got the copy is
+        // unknown, so it is replayed (the stable X-Lifeboat-Replay-ID lets the origin side
+        // spot a repeat).
+        self.write(move |conn| insert_message(conn, mailbox_id, &row).map(|_| ()))
     }
 }
 

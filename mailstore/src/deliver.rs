@@ -120,19 +120,18 @@ pub struct Stored {
     pub replay_id: Option<String>,
 }
 
-/// What the index needs to record a staged file.
-struct IndexRow {
-    owner: String,
-    folder: String,
-    basename: String,
-    flags: Flags,
-    internal_date: i64,
-    size: i64,
-    class: Class,
-    envelope_from: Option<String>,
-    envelope_to: String,
-    lifeboat_id: Option<String>,
-    header_message_id: Option<String>,
+/// What the index records about a message file (besides where it is).
+pub(crate) struct IndexRow {
+    pub basename: String,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub size: i64,
+    pub class: Class,
+    pub envelope_from: Option<String>,
+    /// Original envelope recipients, one per line.
+    pub envelope_to: String,
+    pub lifeboat_id: Option<String>,
+    pub header_message_id: Option<String>,
 }
 
 impl Store {
@@ -150,9 +149,8 @@ impl Store {
             ));
         }
         let staged = StagedFile::write(&folder_dir, self.hostname(), &content, message.flags)?;
+        let (owner, folder) = (message.owner.to_string(), message.folder.clone());
         let row = IndexRow {
-            owner: message.owner.to_string(),
-            folder: message.folder.clone(),
             basename: staged.basename.clone(),
             flags: message.flags,
             internal_date: message.internal_date.unwrap_or_else(now),
@@ -163,7 +161,7 @@ impl Store {
             lifeboat_id: message.lifeboat_id.clone(),
             header_message_id: header_value(&content, "Message-ID"),
         };
-        match self.write_staged(&staged, move |conn| insert_row(conn, row)) {
+        match self.write_staged(&staged, move |conn| insert_row(conn, &owner, &folder, &row)) {
             Ok(mut stored) => {
                 stored.path = staged.cur_path.clone();
                 staged.commit();
@@ -177,18 +175,36 @@ impl Store {
     }
 }
 
-fn insert_row(conn: &Connection, row: IndexRow) -> Result<Stored> {
+fn insert_row(conn: &Connection, owner: &str, folder: &str, row: &IndexRow) -> Result<Stored> {
     let mailbox: Option<(i64, u32)> = conn
         .query_row(
             "SELECT m.id, m.uidvalidity FROM mailboxes m JOIN users u ON u.id = m.user_id
              WHERE u.address = ?1 AND m.name = ?2",
-            params![row.owner, canonical_folder(&row.folder)],
+            params![owner, canonical_folder(folder)],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     let Some((mailbox_id, uidvalidity)) = mailbox else {
-        return refused(format!("no mailbox `{}` for {}", row.folder, row.owner));
+        return refused(format!("no mailbox `{folder}` for {owner}"));
     };
+    let (message_row, uid, replay_id) = insert_message(conn, mailbox_id, row)?;
+    Ok(Stored {
+        message_row,
+        mailbox_id,
+        uid,
+        uidvalidity,
+        path: PathBuf::new(),
+        replay_id,
+    })
+}
+
+/// Adds a message row with the mailbox's next UID, and a replay ledger row when the copy
+/// must go back to the origin. Returns (row id, UID, replay id).
+pub(crate) fn insert_message(
+    conn: &Connection,
+    mailbox_id: i64,
+    row: &IndexRow,
+) -> Result<(i64, u32, Option<String>)> {
     let (uid, modseq) = allocate_uid(conn, mailbox_id)?;
     conn.execute(
         "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
@@ -217,14 +233,7 @@ fn insert_row(conn: &Connection, row: IndexRow) -> Result<Stored> {
     } else {
         None
     };
-    Ok(Stored {
-        message_row,
-        mailbox_id,
-        uid,
-        uidvalidity,
-        path: PathBuf::new(),
-        replay_id,
-    })
+    Ok((message_row, uid, replay_id))
 }
 
 /// Takes the mailbox's next UID and modseq. UIDs only ever grow: `uidnext` is never

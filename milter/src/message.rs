@@ -103,9 +103,10 @@ impl Message {
         out
     }
 
-    /// The first header field `name` (unfolded), for the log.
+    /// The first header field `name` (unfolded), for the log. Reads the header section
+    /// only, without copying the message.
     pub fn header_value(&self, name: &str) -> Option<String> {
-        lifeboat_mailstore::deliver::header_value(&self.content_with(&[]), name)
+        lifeboat_mailstore::deliver::header_value(&self.header, name)
     }
 }
 
@@ -129,6 +130,15 @@ mod tests {
             m.content_with(&[("X-Lifeboat-ID", "abc")]),
             b"Subject: hello\r\nX-Folded: one\r\n\ttwo\r\nX-Lifeboat-ID: abc\r\n\r\nbody\r\n"
         );
+    }
+
+    #[test]
+    fn header_value_reads_the_header_section_only() {
+        let mut m = Message::new("<a@b.test>", 1000);
+        m.add_header(b"Message-ID", b" <m1@b.test>");
+        m.add_body(b"Message-ID: <body@b.test>\r\n");
+        assert_eq!(m.header_value("message-id").as_deref(), Some("<m1@b.test>"));
+        assert_eq!(m.header_value("Subject"), None);
     }
 
     #[test]
