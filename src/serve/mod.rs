@@ -1,10 +1,12 @@
 //! `lifeboat serve`: binds the listeners, switches to the service account, and runs the
-//! milter and the fallback listener in one tokio runtime until SIGTERM.
+//! milter, the fallback listener and the user-facing servers (POP3) in one tokio runtime
+//! until SIGTERM.
 //!
-//! SIGHUP reloads the configuration (routes, limits, allowed clients; listener addresses
-//! need a restart). Users and aliases are read from the store per message, so changes to
+//! SIGHUP reloads the configuration (routes, limits, allowed clients, the TLS certificate;
+//! listener addresses need a restart). Users and aliases are read from the store per message, so changes to
 //! them apply at once without a reload.
 
+mod mailservers;
 pub mod privileges;
 
 use std::path::Path;
@@ -44,6 +46,7 @@ async fn serve(config: Config) -> CommandResult {
     let fallback_listener = TcpListener::bind(config.fallback.listen)
         .await
         .map_err(|e| bind_failure("fallback.listen", &config.fallback.listen.to_string(), e))?;
+    let mailservers = mailservers::bind(&config).await?;
     if let Some(user) = &account {
         privileges::become_user(&config, user)?;
     }
@@ -69,6 +72,7 @@ async fn serve(config: Config) -> CommandResult {
             let _ = milter_stopped.changed().await;
         },
     ));
+    let mailservers = mailservers.start(&store, &config, stopped.clone());
     let fallback_task = tokio::spawn(fallback::serve(
         fallback_listener,
         fallback.clone(),
@@ -83,7 +87,7 @@ async fn serve(config: Config) -> CommandResult {
         "lifeboat serve ready"
     );
 
-    wait_for_signals(&config, &milter, &fallback).await?;
+    wait_for_signals(&config, &milter, &fallback, &mailservers).await?;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: draining open sessions");
@@ -93,6 +97,7 @@ async fn serve(config: Config) -> CommandResult {
             tracing::error!(error = %e, "milter listener failed");
         }
         let _ = fallback_task.await;
+        mailservers.join().await;
     })
     .await;
     if drained.is_err() {
@@ -106,7 +111,12 @@ async fn serve(config: Config) -> CommandResult {
 }
 
 /// Returns on SIGTERM or SIGINT; reloads on SIGHUP.
-async fn wait_for_signals(config: &Config, milter: &Milter, fallback: &Fallback) -> CommandResult {
+async fn wait_for_signals(
+    config: &Config,
+    milter: &Milter,
+    fallback: &Fallback,
+    mailservers: &mailservers::Running,
+) -> CommandResult {
     let listen = |kind| {
         signal(kind).map_err(|e| Failure::failed(format!("installing a signal handler: {e}")))
     };
@@ -119,19 +129,26 @@ async fn wait_for_signals(config: &Config, milter: &Milter, fallback: &Fallback)
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(config, milter, fallback),
+            _ = hup.recv() => reload(config, milter, fallback, mailservers),
         }
     }
 }
 
-fn reload(running: &Config, milter: &Milter, fallback: &Fallback) {
+fn reload(
+    running: &Config,
+    milter: &Milter,
+    fallback: &Fallback,
+    mailservers: &mailservers::Running,
+) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
     match Config::load(&running.path) {
         Ok(config) => {
             milter.reload(milter_settings(&config));
             fallback.reload(fallback_settings(&config));
+            mailservers.reload(&config);
             if config.milter.listen != running.milter.listen
                 || config.fallback.listen != running.fallback.listen
+                || config.pop3 != running.pop3
                 || config.data_dir != running.data_dir
             {
                 tracing::warn!("listener addresses and data_dir change only on restart");
