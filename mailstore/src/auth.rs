@@ -6,6 +6,12 @@
 //! is locked out until the limiter has room again; a locked-out login is refused before
 //! the password is even checked, correct or not. Successful logins cost nothing, so many
 //! users behind one NAT address are not locked out by each other's successes.
+//!
+//! Password hashes are slow on purpose (argon2id: tens of milliseconds of CPU), and mail
+//! clients log in again every few minutes, each time. Like Dovecot's auth cache, a
+//! successful check is remembered for [`AuthLimits::cache_ttl`] as a keyed SHA-256 of the
+//! password (key random per process, never stored), tied to the stored hash: a password
+//! change, a wrong password or a disabled account never hits the cache.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -44,6 +50,8 @@ pub struct AuthLimits {
     pub per_ip: Quota,
     /// Failures allowed per login name, from anywhere.
     pub per_user: Quota,
+    /// How long a successful login is remembered (zero: never).
+    pub cache_ttl: Duration,
 }
 
 impl Default for AuthLimits {
@@ -59,6 +67,7 @@ impl Default for AuthLimits {
             per_user: Quota::with_period(Duration::from_secs(30))
                 .expect("non-zero period")
                 .allow_burst(NonZeroU32::new(5).expect("non-zero")),
+            cache_ttl: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -75,6 +84,66 @@ pub struct Authenticator {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_user: DefaultKeyedRateLimiter<String>,
     locked_until: Mutex<HashMap<LockKey, Instant>>,
+    cache: Arc<LoginCache>,
+}
+
+/// Successful logins, by login name (see the module docs).
+struct LoginCache {
+    ttl: Duration,
+    key: [u8; 32],
+    entries: Mutex<HashMap<String, CachedLogin>>,
+}
+
+struct CachedLogin {
+    stored_hash: String,
+    digest: [u8; 32],
+    expires: Instant,
+}
+
+/// Entries beyond this make an insert sweep out the expired ones first.
+const CACHE_SWEEP_AT: usize = 10_000;
+
+impl LoginCache {
+    fn digest(&self, user: &str, password: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.key);
+        hasher.update(user.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn hit(&self, user: &str, stored_hash: &str, password: &str) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let digest = self.digest(user, password);
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(user).is_some_and(|entry| {
+            entry.expires > Instant::now()
+                && entry.stored_hash == stored_hash
+                // Compared without an early exit, like a password.
+                && entry.digest.iter().zip(digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        })
+    }
+
+    fn remember(&self, user: &str, stored_hash: &str, password: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let entry = CachedLogin {
+            stored_hash: stored_hash.to_string(),
+            digest: self.digest(user, password),
+            expires: Instant::now() + self.ttl,
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_SWEEP_AT {
+            let now = Instant::now();
+            entries.retain(|_, e| e.expires > now);
+        }
+        entries.insert(user.to_string(), entry);
+    }
 }
 
 impl Authenticator {
@@ -85,6 +154,11 @@ impl Authenticator {
             per_ip: RateLimiter::keyed(limits.per_ip),
             per_user: RateLimiter::keyed(limits.per_user),
             locked_until: Mutex::new(HashMap::new()),
+            cache: Arc::new(LoginCache {
+                ttl: limits.cache_ttl,
+                key: rand::random(),
+                entries: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
@@ -103,12 +177,13 @@ impl Authenticator {
             tokio::time::sleep(self.limits.failure_delay).await;
             return Err(AuthFailure::LockedOut);
         }
-        let store = self.store.clone();
+        let (store, cache) = (self.store.clone(), self.cache.clone());
         let (lookup_name, password) = (name.clone(), password.to_string());
         // SQLite and the password hash are blocking, and a hash is meant to be slow.
-        let checked = tokio::task::spawn_blocking(move || check(&store, &lookup_name, &password))
-            .await
-            .unwrap_or_else(|e| Err(AuthFailure::Unavailable(e.to_string())));
+        let checked =
+            tokio::task::spawn_blocking(move || check(&store, &cache, &lookup_name, &password))
+                .await
+                .unwrap_or_else(|e| Err(AuthFailure::Unavailable(e.to_string())));
         match checked {
             Ok(user) => Ok(user),
             Err(AuthFailure::Unavailable(why)) => {
@@ -156,7 +231,12 @@ impl Authenticator {
 
 /// The password check itself (blocking). Unknown users cost a hash too, so timing does
 /// not tell which addresses exist.
-fn check(store: &Store, user: &str, password: &str) -> Result<UserRecord, AuthFailure> {
+fn check(
+    store: &Store,
+    cache: &LoginCache,
+    user: &str,
+    password: &str,
+) -> Result<UserRecord, AuthFailure> {
     let record = store
         .with_reader(|reader| reader.user(user))
         .map_err(|e| AuthFailure::Unavailable(e.to_string()))?;
@@ -164,12 +244,18 @@ fn check(store: &Store, user: &str, password: &str) -> Result<UserRecord, AuthFa
         let _ = password::verify(dummy_hash(), password);
         return Err(AuthFailure::BadCredentials);
     };
+    if !record.active {
+        // Checked after the hash would be, by time: spend it anyway.
+        let _ = password::verify(&record.password_hash, password);
+        return Err(AuthFailure::Inactive);
+    }
+    if cache.hit(user, &record.password_hash, password) {
+        return Ok(record);
+    }
     if !password::verify(&record.password_hash, password) {
         return Err(AuthFailure::BadCredentials);
     }
-    if !record.active {
-        return Err(AuthFailure::Inactive);
-    }
+    cache.remember(user, &record.password_hash, password);
     Ok(record)
 }
 
@@ -229,6 +315,7 @@ mod tests {
             failure_delay: Duration::ZERO,
             per_ip: Quota::per_hour(NonZeroU32::new(100).unwrap()),
             per_user: Quota::per_hour(NonZeroU32::new(3).unwrap()),
+            cache_ttl: Duration::from_secs(60),
         }
     }
 
@@ -297,6 +384,33 @@ mod tests {
             auth.login(other_ip, "alice@example.test", "right")
                 .await
                 .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_login_cache_never_accepts_a_changed_or_wrong_password() {
+        let (_dir, auth) = authenticator(quick());
+        assert!(auth.login(IP, "alice@example.test", "right").await.is_ok());
+        assert!(auth.login(IP, "alice@example.test", "right").await.is_ok());
+        assert_eq!(
+            auth.login(IP, "alice@example.test", "wrong").await,
+            Err(AuthFailure::BadCredentials)
+        );
+        // A new password: the cached old one no longer works.
+        let alice = Address::parse("alice@example.test").unwrap();
+        auth.store
+            .set_password(&alice, password::hash("new"))
+            .unwrap();
+        assert_eq!(
+            auth.login(IP, "alice@example.test", "right").await,
+            Err(AuthFailure::BadCredentials)
+        );
+        assert!(auth.login(IP, "alice@example.test", "new").await.is_ok());
+        // Disabled: refused even though the password is cached.
+        auth.store.set_active(&alice, false).unwrap();
+        assert_eq!(
+            auth.login(IP, "alice@example.test", "new").await,
+            Err(AuthFailure::BadCredentials)
         );
     }
 
