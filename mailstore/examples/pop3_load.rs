@@ -75,7 +75,12 @@ async fn session(addr: SocketAddr, user: &str, password: &str, retr: usize) -> R
     client.command(&format!("USER {user}")).await?;
     client.command(&format!("PASS {password}")).await?;
     client.command("STAT").await?;
-    let count = client.line.split_whitespace().nth(1).unwrap_or("0").parse::<usize>()?;
+    let count = client
+        .line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse::<usize>()?;
     client.multi("LIST").await?;
     client.multi("UIDL").await?;
     for n in 1..=retr.min(count) {
