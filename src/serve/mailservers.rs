@@ -8,6 +8,7 @@
 //! stop `serve` (capture must go on): see `lifeboat_mailstore::tls`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lifeboat_mailstore::Store;
 use lifeboat_mailstore::auth::{AuthLimits, Authenticator};
@@ -56,7 +57,11 @@ pub struct Running {
 
 impl Bound {
     pub fn start(self, store: &Store, config: &Config, stopped: watch::Receiver<bool>) -> Running {
-        let auth = Authenticator::new(store.clone(), AuthLimits::default());
+        let limits = AuthLimits {
+            cache_ttl: Duration::from_secs(config.auth.login_cache_seconds),
+            ..AuthLimits::default()
+        };
+        let auth = Authenticator::new(store.clone(), limits);
         let pop3 = Pop3::new(
             store.clone(),
             auth,
