@@ -377,6 +377,9 @@ async fn handle(
                     }
                     _ => true,
                 };
+                // The maildrop is free before the client hears +OK: a client that logs in
+                // again right after QUIT must not find its own old session holding it.
+                drop(logged_in.take());
                 session.update_finished(ok, &mut out);
                 write(&mut conn, &mut out, idle).await?;
                 break;
