@@ -110,6 +110,27 @@ CREATE TABLE deferrals (
     last_detail TEXT NOT NULL
 );
 "#,
+    r#"
+-- The last health probe of each origin and the run of equal results it ends, for
+-- `lifeboat status` (the watch itself keeps its counters in memory).
+CREATE TABLE origin_probes (
+    origin      TEXT PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    ok          INTEGER NOT NULL,
+    latency_ms  INTEGER NOT NULL,
+    detail      TEXT NOT NULL,
+    streak      INTEGER NOT NULL
+);
+
+-- When each recipient last got a notice of each kind, so notices are rate-limited
+-- across restarts.
+CREATE TABLE notices (
+    recipient TEXT NOT NULL COLLATE NOCASE,
+    kind      TEXT NOT NULL,
+    last_at   INTEGER NOT NULL,
+    PRIMARY KEY (recipient, kind)
+);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
