@@ -94,11 +94,17 @@ impl Lifeboat {
     }
 
     pub fn add_user(&self, address: &str, aliases: &[&str]) {
+        self.add_user_with(address, aliases, &[]);
+    }
+
+    /// `user add` with more options (e.g. `["--alternate-email", "a@b.test"]`).
+    pub fn add_user_with(&self, address: &str, aliases: &[&str], options: &[&str]) {
         let mut cmd = self.command();
         cmd.args(["user", "add", address, "--password-stdin"]);
         for alias in aliases {
             cmd.args(["--alias", alias]);
         }
+        cmd.args(options);
         let mut child = cmd.stdin(Stdio::piped()).spawn().unwrap();
         std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"secret\n").unwrap();
         assert!(child.wait().unwrap().success(), "user add {address}");
