@@ -147,12 +147,16 @@ async fn recipient(fallback: &Fallback, transaction: &mut Transaction, raw: &str
         // The origin has just failed this delivery but is not judged down yet: have it
         // judged now, so mail that arrives as an outage begins is captured at once
         // instead of waiting in Postfix's queue for its next retry.
-        if let (Fate::Capture { divert: false, .. }, Some(watch)) = (&fate, &fallback.watch) {
-            watch.await_verdict(origin).await;
-            fate = match classify(fallback, &address).await {
-                Ok(fate) => fate,
-                Err(answer) => return answer.into(),
-            };
+        match (&fate, &fallback.watch) {
+            (Fate::Capture { divert: false, .. }, Some(watch)) => {
+                watch.await_verdict(origin).await;
+                fate = match classify(fallback, &address).await {
+                    Ok(fate) => fate,
+                    Err(answer) => return answer.into(),
+                };
+            }
+            (_, Some(watch)) => watch.deferred(origin, "fallback"),
+            (_, None) => {}
         }
     }
     if !matches!(fate, Fate::Capture { divert: true, .. }) {
