@@ -161,6 +161,18 @@ impl Reader {
             .optional()?)
     }
 
+    pub fn mailbox_by_id(&self, mailbox_id: i64) -> Result<Option<MailboxRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+                 FROM mailboxes WHERE id = ?1",
+                [mailbox_id],
+                mailbox_from_row,
+            )
+            .optional()?)
+    }
+
     /// Every mailbox of every user.
     pub fn all_folders(&self) -> Result<Vec<FolderRef>> {
         let mut stmt = self.conn.prepare(

@@ -1,0 +1,892 @@
+//! One IMAP session as a state machine over the store: commands in, responses out. No
+//! sockets here (the server in `server.rs` drives it), so every rule is unit-tested.
+//!
+//! States follow RFC 3501 §3: not authenticated → authenticated → selected → logout.
+//! Store access is blocking (SQLite, files); the server runs each command on the
+//! blocking pool.
+
+use std::borrow::Cow;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
+
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{IString, NString, Tag, Text, Vec1};
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagNameAttribute, FlagPerm, StoreType};
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::{
+    Capability, Code, CommandContinuationRequest, Data, Response, Status,
+};
+use imap_codec::imap_types::sequence::SequenceSet;
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use super::mailbox::{MailboxView, Selected};
+use super::{fetch, mutf7, search};
+use crate::address::Address;
+use crate::error::Result as StoreResult;
+use crate::flags::FlagChange;
+use crate::maildir::Flags;
+use crate::reader::{MailboxRecord, Reader};
+use crate::store::Store;
+
+/// What the listener a session came in on allows.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub hostname: String,
+    /// Whether LOGIN/AUTHENTICATE may be used before TLS: loopback listeners, or the
+    /// admin allowed plaintext.
+    pub plaintext_login: bool,
+    /// Whether STARTTLS can be offered (a certificate is loaded).
+    pub starttls: bool,
+}
+
+/// What the server must do once the responses are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    Continue,
+    /// Start TLS on this connection (the tagged OK is the last plaintext).
+    StartTls,
+    /// Close the connection.
+    Logout,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub responses: Vec<Response<'static>>,
+    pub after: After,
+    /// A login failed: the server delays the answer (and counts it for rate limits).
+    pub auth_failed: bool,
+}
+
+impl Reply {
+    fn new(responses: Vec<Response<'static>>) -> Reply {
+        Reply {
+            responses,
+            after: After::Continue,
+            auth_failed: false,
+        }
+    }
+}
+
+/// The authenticated user.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: i64,
+    pub address: Address,
+}
+
+enum State {
+    NotAuthenticated,
+    Authenticated(User),
+    Selected(User, Box<Selected>),
+    Logout,
+}
+
+pub struct Session {
+    store: Store,
+    reader: Reader,
+    config: Arc<SessionConfig>,
+    tls: bool,
+    state: State,
+    /// CONDSTORE was enabled (or used): FETCH responses carry MODSEQ.
+    condstore: bool,
+}
+
+/// Hierarchy separator on the wire; Maildir++ spells it the same way in folder names.
+pub const DELIMITER: char = '.';
+
+type Responses = Vec<Response<'static>>;
+
+impl Session {
+    pub fn new(store: Store, config: Arc<SessionConfig>, tls: bool) -> StoreResult<Session> {
+        Ok(Session {
+            reader: store.reader()?,
+            store,
+            config,
+            tls,
+            state: State::NotAuthenticated,
+            condstore: false,
+        })
+    }
+
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.state, State::Authenticated(_) | State::Selected(..))
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        match &self.state {
+            State::Authenticated(user) | State::Selected(user, _) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// The greeting's capability list (what the client may use right now).
+    pub fn capabilities(&self) -> Vec1<Capability<'static>> {
+        let mut list = vec![
+            Capability::Imap4Rev1,
+            Capability::LiteralPlus,
+            Capability::SaslIr,
+            Capability::Id,
+            Capability::Enable,
+            Capability::Idle,
+            Capability::Namespace,
+            Capability::Unselect,
+            Capability::CondStore,
+        ];
+        if !self.is_authenticated() {
+            if !self.tls && self.config.starttls {
+                list.push(Capability::StartTls);
+            }
+            if self.login_allowed() {
+                list.push(Capability::Auth(
+                    imap_codec::imap_types::auth::AuthMechanism::Plain,
+                ));
+            } else {
+                list.push(Capability::LoginDisabled);
+            }
+        }
+        Vec1::try_from(list).expect("not empty")
+    }
+
+    fn login_allowed(&self) -> bool {
+        self.tls || self.config.plaintext_login
+    }
+
+    /// Handles one command (AUTHENTICATE and IDLE are driven by the server, which calls
+    /// [`Session::login`] and [`Session::poll_changes`]).
+    pub fn handle(&mut self, command: Command<'static>) -> Reply {
+        let tag = command.tag;
+        match self.dispatch(&tag, command.body) {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "imap: store error");
+                Reply::new(vec![status_no(&tag, "server error; try again")])
+            }
+        }
+    }
+
+    fn dispatch(&mut self, tag: &Tag<'static>, body: CommandBody<'static>) -> StoreResult<Reply> {
+        use CommandBody as C;
+        let authenticated = self.is_authenticated();
+        let selected = matches!(self.state, State::Selected(..));
+        let reply = match body {
+            C::Capability => Reply::new(vec![
+                data(Data::Capability(self.capabilities())),
+                ok(tag, "CAPABILITY completed"),
+            ]),
+            C::Noop | C::Check => {
+                let mut responses = self.poll_changes()?;
+                responses.push(ok(tag, "NOOP completed"));
+                Reply::new(responses)
+            }
+            C::Logout => {
+                self.state = State::Logout;
+                Reply {
+                    responses: vec![
+                        Response::Status(
+                            Status::bye(None, "logging out").expect("valid text"),
+                        ),
+                        ok(tag, "LOGOUT completed"),
+                    ],
+                    after: After::Logout,
+                    auth_failed: false,
+                }
+            }
+            C::StartTLS if self.tls || !self.config.starttls => {
+                Reply::new(vec![bad(tag, "TLS is already active or not available")])
+            }
+            C::StartTLS if authenticated => Reply::new(vec![bad(tag, "already authenticated")]),
+            C::StartTLS => Reply {
+                responses: vec![ok(tag, "begin TLS negotiation now")],
+                after: After::StartTls,
+                auth_failed: false,
+            },
+            C::Id { .. } => Reply::new(vec![
+                data(Data::Id {
+                    parameters: Some(vec![(
+                        IString::try_from("name").expect("valid"),
+                        NString::try_from("Lifeboat").expect("valid"),
+                    )]),
+                }),
+                ok(tag, "ID completed"),
+            ]),
+            C::Login { .. } | C::Authenticate { .. } if authenticated => {
+                Reply::new(vec![bad(tag, "already authenticated")])
+            }
+            C::Login { username, password } => {
+                let username = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let password = password.declassify().as_ref().to_vec();
+                match self.login(&username, &password) {
+                    Ok(()) => Reply::new(vec![Response::Status(
+                        Status::ok(
+                            Some(tag.clone()),
+                            Some(Code::Capability(self.capabilities())),
+                            "LOGIN completed",
+                        )
+                        .expect("valid text"),
+                    )]),
+                    Err(why) => Reply {
+                        responses: vec![status_no(tag, why)],
+                        after: After::Continue,
+                        auth_failed: why == AUTH_FAILED,
+                    },
+                }
+            }
+            C::Authenticate { .. } => {
+                // The server drives AUTHENTICATE through imap-next's events.
+                Reply::new(vec![bad(tag, "AUTHENTICATE is handled elsewhere")])
+            }
+            _ if !authenticated => Reply::new(vec![bad(tag, "log in first")]),
+
+            C::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for capability in capabilities.into_inner() {
+                    if matches!(capability, CapabilityEnable::CondStore) {
+                        self.condstore = true;
+                        enabled.push(capability);
+                    }
+                }
+                Reply::new(vec![
+                    data(Data::Enabled {
+                        capabilities: enabled,
+                    }),
+                    ok(tag, "ENABLE completed"),
+                ])
+            }
+            C::Namespace => Reply::new(vec![
+                data(Data::Namespace {
+                    personal: vec![imap_codec::imap_types::extensions::namespace::Namespace {
+                        prefix: IString::try_from("").expect("valid"),
+                        delimiter: Some(
+                            imap_codec::imap_types::core::QuotedChar::try_from(DELIMITER)
+                                .expect("valid"),
+                        ),
+                        extensions: vec![],
+                    }],
+                    other: vec![],
+                    shared: vec![],
+                }),
+                ok(tag, "NAMESPACE completed"),
+            ]),
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, &reference, &mailbox_wildcard, false)?,
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, &reference, &mailbox_wildcard, true)?,
+            C::Status {
+                mailbox,
+                item_names,
+            } => self.status(tag, &mailbox, &item_names)?,
+            C::Select { mailbox, .. } => self.select(tag, &mailbox, false)?,
+            C::Examine { mailbox, .. } => self.select(tag, &mailbox, true)?,
+            C::Subscribe { mailbox } | C::Unsubscribe { mailbox } => {
+                match self.find_mailbox(&mailbox)? {
+                    Some(_) => Reply::new(vec![ok(tag, "subscriptions are kept for every folder")]),
+                    None => Reply::new(vec![status_no(tag, "no such mailbox")]),
+                }
+            }
+            _ if !selected => Reply::new(vec![bad(tag, "select a mailbox first")]),
+
+            C::Close | C::Unselect => {
+                let user = self.user().cloned().expect("selected");
+                self.state = State::Authenticated(user);
+                Reply::new(vec![ok(tag, "mailbox closed")])
+            }
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => {
+                let items = fetch::item_names(macro_or_item_names, uid);
+                self.fetch(tag, &sequence_set, &items, uid)?
+            }
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => self.store_flags(
+                tag,
+                &sequence_set,
+                kind,
+                matches!(response, imap_codec::imap_types::flag::StoreResponse::Silent),
+                flags,
+                uid,
+            )?,
+            C::Search { uid, criteria, .. } => self.search(tag, &criteria.into_inner(), uid)?,
+            _ => Reply::new(vec![bad(tag, "command not supported")]),
+        };
+        Ok(reply)
+    }
+
+    /// Checks a user's password; on success the session is authenticated. The error is
+    /// what to tell the client.
+    pub fn login(&mut self, username: &str, password: &[u8]) -> Result<(), &'static str> {
+        if !self.login_allowed() {
+            return Err("[PRIVACYREQUIRED] use STARTTLS or the TLS port to log in");
+        }
+        let password = std::str::from_utf8(password).map_err(|_| AUTH_FAILED)?;
+        let user = match self.reader.resolve(username) {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(AUTH_FAILED),
+            Err(e) => {
+                tracing::error!(error = %e, "imap: cannot read users");
+                return Err("[UNAVAILABLE] try again later");
+            }
+        };
+        if !user.active || !crate::password::verify(&user.password_hash, password) {
+            return Err(AUTH_FAILED);
+        }
+        self.state = State::Authenticated(User {
+            id: user.id,
+            address: user.address,
+        });
+        Ok(())
+    }
+
+    /// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`.
+    pub fn login_sasl_plain(&mut self, response: &[u8]) -> Result<(), &'static str> {
+        let mut fields = response.split(|&b| b == 0);
+        let (Some(authzid), Some(authcid), Some(password), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(AUTH_FAILED);
+        };
+        if !authzid.is_empty() && authzid != authcid {
+            return Err("[AUTHORIZATIONFAILED] no proxy logins");
+        }
+        let authcid = std::str::from_utf8(authcid).map_err(|_| AUTH_FAILED)?;
+        self.login(authcid, password)
+    }
+
+    // ---- mailboxes ----
+
+    fn user_id(&self) -> i64 {
+        self.user().map(|u| u.id).unwrap_or_default()
+    }
+
+    fn find_mailbox(&self, mailbox: &Mailbox<'_>) -> StoreResult<Option<MailboxRecord>> {
+        match mailbox_name(mailbox) {
+            Some(name) => self.reader.mailbox(self.user_id(), &name),
+            None => Ok(None),
+        }
+    }
+
+    fn list(
+        &mut self,
+        tag: &Tag<'static>,
+        reference: &Mailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+    ) -> StoreResult<Reply> {
+        let pattern_text = match pattern {
+            ListMailbox::Token(token) => token.as_ref().to_string(),
+            ListMailbox::String(string) => String::from_utf8_lossy(string.as_ref()).into_owned(),
+        };
+        let reference = match reference {
+            Mailbox::Inbox => "INBOX".to_string(),
+            Mailbox::Other(other) => String::from_utf8_lossy(other.inner().as_ref()).into_owned(),
+        };
+        let mut responses = Vec::new();
+        if pattern_text.is_empty() {
+            // RFC 3501 §6.3.8: the delimiter and root name.
+            responses.push(data(Data::List {
+                items: vec![FlagNameAttribute::Noselect],
+                delimiter: Some(delimiter()),
+                mailbox: Mailbox::try_from("").expect("valid"),
+            }));
+        } else {
+            let pattern = format!("{reference}{pattern_text}");
+            for mailbox in self.reader.mailboxes(self.user_id())? {
+                let wire = wire_name(&mailbox.name);
+                if !wildcard_match(&pattern, &wire) {
+                    continue;
+                }
+                let mut items = Vec::new();
+                if let Some(special) = &mailbox.special_use {
+                    items.push(FlagNameAttribute::from(
+                        imap_codec::imap_types::core::Atom::try_from(
+                            special.trim_start_matches('\\').to_string(),
+                        )
+                        .expect("special-use names are atoms"),
+                    ));
+                }
+                let entry = if lsub {
+                    Data::Lsub {
+                        items,
+                        delimiter: Some(delimiter()),
+                        mailbox: to_mailbox(&mailbox.name),
+                    }
+                } else {
+                    Data::List {
+                        items,
+                        delimiter: Some(delimiter()),
+                        mailbox: to_mailbox(&mailbox.name),
+                    }
+                };
+                responses.push(data(entry));
+            }
+        }
+        responses.push(ok(tag, if lsub { "LSUB completed" } else { "LIST completed" }));
+        Ok(Reply::new(responses))
+    }
+
+    fn status(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'static>,
+        names: &[StatusDataItemName],
+    ) -> StoreResult<Reply> {
+        let Some(record) = self.find_mailbox(mailbox)? else {
+            return Ok(Reply::new(vec![status_no(tag, "[NONEXISTENT] no such mailbox")]));
+        };
+        let view = MailboxView::load(&self.reader, &record)?;
+        let mut items = Vec::new();
+        for name in names {
+            let item = match name {
+                StatusDataItemName::Messages => StatusDataItem::Messages(view.exists()),
+                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(record.uidnext)),
+                StatusDataItemName::UidValidity => {
+                    StatusDataItem::UidValidity(nz(record.uidvalidity))
+                }
+                StatusDataItemName::Unseen => StatusDataItem::Unseen(view.unseen()),
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(view.deleted()),
+                StatusDataItemName::HighestModSeq => StatusDataItem::HighestModSeq(
+                    u64::try_from(record.highest_modseq).unwrap_or(1).max(1),
+                ),
+                _ => continue,
+            };
+            items.push(item);
+        }
+        Ok(Reply::new(vec![
+            data(Data::Status {
+                mailbox: mailbox.clone(),
+                items: Cow::Owned(items),
+            }),
+            ok(tag, "STATUS completed"),
+        ]))
+    }
+
+    fn select(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'static>,
+        read_only: bool,
+    ) -> StoreResult<Reply> {
+        let user = self.user().cloned().expect("authenticated");
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+        self.state = State::Authenticated(user.clone());
+        let Some(record) = self.find_mailbox(mailbox)? else {
+            return Ok(Reply::new(vec![status_no(tag, "[NONEXISTENT] no such mailbox")]));
+        };
+        let view = MailboxView::load(&self.reader, &record)?;
+        let mut responses = vec![
+            data(Data::Flags(SYSTEM_FLAGS.to_vec())),
+            data(Data::Exists(view.exists())),
+            data(Data::Recent(0)),
+            untagged_ok(Code::UidValidity(nz(record.uidvalidity)), "UIDs valid"),
+            untagged_ok(Code::UidNext(nz(record.uidnext)), "predicted next UID"),
+            untagged_ok(
+                Code::PermanentFlags(if read_only {
+                    vec![]
+                } else {
+                    let mut perm: Vec<FlagPerm> =
+                        SYSTEM_FLAGS.iter().cloned().map(FlagPerm::Flag).collect();
+                    perm.push(FlagPerm::Asterisk);
+                    perm
+                }),
+                "flags permitted",
+            ),
+            untagged_ok(
+                Code::HighestModSeq(nz64(record.highest_modseq)),
+                "highest modseq",
+            ),
+        ];
+        if let Some(first_unseen) = view.first_unseen() {
+            responses.push(untagged_ok(Code::Unseen(first_unseen), "first unseen"));
+        }
+        let code = if read_only {
+            Code::ReadOnly
+        } else {
+            Code::ReadWrite
+        };
+        responses.push(Response::Status(
+            Status::ok(Some(tag.clone()), Some(code), "SELECT completed").expect("valid text"),
+        ));
+        self.state = State::Selected(
+            user,
+            Box::new(Selected {
+                record,
+                read_only,
+                view,
+            }),
+        );
+        Ok(Reply::new(responses))
+    }
+
+    /// Untagged EXISTS / EXPUNGE / FETCH for what changed in the selected mailbox since
+    /// the client last heard, as NOOP, IDLE and the end of other commands report them.
+    pub fn poll_changes(&mut self) -> StoreResult<Responses> {
+        let condstore = self.condstore;
+        let State::Selected(_, selected) = &mut self.state else {
+            return Ok(Vec::new());
+        };
+        let Some(record) = self.reader.mailbox_by_id(selected.record.id)? else {
+            return Ok(vec![Response::Status(
+                Status::bye(None, "the selected mailbox was deleted").expect("valid text"),
+            )]);
+        };
+        let fresh = MailboxView::load(&self.reader, &record)?;
+        let responses = selected.view.sync(fresh, true, condstore, &[]);
+        selected.record = record;
+        Ok(responses)
+    }
+
+    // ---- messages ----
+
+    fn fetch(
+        &mut self,
+        tag: &Tag<'static>,
+        set: &SequenceSet,
+        items: &[fetch::Item],
+        uid: bool,
+    ) -> StoreResult<Reply> {
+        let condstore = self.condstore || items.contains(&fetch::Item::ModSeq);
+        self.condstore = condstore;
+        let State::Selected(user, selected) = &mut self.state else {
+            unreachable!("checked by dispatch")
+        };
+        let positions = selected.view.resolve(set, uid);
+        let marks_seen = !selected.read_only && items.iter().any(fetch::Item::marks_seen);
+        let mut responses = Vec::with_capacity(positions.len() + 1);
+        let mut seen_changes = Vec::new();
+        let mut seen_uids = Vec::new();
+        for index in positions {
+            let message = &selected.view.messages[index];
+            let needs_bytes = items.iter().any(fetch::Item::needs_bytes);
+            let bytes = if needs_bytes {
+                match self.store.read_message(&user.address, &selected.record.name, message) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        tracing::error!(error = %e, uid = message.uid, "imap: cannot read a message");
+                        return Ok(Reply::new(vec![status_no(tag, "[SERVERBUG] cannot read a message")]));
+                    }
+                }
+            } else {
+                None
+            };
+            let mut message = message.clone();
+            if marks_seen && !message.flags.contains(Flags::SEEN) {
+                seen_changes.push(FlagChange {
+                    row: message.row,
+                    basename: message.basename.clone(),
+                    old_flags: message.flags,
+                    flags: message.flags.union(Flags::SEEN),
+                    keywords: message.keywords.clone(),
+                });
+                message.flags = message.flags.union(Flags::SEEN);
+                seen_uids.push(message.uid);
+            }
+            let seq = nz(index as u32 + 1);
+            let values = fetch::values(items, &message, bytes.as_deref(), uid, condstore);
+            responses.push(data(Data::Fetch { seq, items: values }));
+        }
+        if !seen_changes.is_empty() {
+            self.store.set_flags(
+                &user.address,
+                &selected.record.name,
+                selected.record.id,
+                seen_changes,
+            )?;
+        }
+        // Others' changes (no EXPUNGE during FETCH); ours is already in the responses.
+        if let Some(record) = self.reader.mailbox_by_id(selected.record.id)? {
+            let fresh = MailboxView::load(&self.reader, &record)?;
+            responses.extend(selected.view.sync(fresh, false, condstore, &seen_uids));
+            selected.record = record;
+        }
+        responses.push(ok(tag, "FETCH completed"));
+        Ok(Reply::new(responses))
+    }
+
+    fn store_flags(
+        &mut self,
+        tag: &Tag<'static>,
+        set: &SequenceSet,
+        kind: StoreType,
+        silent: bool,
+        flags: Vec<Flag<'static>>,
+        uid: bool,
+    ) -> StoreResult<Reply> {
+        let condstore = self.condstore;
+        let State::Selected(user, selected) = &mut self.state else {
+            unreachable!("checked by dispatch")
+        };
+        if selected.read_only {
+            return Ok(Reply::new(vec![status_no(tag, "[READ-ONLY] mailbox is read-only")]));
+        }
+        let (system, keywords) = split_flags(&flags);
+        let mut changes = Vec::new();
+        let positions = selected.view.resolve(set, uid);
+        for &index in &positions {
+            let message = &selected.view.messages[index];
+            let (new_flags, new_keywords) = match kind {
+                StoreType::Replace => (system, keywords.clone()),
+                StoreType::Add => {
+                    let mut all = message.keywords.clone();
+                    for k in &keywords {
+                        if !all.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                            all.push(k.clone());
+                        }
+                    }
+                    (message.flags.union(system), all)
+                }
+                StoreType::Remove => (
+                    Flags::from_bits(message.flags.bits() & !system.bits()),
+                    message
+                        .keywords
+                        .iter()
+                        .filter(|x| !keywords.iter().any(|k| k.eq_ignore_ascii_case(x)))
+                        .cloned()
+                        .collect(),
+                ),
+            };
+            if new_flags != message.flags || new_keywords != message.keywords {
+                changes.push(FlagChange {
+                    row: message.row,
+                    basename: message.basename.clone(),
+                    old_flags: message.flags,
+                    flags: new_flags,
+                    keywords: new_keywords,
+                });
+            }
+        }
+        if !changes.is_empty() {
+            self.store
+                .set_flags(&user.address, &selected.record.name, selected.record.id, changes)?;
+        }
+        let mut responses = Vec::new();
+        if let Some(record) = self.reader.mailbox_by_id(selected.record.id)? {
+            let fresh = MailboxView::load(&self.reader, &record)?;
+            let ours: Vec<u32> = positions
+                .iter()
+                .filter_map(|&i| selected.view.messages.get(i).map(|m| m.uid))
+                .collect();
+            // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
+            let reported = if silent { &[][..] } else { &ours[..] };
+            responses = selected.view.sync(fresh, false, condstore, reported);
+            if !silent {
+                for (index, message) in selected.view.messages.iter().enumerate() {
+                    if ours.contains(&message.uid) {
+                        responses.push(data(Data::Fetch {
+                            seq: nz(index as u32 + 1),
+                            items: fetch::flags_update(message, uid, condstore),
+                        }));
+                    }
+                }
+            }
+            selected.record = record;
+        }
+        responses.push(ok(tag, "STORE completed"));
+        Ok(Reply::new(responses))
+    }
+
+    fn search(
+        &mut self,
+        tag: &Tag<'static>,
+        criteria: &[imap_codec::imap_types::search::SearchKey<'static>],
+        uid: bool,
+    ) -> StoreResult<Reply> {
+        let State::Selected(user, selected) = &mut self.state else {
+            unreachable!("checked by dispatch")
+        };
+        let mut hits = Vec::new();
+        let view = &selected.view;
+        let needs_bytes = criteria.iter().any(search::needs_message);
+        for (index, message) in view.messages.iter().enumerate() {
+            let bytes = if needs_bytes {
+                self.store
+                    .read_message(&user.address, &selected.record.name, message)?
+            } else {
+                Vec::new()
+            };
+            let candidate = search::Candidate {
+                seq: index as u32 + 1,
+                uid: message.uid,
+                flags: message.flags,
+                keywords: &message.keywords,
+                internal_date: message.internal_date,
+                size: message.size,
+                message: &bytes,
+                modseq: u64::try_from(message.modseq).unwrap_or(0),
+            };
+            if criteria
+                .iter()
+                .all(|key| search::matches(key, &candidate, view.exists(), view.max_uid()))
+            {
+                hits.push(nz(if uid { message.uid } else { index as u32 + 1 }));
+            }
+        }
+        Ok(Reply::new(vec![
+            data(Data::Search(hits, None)),
+            ok(tag, "SEARCH completed"),
+        ]))
+    }
+
+    /// The continuation request AUTHENTICATE PLAIN sends when there is no initial
+    /// response.
+    pub fn empty_challenge() -> CommandContinuationRequest<'static> {
+        CommandContinuationRequest::Base64(Cow::Borrowed(b""))
+    }
+}
+
+const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] wrong user name or password";
+
+const SYSTEM_FLAGS: [Flag<'static>; 5] = [
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Seen,
+    Flag::Draft,
+];
+
+/// System flags as the store's bits, and keywords (case kept).
+fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
+    let mut system = Flags::empty();
+    let mut keywords: Vec<String> = Vec::new();
+    for flag in flags {
+        match flag {
+            Flag::Answered => system = system.union(Flags::ANSWERED),
+            Flag::Deleted => system = system.union(Flags::DELETED),
+            Flag::Draft => system = system.union(Flags::DRAFT),
+            Flag::Flagged => system = system.union(Flags::FLAGGED),
+            Flag::Seen => system = system.union(Flags::SEEN),
+            Flag::Keyword(atom) => {
+                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(atom.inner())) {
+                    keywords.push(atom.inner().to_string());
+                }
+            }
+            Flag::Extension(_) => {}
+        }
+    }
+    (system, keywords)
+}
+
+/// The flags of a message as IMAP spells them.
+pub fn flag_list(flags: Flags, keywords: &[String]) -> Vec<FlagFetch<'static>> {
+    let mut list: Vec<FlagFetch<'static>> = [
+        (Flags::ANSWERED, Flag::Answered),
+        (Flags::FLAGGED, Flag::Flagged),
+        (Flags::DELETED, Flag::Deleted),
+        (Flags::SEEN, Flag::Seen),
+        (Flags::DRAFT, Flag::Draft),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags.contains(*bit))
+    .map(|(_, flag)| FlagFetch::Flag(flag))
+    .collect();
+    for keyword in keywords {
+        if let Ok(atom) = imap_codec::imap_types::core::Atom::try_from(keyword.clone()) {
+            list.push(FlagFetch::Flag(Flag::Keyword(atom)));
+        }
+    }
+    list
+}
+
+/// The store's (UTF-8) name of a mailbox the client named; `None` for a name that is not
+/// valid modified UTF-7.
+pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
+    match mailbox {
+        Mailbox::Inbox => Some("INBOX".to_string()),
+        Mailbox::Other(other) => {
+            let wire = std::str::from_utf8(other.inner().as_ref()).ok()?;
+            mutf7::decode(wire)
+        }
+    }
+}
+
+fn wire_name(name: &str) -> String {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX".to_string()
+    } else {
+        mutf7::encode(name)
+    }
+}
+
+fn to_mailbox(name: &str) -> Mailbox<'static> {
+    Mailbox::try_from(wire_name(name)).unwrap_or(Mailbox::Inbox)
+}
+
+fn delimiter() -> imap_codec::imap_types::core::QuotedChar {
+    imap_codec::imap_types::core::QuotedChar::try_from(DELIMITER).expect("valid")
+}
+
+/// LIST patterns (RFC 3501 §6.3.8): `*` matches anything, `%` anything but the
+/// delimiter. INBOX matches case-insensitively.
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('%', rest)) => {
+                (0..=n.len()).take_while(|&i| i == 0 || n[i - 1] != DELIMITER).any(|i| go(rest, &n[i..]))
+            }
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let fold = |s: &str| -> Vec<char> {
+        if s.len() >= 5 && s[..5].eq_ignore_ascii_case("INBOX") {
+            format!("INBOX{}", &s[5..]).chars().collect()
+        } else {
+            s.chars().collect()
+        }
+    };
+    go(&fold(pattern), &fold(name))
+}
+
+pub fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn nz64(n: i64) -> NonZeroU64 {
+    NonZeroU64::new(u64::try_from(n).unwrap_or(1)).unwrap_or(NonZeroU64::MIN)
+}
+
+pub fn data(data: Data<'static>) -> Response<'static> {
+    Response::Data(data)
+}
+
+pub fn ok(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
+    Response::Status(Status::ok(Some(tag.clone()), None, text).expect("valid text"))
+}
+
+pub fn bad(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
+    Response::Status(Status::bad(Some(tag.clone()), None, text).expect("valid text"))
+}
+
+/// Tagged NO; a leading `[CODE]` in `text` becomes the response code.
+pub fn status_no(tag: &Tag<'static>, text: &str) -> Response<'static> {
+    let (code, text) = match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {
+        Some((code, rest)) => (Some(Code::from(code)), rest),
+        None => (None, text),
+    };
+    Response::Status(
+        Status::no(Some(tag.clone()), code, Text::try_from(text.to_string()).expect("valid text"))
+            .expect("valid text"),
+    )
+}
+
+fn untagged_ok(code: Code<'static>, text: &'static str) -> Response<'static> {
+    Response::Status(Status::ok(None, Some(code), text).expect("valid text"))
+}
