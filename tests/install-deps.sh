@@ -3,7 +3,8 @@
 # /etc/postfix: the tests run their own Postfix instances from temp dirs.
 set -euo pipefail
 
-packages=(postfix swaks)
+# fetchmail, curl and python3 (poplib) are the POP3 tests' clients.
+packages=(postfix swaks fetchmail curl python3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

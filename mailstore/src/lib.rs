@@ -1,24 +1,30 @@
-//! Lifeboat's mail store: one Maildir per protected user plus an SQLite index, and (in
-//! later modules) the IMAP, POP3 and submission servers that read it.
+//! Lifeboat's mail store: one Maildir per protected user plus an SQLite index, and the
+//! servers that read it (POP3 now; IMAP and submission to come), with the pieces they
+//! share: [`auth`] (logins, lockouts), [`tls`] (certificates, reload) and [`limits`].
 //!
 //! Everything that stores a message goes through [`Store::deliver`], the one durable
 //! write path; every index write goes through the store's single writer thread.
 
 pub mod address;
+pub mod auth;
 pub mod capture;
 pub mod check;
 pub mod deliver;
 pub mod error;
+pub mod expunge;
 pub mod flags;
+pub mod limits;
 pub mod maildir;
 pub mod metrics;
 pub mod outage;
 pub mod password;
+pub mod pop3;
 pub mod reader;
 pub mod reloadable;
 mod schema;
 pub mod store;
 pub mod synthetic;
+pub mod tls;
 pub mod users;
 mod writer;
 
@@ -26,6 +32,7 @@ pub use address::Address;
 pub use capture::{DivertOutcome, Fate, PlannedCopy, Routes};
 pub use deliver::{Class, NewMessage, Stored};
 pub use error::{Error, Result};
+pub use expunge::ExpungeReport;
 pub use maildir::Flags;
 pub use outage::{OriginStatus, OutageState, ProbeRecord, ReplayCounts, Transition};
 pub use reader::{MailboxRecord, MessageRecord, Reader, UserRecord};

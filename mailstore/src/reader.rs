@@ -60,6 +60,8 @@ pub struct MessageRecord {
     pub envelope_to: Vec<String>,
     pub lifeboat_id: Option<String>,
     pub replay_state: Option<String>,
+    /// The user deleted it, but it waits for replay: hidden from users, kept on disk.
+    pub expunged: bool,
 }
 
 impl Reader {
@@ -199,14 +201,26 @@ impl Reader {
             .collect()
     }
 
-    /// Messages of a mailbox in UID order.
+    /// Every message row of a mailbox in UID order, including copies the user expunged
+    /// that still wait for replay (see [`MessageRecord::expunged`]). For the store's own
+    /// bookkeeping (check, replay); user-facing servers use [`Reader::visible_messages`].
     pub fn messages(&self, mailbox_id: i64) -> Result<Vec<MessageRecord>> {
-        let mut stmt = self.conn.prepare(
+        self.query_messages(mailbox_id, "")
+    }
+
+    /// The messages a user sees in a mailbox, in UID order.
+    pub fn visible_messages(&self, mailbox_id: i64) -> Result<Vec<MessageRecord>> {
+        self.query_messages(mailbox_id, "AND m.expunged_at IS NULL")
+    }
+
+    fn query_messages(&self, mailbox_id: i64, filter: &str) -> Result<Vec<MessageRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT m.id, m.uid, m.basename, m.flags, m.keywords, m.modseq, m.internal_date,
-                    m.size, m.class, m.envelope_from, m.envelope_to, m.lifeboat_id, l.state
+                    m.size, m.class, m.envelope_from, m.envelope_to, m.lifeboat_id, l.state,
+                    m.expunged_at IS NOT NULL
              FROM messages m LEFT JOIN replay_ledger l ON l.message_row = m.id
-             WHERE m.mailbox_id = ?1 ORDER BY m.uid",
-        )?;
+             WHERE m.mailbox_id = ?1 {filter} ORDER BY m.uid"
+        ))?;
         let rows = stmt.query_map([mailbox_id], message_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -256,6 +270,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
         envelope_to: envelope_to.lines().map(str::to_string).collect(),
         lifeboat_id: r.get(11)?,
         replay_state: r.get(12)?,
+        expunged: r.get(13)?,
     })
 }
 

@@ -131,6 +131,12 @@ CREATE TABLE notices (
     PRIMARY KEY (recipient, kind)
 );
 "#,
+    r#"
+-- A copy the user deleted (POP3 DELE + QUIT, IMAP EXPUNGE) that must still go back to
+-- the origin: hidden from every user-facing view, kept (file and row) until replay has
+-- delivered it. See Store::expunge.
+ALTER TABLE messages ADD COLUMN expunged_at INTEGER;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,11 +1,12 @@
 //! `lifeboat serve`: binds the listeners, switches to the service account, and runs the
-//! milter, the fallback listener, the origin watch and the metrics endpoint in one tokio
-//! runtime until SIGTERM.
+//! milter, the fallback listener, the origin watch, the metrics endpoint and the
+//! user-facing servers (POP3) in one tokio runtime until SIGTERM.
 //!
-//! SIGHUP reloads the configuration (routes, limits, allowed clients; listener addresses
-//! need a restart). Users and aliases are read from the store per message, so changes to
+//! SIGHUP reloads the configuration (routes, limits, allowed clients, the TLS certificate;
+//! listener addresses need a restart). Users and aliases are read from the store per message, so changes to
 //! them apply at once without a reload.
 
+mod mailservers;
 pub mod privileges;
 
 use std::path::Path;
@@ -57,6 +58,7 @@ async fn serve(config: Config) -> CommandResult {
         ),
         None => None,
     };
+    let mailservers = mailservers::bind(&config).await?;
     if let Some(user) = &account {
         privileges::become_user(&config, user)?;
     }
@@ -103,6 +105,7 @@ async fn serve(config: Config) -> CommandResult {
             let _ = milter_stopped.changed().await;
         },
     ));
+    let mailservers = mailservers.start(&store, &config, stopped.clone());
     let fallback_task = tokio::spawn(fallback::serve(
         fallback_listener,
         fallback.clone(),
@@ -122,6 +125,7 @@ async fn serve(config: Config) -> CommandResult {
         milter: milter.clone(),
         fallback: fallback.clone(),
         watch: origin_watch,
+        mailservers,
     };
     wait_for_signals(&config, &running).await?;
 
@@ -136,6 +140,7 @@ async fn serve(config: Config) -> CommandResult {
         for task in watch_tasks {
             let _ = task.await;
         }
+        running.mailservers.join().await;
     })
     .await;
     if drained.is_err() {
@@ -153,6 +158,7 @@ struct Running {
     milter: Arc<Milter>,
     fallback: Arc<Fallback>,
     watch: Arc<Watch>,
+    mailservers: mailservers::Running,
 }
 
 /// Returns on SIGTERM or SIGINT; reloads on SIGHUP.
@@ -181,10 +187,12 @@ fn reload(current: &Config, running: &Running) {
             running.milter.reload(milter_settings(&config));
             running.fallback.reload(fallback_settings(&config));
             running.watch.reload(config.clone());
+            running.mailservers.reload(&config);
             if config.milter.listen != current.milter.listen
                 || config.fallback.listen != current.fallback.listen
                 || config.metrics.listen != current.metrics.listen
                 || config.watch.postfix_log != current.watch.postfix_log
+                || config.pop3 != current.pop3
                 || config.data_dir != current.data_dir
             {
                 tracing::warn!(

@@ -1,5 +1,7 @@
 //! A real `lifeboat serve` process for end-to-end tests: its own config and store in a
-//! temp dir, a milter and a fallback listener on free loopback ports.
+//! temp dir, a milter and a fallback listener on free loopback ports, and POP3 when a
+//! test asks for it ([`Lifeboat::enable_pop3`]; off otherwise, so tests never bind the
+//! default ports 110 and 995).
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +19,8 @@ pub struct Lifeboat {
     pub config: PathBuf,
     pub milter: SocketAddr,
     pub fallback: SocketAddr,
+    /// POP3 listeners once [`Lifeboat::enable_pop3`] was called: (STLS, implicit TLS).
+    pub pop3: Option<(SocketAddr, SocketAddr)>,
     child: Option<Child>,
     /// Extra environment for every command (e.g. NOTIFY_SOCKET).
     env: Vec<(String, String)>,
@@ -35,7 +39,8 @@ impl Lifeboat {
                 "data_dir = \"{data}\"\nhostname = \"lifeboat.test\"\nuser = \"root\"\n\n\
                  [log]\nlevel = \"debug\"\n\n\
                  [[origin]]\nname = \"main\"\naddress = \"smtp://{origin}\"\ndomains = [\"example.test\"]\n\n\
-                 [milter]\nlisten = \"inet:{milter}\"\n\n[fallback]\nlisten = \"{fallback}\"\n",
+                 [milter]\nlisten = \"inet:{milter}\"\n\n[fallback]\nlisten = \"{fallback}\"\n\n\
+                 [pop3]\nlisten = []\ntls_listen = []\n",
                 data = dir.path().join("data").display()
             ),
         )
@@ -45,9 +50,52 @@ impl Lifeboat {
             config,
             milter,
             fallback,
+            pop3: None,
             child: None,
             env: Vec::new(),
         }
+    }
+
+    /// Turns POP3 on: a plain (STLS) listener on `plain_ip` and an implicit-TLS one on
+    /// 127.0.0.1, free ports, and a self-signed certificate for `localhost` (written to
+    /// `tls/` unless `with_cert` is false: then the files are missing).
+    pub fn enable_pop3(&mut self, plain_ip: &str, allow_plaintext: bool, with_cert: bool) {
+        let plain: SocketAddr = format!("{plain_ip}:{}", free_port()).parse().unwrap();
+        let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        if with_cert {
+            self.write_cert();
+        }
+        let (cert, key) = self.cert_paths();
+        self.edit_config(|text| {
+            text.replace(
+                "[pop3]\nlisten = []\ntls_listen = []\n",
+                &format!(
+                    "[pop3]\nlisten = [\"{plain}\"]\ntls_listen = [\"{tls}\"]\n\n\
+                     [tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
+                     [auth]\nallow_plaintext = {allow_plaintext}\n",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        });
+        self.pop3 = Some((plain, tls));
+    }
+
+    /// Where the test certificate and key are (or will be).
+    pub fn cert_paths(&self) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path().join("tls");
+        (dir.join("cert.pem"), dir.join("key.pem"))
+    }
+
+    /// Writes a self-signed certificate for `localhost` and 127.0.0.1.
+    pub fn write_cert(&self) {
+        let (cert, key) = self.cert_paths();
+        fs::create_dir_all(cert.parent().unwrap()).unwrap();
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        fs::write(&cert, certified.cert.pem()).unwrap();
+        fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
@@ -127,7 +175,9 @@ impl Lifeboat {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !(accepts(self.milter) && accepts(self.fallback)) {
+        let pop3 = self.pop3;
+        let pop3_up = || pop3.is_none_or(|(plain, tls)| accepts(plain) && accepts(tls));
+        while !(accepts(self.milter) && accepts(self.fallback) && pop3_up()) {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("lifeboat serve exited with {status}:\n{}", self.log());
             }

@@ -1,0 +1,299 @@
+//! Removing messages from a user's view: POP3 DELE + QUIT, IMAP EXPUNGE.
+//!
+//! A user deleting a message must never destroy a copy the origin has not received yet.
+//! POP3 clients delete after download by default, so during an outage most diverted
+//! copies would otherwise vanish before replay. The rule, by the copy's replay ledger
+//! state:
+//!
+//! - no ledger row (journal and other copies) or `delivered`: the index row (and ledger
+//!   row) is deleted, then the file is removed;
+//! - `pending` or `rejected`: the copy is *hidden* (`messages.expunged_at` is set). Users
+//!   never see it again, but its file and rows stay, so replay still delivers it (and an
+//!   admin still finds a rejected one). Once replay has delivered it,
+//!   [`Store::purge_expunged`] removes it.
+//!
+//! UIDs are never reused either way: `uidnext` only grows.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::maildir::{FileName, Flags};
+use crate::store::{Store, now};
+
+/// What [`Store::expunge`] did with each requested UID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpungeReport {
+    /// Gone for good: rows deleted and files removed.
+    pub removed: Vec<u32>,
+    /// Hidden from the user but kept, because the origin has not received them.
+    pub kept_for_replay: Vec<u32>,
+}
+
+/// A file whose index row is gone, to remove once the transaction has committed.
+struct Doomed {
+    owner: String,
+    folder: String,
+    basename: String,
+    flags: Flags,
+}
+
+impl Store {
+    /// Removes `uids` from the user's view of mailbox `mailbox_id`, in one transaction on
+    /// the single writer. UIDs that are not in the mailbox (or already expunged) are
+    /// ignored. Copies still waiting for replay are hidden, not removed (module docs).
+    pub fn expunge(&self, mailbox_id: i64, uids: &[u32]) -> Result<ExpungeReport> {
+        self.require_delivery_lock()?;
+        let uids = uids.to_vec();
+        let (report, doomed) = self.write(move |conn| expunge_rows(conn, mailbox_id, &uids))?;
+        self.remove_files(doomed);
+        Ok(report)
+    }
+
+    /// Removes hidden copies whose replay has finished (`delivered`): replay and expiry
+    /// call this. Returns how many went. Rejected copies stay until an admin acts.
+    pub fn purge_expunged(&self) -> Result<usize> {
+        self.require_delivery_lock()?;
+        let doomed = self.write(purge_rows)?;
+        let count = doomed.len();
+        self.remove_files(doomed);
+        Ok(count)
+    }
+
+    /// The rows are committed as gone before their files are removed: a crash in between
+    /// leaves a file `store check --repair` re-indexes (the message comes back), never a
+    /// row without its file.
+    fn remove_files(&self, doomed: Vec<Doomed>) {
+        for file in doomed {
+            let Ok(owner) = Address::parse(&file.owner) else {
+                continue;
+            };
+            let path: PathBuf = self
+                .folder_dir(&owner, &file.folder)
+                .join("cur")
+                .join(FileName::cur_name(&file.basename, file.flags));
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove an expunged message file")
+                }
+            }
+        }
+    }
+}
+
+fn expunge_rows(
+    conn: &Connection,
+    mailbox_id: i64,
+    uids: &[u32],
+) -> Result<(ExpungeReport, Vec<Doomed>)> {
+    let (owner, folder): (String, String) = conn
+        .query_row(
+            "SELECT u.address, m.name FROM mailboxes m JOIN users u ON u.id = m.user_id
+             WHERE m.id = ?1",
+            [mailbox_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or_else(|| Error::Refused(format!("no mailbox with id {mailbox_id}")))?;
+    let mut report = ExpungeReport::default();
+    let mut doomed = Vec::new();
+    if uids.is_empty() {
+        return Ok((report, doomed));
+    }
+    // One modseq for the whole expunge, so IMAP CONDSTORE clients see it as one change.
+    let modseq: i64 = conn.query_row(
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1
+         RETURNING highestmodseq",
+        [mailbox_id],
+        |r| r.get(0),
+    )?;
+    let mut find = conn.prepare_cached(
+        "SELECT m.id, m.basename, m.flags, l.state
+         FROM messages m LEFT JOIN replay_ledger l ON l.message_row = m.id
+         WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND m.expunged_at IS NULL",
+    )?;
+    for &uid in uids {
+        let found: Option<(i64, String, u8, Option<String>)> = find
+            .query_row(params![mailbox_id, uid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((row, basename, flags, state)) = found else {
+            continue;
+        };
+        if waits_for_origin(state.as_deref()) {
+            conn.execute(
+                "UPDATE messages SET expunged_at = ?2, modseq = ?3 WHERE id = ?1",
+                params![row, now(), modseq],
+            )?;
+            report.kept_for_replay.push(uid);
+        } else {
+            conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
+            conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
+            report.removed.push(uid);
+            doomed.push(Doomed {
+                owner: owner.clone(),
+                folder: folder.clone(),
+                basename,
+                flags: Flags::from_bits(flags),
+            });
+        }
+    }
+    Ok((report, doomed))
+}
+
+/// Whether a copy in this ledger state must stay in the store: the origin has not
+/// received it (`pending`), or refused it and an admin must see it (`rejected`).
+fn waits_for_origin(state: Option<&str>) -> bool {
+    matches!(state, Some("pending") | Some("rejected"))
+}
+
+fn purge_rows(conn: &Connection) -> Result<Vec<Doomed>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.id, u.address, b.name, m.basename, m.flags, l.state
+         FROM messages m
+         JOIN mailboxes b ON b.id = m.mailbox_id
+         JOIN users u ON u.id = b.user_id
+         LEFT JOIN replay_ledger l ON l.message_row = m.id
+         WHERE m.expunged_at IS NOT NULL",
+    )?;
+    let hidden = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Doomed {
+                    owner: r.get(1)?,
+                    folder: r.get(2)?,
+                    basename: r.get(3)?,
+                    flags: Flags::from_bits(r.get(4)?),
+                },
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut doomed = Vec::new();
+    for (row, file, state) in hidden {
+        if waits_for_origin(state.as_deref()) {
+            continue;
+        }
+        conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
+        conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
+        doomed.push(file);
+    }
+    Ok(doomed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::{Class, NewMessage};
+    use crate::password;
+    use crate::users::NewUser;
+
+    fn store_with_user() -> (tempfile::TempDir, Store, Address) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "test.host").unwrap();
+        store.lock_for_delivery().unwrap();
+        let address = Address::parse("alice@example.test").unwrap();
+        store
+            .add_user(NewUser {
+                address: address.clone(),
+                password_hash: password::hash("pw"),
+                aliases: vec![],
+                active: true,
+                alternate_email: None,
+            })
+            .unwrap();
+        (dir, store, address)
+    }
+
+    fn deliver(store: &Store, owner: &Address, class: Class) -> crate::Stored {
+        store
+            .deliver(NewMessage::new(
+                owner.clone(),
+                "INBOX",
+                b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+                class,
+            ))
+            .unwrap()
+    }
+
+    #[test]
+    fn journal_copies_go_and_pending_copies_are_hidden_until_replayed() {
+        let (_dir, store, alice) = store_with_user();
+        let journal = deliver(&store, &alice, Class::Journal);
+        let diverted = deliver(&store, &alice, Class::Diverted);
+        let kept = deliver(&store, &alice, Class::Journal);
+
+        let report = store
+            .expunge(journal.mailbox_id, &[journal.uid, diverted.uid, 999])
+            .unwrap();
+        assert_eq!(report.removed, vec![journal.uid]);
+        assert_eq!(report.kept_for_replay, vec![diverted.uid]);
+        assert!(!journal.path.exists(), "the journal copy's file is removed");
+        assert!(diverted.path.exists(), "the pending copy's file stays");
+
+        let reader = store.reader().unwrap();
+        let visible: Vec<u32> = reader
+            .visible_messages(journal.mailbox_id)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(visible, vec![kept.uid]);
+        let all = reader.messages(journal.mailbox_id).unwrap();
+        let hidden = all.iter().find(|m| m.uid == diverted.uid).unwrap();
+        assert!(hidden.expunged);
+        assert_eq!(hidden.replay_state.as_deref(), Some("pending"));
+
+        // Expunging a hidden copy again changes nothing.
+        let again = store.expunge(journal.mailbox_id, &[diverted.uid]).unwrap();
+        assert_eq!(again, ExpungeReport::default());
+
+        // Nothing to purge while it is pending; once replay delivered it, it goes.
+        assert_eq!(store.purge_expunged().unwrap(), 0);
+        let row = hidden.row;
+        store
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE replay_ledger SET state = 'delivered' WHERE message_row = ?1",
+                    [row],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.purge_expunged().unwrap(), 1);
+        assert!(!diverted.path.exists());
+        assert_eq!(reader.messages(journal.mailbox_id).unwrap().len(), 1);
+
+        // UIDs are not reused after an expunge.
+        let next = deliver(&store, &alice, Class::Journal);
+        assert!(next.uid > kept.uid);
+    }
+
+    #[test]
+    fn rejected_copies_stay_hidden_for_the_admin() {
+        let (_dir, store, alice) = store_with_user();
+        let sent = deliver(&store, &alice, Class::Sent);
+        let row = sent.message_row;
+        store
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE replay_ledger SET state = 'rejected' WHERE message_row = ?1",
+                    [row],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let report = store.expunge(sent.mailbox_id, &[sent.uid]).unwrap();
+        assert_eq!(report.kept_for_replay, vec![sent.uid]);
+        assert_eq!(store.purge_expunged().unwrap(), 0);
+        assert!(sent.path.exists());
+    }
+}

@@ -1,0 +1,152 @@
+//! The byte side of a POP3 connection: a TCP stream that may turn into TLS (STLS),
+//! split into lines with a length limit, and written in batches so pipelined commands
+//! (RFC 2449 PIPELINING) get their answers in one write.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ReadError {
+    /// The line was longer than the limit; it was read and thrown away.
+    TooLong,
+    /// The client closed the connection.
+    Closed,
+    Io(io::Error),
+}
+
+pub struct Connection {
+    stream: Stream,
+    /// Bytes read but not consumed yet: the start of the next line(s).
+    buffer: Vec<u8>,
+    max_line: usize,
+}
+
+impl Connection {
+    pub fn new(stream: Stream, max_line: usize) -> Connection {
+        Connection {
+            stream,
+            buffer: Vec::with_capacity(1024),
+            max_line,
+        }
+    }
+
+    /// Whether a whole line is already buffered (the client pipelines): answers can
+    /// wait and go out together.
+    pub fn has_buffered_line(&self) -> bool {
+        self.buffer.contains(&b'\n')
+    }
+
+    pub fn has_buffered_bytes(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
+    /// The next line, without its line end (CRLF or a bare LF).
+    pub async fn read_line(&mut self) -> Result<Vec<u8>, ReadError> {
+        let mut discarding = false;
+        let mut searched = 0;
+        loop {
+            if let Some(offset) = self.buffer[searched..].iter().position(|&b| b == b'\n') {
+                let end = searched + offset;
+                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
+                if discarding {
+                    return Err(ReadError::TooLong);
+                }
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+            if self.buffer.len() > self.max_line {
+                // Keep reading until the line ends, but do not keep it.
+                discarding = true;
+                self.buffer.clear();
+            }
+            searched = self.buffer.len();
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await.map_err(ReadError::Io)?;
+            if n == 0 {
+                return Err(ReadError::Closed);
+            }
+            self.buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// Runs the TLS handshake on the plain stream (after STLS). Anything the client sent
+    /// before the handshake must have been discarded by the caller (RFC 2595 §4 and the
+    /// STARTTLS command injection class of bugs): this drops the buffer.
+    pub async fn start_tls(self, acceptor: &TlsAcceptor) -> io::Result<Connection> {
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        let tls = acceptor.accept(tcp).await?;
+        Ok(Connection {
+            stream: Stream::Tls(Box::new(tls)),
+            buffer: Vec::with_capacity(1024),
+            max_line: self.max_line,
+        })
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+}
