@@ -136,6 +136,7 @@ impl Watch {
             };
             let limits = Thresholds::from_config(&config.watch);
             let target = Target::new(&origin, &config.hostname, config.watch.probe_timeout);
+            let started = Instant::now();
             let probe = probe::probe(&target).await;
             self.metrics.probed(&name, &probe);
             log_probe(&name, &probe, last_health.as_ref());
@@ -162,8 +163,7 @@ impl Watch {
 
             let judgement =
                 verdict.observe(probe.health.is_up(), Instant::now(), status.state, limits);
-            self.record_probe(&name, &probe, verdict.streak().max(1))
-                .await;
+            self.record_probe(&name, &probe, verdict.streak().max(1));
             if let Some(judgement) = judgement {
                 if status.manual {
                     tracing::info!(origin = %name, state = %status.state, judgement = ?judgement, "origin state is held by an admin (`lifeboat outage end` releases it)");
@@ -184,7 +184,15 @@ impl Watch {
             } else {
                 config.watch.probe_interval
             };
-            if wait(&mut shutdown, &signals, delay).await {
+            // Intervals count from the start of a probe, so slow store writes on a busy
+            // machine do not stretch detection.
+            if wait(
+                &mut shutdown,
+                &signals,
+                delay.saturating_sub(started.elapsed()),
+            )
+            .await
+            {
                 return;
             }
         }
@@ -255,7 +263,9 @@ impl Watch {
             .unwrap_or_else(|e| Err(lifeboat_mailstore::Error::Refused(e.to_string())))
     }
 
-    async fn record_probe(&self, origin: &str, probe: &Probe, streak: u32) {
+    /// Stores the probe result for `lifeboat status`, in the background: the next probe
+    /// must not wait for an fsync.
+    fn record_probe(&self, origin: &str, probe: &Probe, streak: u32) {
         let record = ProbeRecord {
             at: lifeboat_mailstore::store::now(),
             ok: probe.health.is_up(),
@@ -264,9 +274,11 @@ impl Watch {
             streak: i64::from(streak),
         };
         let (store, origin) = (self.store.clone(), origin.to_string());
-        if let Ok(Err(e)) = spawn_blocking(move || store.record_probe(&origin, record)).await {
-            tracing::warn!(error = %e, "watch: cannot record the probe result");
-        }
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.record_probe(&origin, record) {
+                tracing::warn!(error = %e, "watch: cannot record the probe result");
+            }
+        });
     }
 }
 
