@@ -71,6 +71,9 @@ listen = "127.0.0.1:$fallback"
 [pop3]
 listen = []
 tls_listen = []
+[imap]
+listen = []
+tls_listen = []
 TOML
         export LIFEBOAT_CONFIG=$dir/lifeboat.toml
         echo bench | "$lifeboat" user add alice@example.test --password-stdin >/dev/null

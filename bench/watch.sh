@@ -55,6 +55,14 @@ listen = "inet:127.0.0.1:$milter"
 
 [fallback]
 listen = "127.0.0.1:$fallback"
+
+[imap]
+listen = []
+tls_listen = []
+
+[pop3]
+listen = []
+tls_listen = []
 TOML
 export LIFEBOAT_CONFIG=$work/lifeboat.toml
 

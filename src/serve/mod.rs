@@ -193,6 +193,7 @@ fn reload(current: &Config, running: &Running) {
                 || config.metrics.listen != current.metrics.listen
                 || config.watch.postfix_log != current.watch.postfix_log
                 || config.pop3 != current.pop3
+                || config.imap != current.imap
                 || config.data_dir != current.data_dir
             {
                 tracing::warn!(

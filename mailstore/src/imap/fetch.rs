@@ -3,6 +3,7 @@
 use std::num::{NonZeroU32, NonZeroU64};
 
 use chrono::{FixedOffset, TimeZone};
+use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
@@ -22,7 +23,9 @@ pub enum Item {
     Size,
     Envelope,
     /// BODY (`extended = false`) or BODYSTRUCTURE.
-    Structure { extended: bool },
+    Structure {
+        extended: bool,
+    },
     /// BODY[section]<partial> and BODY.PEEK[...].
     Section {
         section: Option<Section<'static>>,
@@ -59,7 +62,7 @@ pub fn item_names(names: MacroOrMessageDataItemNames<'static>, uid: bool) -> Vec
         MacroOrMessageDataItemNames::Macro(m) => m
             .expand()
             .into_iter()
-            .map(imap_codec::imap_types::ToStatic::into_static)
+            .map(|name| name.into_static())
             .collect(),
         MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
     };
@@ -106,7 +109,6 @@ pub fn values(
     items: &[Item],
     message: &MessageRecord,
     bytes: Option<&[u8]>,
-    uid: bool,
     condstore: bool,
 ) -> Vec1<MessageDataItem<'static>> {
     let bytes = bytes.unwrap_or_default();
@@ -115,7 +117,9 @@ pub fn values(
         values.push(match item {
             Item::Flags => MessageDataItem::Flags(flag_list(message.flags, &message.keywords)),
             Item::Uid => MessageDataItem::Uid(nz(message.uid)),
-            Item::InternalDate => MessageDataItem::InternalDate(internal_date(message.internal_date)),
+            Item::InternalDate => {
+                MessageDataItem::InternalDate(internal_date(message.internal_date))
+            }
             Item::Size => MessageDataItem::Rfc822Size(message.size.min(u64::from(u32::MAX)) as u32),
             Item::Envelope => MessageDataItem::Envelope(mime::envelope(bytes)),
             Item::Structure { extended } => {
@@ -131,7 +135,10 @@ pub fn values(
             } => {
                 let whole = mime::section(bytes, section.as_ref());
                 let (origin, slice) = match partial {
-                    Some((start, length)) => (Some(*start), mime::partial(&whole, *start, *length).to_vec()),
+                    Some((start, length)) => (
+                        Some(*start),
+                        mime::partial(&whole, *start, *length).to_vec(),
+                    ),
                     None => (None, whole),
                 };
                 MessageDataItem::BodyExt {
@@ -169,7 +176,7 @@ pub fn flags_update(
     if uid {
         items.insert(0, Item::Uid);
     }
-    values(&items, message, None, uid, condstore)
+    values(&items, message, None, condstore)
 }
 
 fn modseq(value: i64) -> NonZeroU64 {

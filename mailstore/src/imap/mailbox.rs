@@ -30,7 +30,7 @@ pub struct MailboxView {
 impl MailboxView {
     pub fn load(reader: &Reader, record: &MailboxRecord) -> Result<MailboxView> {
         Ok(MailboxView {
-            messages: reader.messages(record.id)?,
+            messages: reader.visible_messages(record.id)?,
         })
     }
 

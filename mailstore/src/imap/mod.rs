@@ -8,5 +8,8 @@
 
 pub mod fetch;
 pub mod mailbox;
+pub mod mime;
 pub mod mutf7;
+pub mod search;
+pub mod server;
 pub mod session;

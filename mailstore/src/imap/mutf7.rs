@@ -31,7 +31,11 @@ fn flush(out: &mut String, pending: &mut Vec<u16>) {
     let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
     out.push('&');
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let digits = chunk.len() + 1;
         for i in 0..digits {
@@ -114,7 +118,15 @@ mod tests {
 
     #[test]
     fn ampersand_and_ascii_round_trip() {
-        for name in ["Sent", "A&B", "&", "Entwürfe", "Über & Gäste", "😀 emoji", ""] {
+        for name in [
+            "Sent",
+            "A&B",
+            "&",
+            "Entwürfe",
+            "Über & Gäste",
+            "😀 emoji",
+            "",
+        ] {
             assert_eq!(decode(&encode(name)).as_deref(), Some(name), "{name}");
         }
         assert_eq!(encode("A&B"), "A&-B");

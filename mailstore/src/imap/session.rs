@@ -17,6 +17,7 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{
     Capability, Code, CommandContinuationRequest, Data, Response, Status,
 };
+use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
@@ -84,7 +85,6 @@ enum State {
 
 pub struct Session {
     store: Store,
-    reader: Reader,
     config: Arc<SessionConfig>,
     tls: bool,
     state: State,
@@ -98,15 +98,24 @@ pub const DELIMITER: char = '.';
 type Responses = Vec<Response<'static>>;
 
 impl Session {
-    pub fn new(store: Store, config: Arc<SessionConfig>, tls: bool) -> StoreResult<Session> {
-        Ok(Session {
-            reader: store.reader()?,
+    /// A session reads the index through the store's pool of connections, so an idle
+    /// session holds no SQLite connection (and its page cache) of its own.
+    pub fn new(store: Store, config: Arc<SessionConfig>, tls: bool) -> Session {
+        Session {
             store,
             config,
             tls,
             state: State::NotAuthenticated,
             condstore: false,
-        })
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn is_selected(&self) -> bool {
+        matches!(self.state, State::Selected(..))
     }
 
     pub fn tls_started(&mut self) {
@@ -160,7 +169,8 @@ impl Session {
     /// [`Session::login`] and [`Session::poll_changes`]).
     pub fn handle(&mut self, command: Command<'static>) -> Reply {
         let tag = command.tag;
-        match self.dispatch(&tag, command.body) {
+        let store = self.store.clone();
+        match store.with_reader(|reader| self.dispatch(reader, &tag, command.body)) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(error = %e, "imap: store error");
@@ -169,7 +179,12 @@ impl Session {
         }
     }
 
-    fn dispatch(&mut self, tag: &Tag<'static>, body: CommandBody<'static>) -> StoreResult<Reply> {
+    fn dispatch(
+        &mut self,
+        reader: &Reader,
+        tag: &Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> StoreResult<Reply> {
         use CommandBody as C;
         let authenticated = self.is_authenticated();
         let selected = matches!(self.state, State::Selected(..));
@@ -179,7 +194,7 @@ impl Session {
                 ok(tag, "CAPABILITY completed"),
             ]),
             C::Noop | C::Check => {
-                let mut responses = self.poll_changes()?;
+                let mut responses = self.poll_changes(reader)?;
                 responses.push(ok(tag, "NOOP completed"));
                 Reply::new(responses)
             }
@@ -187,9 +202,7 @@ impl Session {
                 self.state = State::Logout;
                 Reply {
                     responses: vec![
-                        Response::Status(
-                            Status::bye(None, "logging out").expect("valid text"),
-                        ),
+                        Response::Status(Status::bye(None, "logging out").expect("valid text")),
                         ok(tag, "LOGOUT completed"),
                     ],
                     after: After::Logout,
@@ -214,32 +227,11 @@ impl Session {
                 }),
                 ok(tag, "ID completed"),
             ]),
-            C::Login { .. } | C::Authenticate { .. } if authenticated => {
-                Reply::new(vec![bad(tag, "already authenticated")])
-            }
-            C::Login { username, password } => {
-                let username = String::from_utf8_lossy(username.as_ref()).into_owned();
-                let password = password.declassify().as_ref().to_vec();
-                match self.login(&username, &password) {
-                    Ok(()) => Reply::new(vec![Response::Status(
-                        Status::ok(
-                            Some(tag.clone()),
-                            Some(Code::Capability(self.capabilities())),
-                            "LOGIN completed",
-                        )
-                        .expect("valid text"),
-                    )]),
-                    Err(why) => Reply {
-                        responses: vec![status_no(tag, why)],
-                        after: After::Continue,
-                        auth_failed: why == AUTH_FAILED,
-                    },
-                }
-            }
-            C::Authenticate { .. } => {
-                // The server drives AUTHENTICATE through imap-next's events.
-                Reply::new(vec![bad(tag, "AUTHENTICATE is handled elsewhere")])
-            }
+            // The server checks passwords itself (asynchronously, with rate limits).
+            C::Login { .. } | C::Authenticate { .. } => Reply::new(vec![bad(
+                tag,
+                "LOGIN and AUTHENTICATE are handled elsewhere",
+            )]),
             _ if !authenticated => Reply::new(vec![bad(tag, "log in first")]),
 
             C::Enable { capabilities } => {
@@ -275,29 +267,40 @@ impl Session {
             C::List {
                 reference,
                 mailbox_wildcard,
-            } => self.list(tag, &reference, &mailbox_wildcard, false)?,
+            } => self.list(reader, tag, &reference, &mailbox_wildcard, false)?,
             C::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.list(tag, &reference, &mailbox_wildcard, true)?,
+            } => self.list(reader, tag, &reference, &mailbox_wildcard, true)?,
             C::Status {
                 mailbox,
                 item_names,
-            } => self.status(tag, &mailbox, &item_names)?,
-            C::Select { mailbox, .. } => self.select(tag, &mailbox, false)?,
-            C::Examine { mailbox, .. } => self.select(tag, &mailbox, true)?,
+            } => self.status(reader, tag, &mailbox, &item_names)?,
+            C::Select { mailbox, .. } => self.select(reader, tag, &mailbox, false)?,
+            C::Examine { mailbox, .. } => self.select(reader, tag, &mailbox, true)?,
             C::Subscribe { mailbox } | C::Unsubscribe { mailbox } => {
-                match self.find_mailbox(&mailbox)? {
+                match self.find_mailbox(reader, &mailbox)? {
                     Some(_) => Reply::new(vec![ok(tag, "subscriptions are kept for every folder")]),
                     None => Reply::new(vec![status_no(tag, "no such mailbox")]),
                 }
             }
             _ if !selected => Reply::new(vec![bad(tag, "select a mailbox first")]),
 
-            C::Close | C::Unselect => {
+            C::Close => {
+                // RFC 3501 §6.4.2: CLOSE expunges silently (unless read-only).
+                self.expunge(reader, None)?;
                 let user = self.user().cloned().expect("selected");
                 self.state = State::Authenticated(user);
-                Reply::new(vec![ok(tag, "mailbox closed")])
+                Reply::new(vec![ok(tag, "CLOSE completed")])
+            }
+            C::Unselect => {
+                let user = self.user().cloned().expect("selected");
+                self.state = State::Authenticated(user);
+                Reply::new(vec![ok(tag, "UNSELECT completed")])
+            }
+            C::Expunge => self.expunge_command(reader, tag, None)?,
+            C::ExpungeUid { sequence_set } => {
+                self.expunge_command(reader, tag, Some(&sequence_set))?
             }
             C::Fetch {
                 sequence_set,
@@ -306,7 +309,7 @@ impl Session {
                 ..
             } => {
                 let items = fetch::item_names(macro_or_item_names, uid);
-                self.fetch(tag, &sequence_set, &items, uid)?
+                self.fetch(reader, tag, &sequence_set, &items, uid)?
             }
             C::Store {
                 sequence_set,
@@ -315,58 +318,47 @@ impl Session {
                 flags,
                 uid,
                 ..
-            } => self.store_flags(
-                tag,
-                &sequence_set,
-                kind,
-                matches!(response, imap_codec::imap_types::flag::StoreResponse::Silent),
-                flags,
-                uid,
-            )?,
+            } => {
+                let silent =
+                    matches!(response, imap_codec::imap_types::flag::StoreResponse::Silent);
+                self.store_flags(reader, tag, &sequence_set, (kind, silent, flags), uid)?
+            }
             C::Search { uid, criteria, .. } => self.search(tag, &criteria.into_inner(), uid)?,
             _ => Reply::new(vec![bad(tag, "command not supported")]),
         };
         Ok(reply)
     }
 
-    /// Checks a user's password; on success the session is authenticated. The error is
-    /// what to tell the client.
-    pub fn login(&mut self, username: &str, password: &[u8]) -> Result<(), &'static str> {
-        if !self.login_allowed() {
-            return Err("[PRIVACYREQUIRED] use STARTTLS or the TLS port to log in");
-        }
-        let password = std::str::from_utf8(password).map_err(|_| AUTH_FAILED)?;
-        let user = match self.reader.resolve(username) {
-            Ok(Some(user)) => user,
-            Ok(None) => return Err(AUTH_FAILED),
-            Err(e) => {
-                tracing::error!(error = %e, "imap: cannot read users");
-                return Err("[UNAVAILABLE] try again later");
-            }
-        };
-        if !user.active || !crate::password::verify(&user.password_hash, password) {
-            return Err(AUTH_FAILED);
-        }
+    /// The user proved who they are (the server checked the password, with the shared
+    /// rate limits): the session is authenticated.
+    pub fn logged_in(&mut self, user: &crate::reader::UserRecord) {
         self.state = State::Authenticated(User {
             id: user.id,
-            address: user.address,
+            address: user.address.clone(),
         });
-        Ok(())
     }
 
-    /// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`.
-    pub fn login_sasl_plain(&mut self, response: &[u8]) -> Result<(), &'static str> {
-        let mut fields = response.split(|&b| b == 0);
-        let (Some(authzid), Some(authcid), Some(password), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(AUTH_FAILED);
-        };
-        if !authzid.is_empty() && authzid != authcid {
-            return Err("[AUTHORIZATIONFAILED] no proxy logins");
+    /// Tagged OK for a successful login, with the capabilities that now apply.
+    pub fn login_ok(&self, tag: &Tag<'static>, text: &'static str) -> Response<'static> {
+        Response::Status(
+            Status::ok(
+                Some(tag.clone()),
+                Some(Code::Capability(self.capabilities())),
+                text,
+            )
+            .expect("valid text"),
+        )
+    }
+
+    /// Why a login may not even be tried on this connection, if it may not.
+    pub fn login_refusal(&self) -> Option<&'static str> {
+        if self.is_authenticated() {
+            Some("already authenticated")
+        } else if !self.login_allowed() {
+            Some("[PRIVACYREQUIRED] use STARTTLS or the TLS port to log in")
+        } else {
+            None
         }
-        let authcid = std::str::from_utf8(authcid).map_err(|_| AUTH_FAILED)?;
-        self.login(authcid, password)
     }
 
     // ---- mailboxes ----
@@ -375,22 +367,27 @@ impl Session {
         self.user().map(|u| u.id).unwrap_or_default()
     }
 
-    fn find_mailbox(&self, mailbox: &Mailbox<'_>) -> StoreResult<Option<MailboxRecord>> {
+    fn find_mailbox(
+        &self,
+        reader: &Reader,
+        mailbox: &Mailbox<'_>,
+    ) -> StoreResult<Option<MailboxRecord>> {
         match mailbox_name(mailbox) {
-            Some(name) => self.reader.mailbox(self.user_id(), &name),
+            Some(name) => reader.mailbox(self.user_id(), &name),
             None => Ok(None),
         }
     }
 
     fn list(
         &mut self,
+        reader: &Reader,
         tag: &Tag<'static>,
         reference: &Mailbox<'_>,
         pattern: &ListMailbox<'_>,
         lsub: bool,
     ) -> StoreResult<Reply> {
         let pattern_text = match pattern {
-            ListMailbox::Token(token) => token.as_ref().to_string(),
+            ListMailbox::Token(token) => String::from_utf8_lossy(token.as_ref()).into_owned(),
             ListMailbox::String(string) => String::from_utf8_lossy(string.as_ref()).into_owned(),
         };
         let reference = match reference {
@@ -407,7 +404,7 @@ impl Session {
             }));
         } else {
             let pattern = format!("{reference}{pattern_text}");
-            for mailbox in self.reader.mailboxes(self.user_id())? {
+            for mailbox in reader.mailboxes(self.user_id())? {
                 let wire = wire_name(&mailbox.name);
                 if !wildcard_match(&pattern, &wire) {
                     continue;
@@ -437,20 +434,31 @@ impl Session {
                 responses.push(data(entry));
             }
         }
-        responses.push(ok(tag, if lsub { "LSUB completed" } else { "LIST completed" }));
+        responses.push(ok(
+            tag,
+            if lsub {
+                "LSUB completed"
+            } else {
+                "LIST completed"
+            },
+        ));
         Ok(Reply::new(responses))
     }
 
     fn status(
         &mut self,
+        reader: &Reader,
         tag: &Tag<'static>,
         mailbox: &Mailbox<'static>,
         names: &[StatusDataItemName],
     ) -> StoreResult<Reply> {
-        let Some(record) = self.find_mailbox(mailbox)? else {
-            return Ok(Reply::new(vec![status_no(tag, "[NONEXISTENT] no such mailbox")]));
+        let Some(record) = self.find_mailbox(reader, mailbox)? else {
+            return Ok(Reply::new(vec![status_no(
+                tag,
+                "[NONEXISTENT] no such mailbox",
+            )]));
         };
-        let view = MailboxView::load(&self.reader, &record)?;
+        let view = MailboxView::load(reader, &record)?;
         let mut items = Vec::new();
         for name in names {
             let item = match name {
@@ -480,6 +488,7 @@ impl Session {
 
     fn select(
         &mut self,
+        reader: &Reader,
         tag: &Tag<'static>,
         mailbox: &Mailbox<'static>,
         read_only: bool,
@@ -487,10 +496,13 @@ impl Session {
         let user = self.user().cloned().expect("authenticated");
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.state = State::Authenticated(user.clone());
-        let Some(record) = self.find_mailbox(mailbox)? else {
-            return Ok(Reply::new(vec![status_no(tag, "[NONEXISTENT] no such mailbox")]));
+        let Some(record) = self.find_mailbox(reader, mailbox)? else {
+            return Ok(Reply::new(vec![status_no(
+                tag,
+                "[NONEXISTENT] no such mailbox",
+            )]));
         };
-        let view = MailboxView::load(&self.reader, &record)?;
+        let view = MailboxView::load(reader, &record)?;
         let mut responses = vec![
             data(Data::Flags(SYSTEM_FLAGS.to_vec())),
             data(Data::Exists(view.exists())),
@@ -537,17 +549,17 @@ impl Session {
 
     /// Untagged EXISTS / EXPUNGE / FETCH for what changed in the selected mailbox since
     /// the client last heard, as NOOP, IDLE and the end of other commands report them.
-    pub fn poll_changes(&mut self) -> StoreResult<Responses> {
+    pub fn poll_changes(&mut self, reader: &Reader) -> StoreResult<Responses> {
         let condstore = self.condstore;
         let State::Selected(_, selected) = &mut self.state else {
             return Ok(Vec::new());
         };
-        let Some(record) = self.reader.mailbox_by_id(selected.record.id)? else {
+        let Some(record) = reader.mailbox_by_id(selected.record.id)? else {
             return Ok(vec![Response::Status(
                 Status::bye(None, "the selected mailbox was deleted").expect("valid text"),
             )]);
         };
-        let fresh = MailboxView::load(&self.reader, &record)?;
+        let fresh = MailboxView::load(reader, &record)?;
         let responses = selected.view.sync(fresh, true, condstore, &[]);
         selected.record = record;
         Ok(responses)
@@ -557,6 +569,7 @@ impl Session {
 
     fn fetch(
         &mut self,
+        reader: &Reader,
         tag: &Tag<'static>,
         set: &SequenceSet,
         items: &[fetch::Item],
@@ -576,11 +589,17 @@ impl Session {
             let message = &selected.view.messages[index];
             let needs_bytes = items.iter().any(fetch::Item::needs_bytes);
             let bytes = if needs_bytes {
-                match self.store.read_message(&user.address, &selected.record.name, message) {
+                match self
+                    .store
+                    .read_message(&user.address, &selected.record.name, message)
+                {
                     Ok(bytes) => Some(bytes),
                     Err(e) => {
                         tracing::error!(error = %e, uid = message.uid, "imap: cannot read a message");
-                        return Ok(Reply::new(vec![status_no(tag, "[SERVERBUG] cannot read a message")]));
+                        return Ok(Reply::new(vec![status_no(
+                            tag,
+                            "[SERVERBUG] cannot read a message",
+                        )]));
                     }
                 }
             } else {
@@ -599,7 +618,7 @@ impl Session {
                 seen_uids.push(message.uid);
             }
             let seq = nz(index as u32 + 1);
-            let values = fetch::values(items, &message, bytes.as_deref(), uid, condstore);
+            let values = fetch::values(items, &message, bytes.as_deref(), condstore);
             responses.push(data(Data::Fetch { seq, items: values }));
         }
         if !seen_changes.is_empty() {
@@ -611,8 +630,8 @@ impl Session {
             )?;
         }
         // Others' changes (no EXPUNGE during FETCH); ours is already in the responses.
-        if let Some(record) = self.reader.mailbox_by_id(selected.record.id)? {
-            let fresh = MailboxView::load(&self.reader, &record)?;
+        if let Some(record) = reader.mailbox_by_id(selected.record.id)? {
+            let fresh = MailboxView::load(reader, &record)?;
             responses.extend(selected.view.sync(fresh, false, condstore, &seen_uids));
             selected.record = record;
         }
@@ -622,11 +641,10 @@ impl Session {
 
     fn store_flags(
         &mut self,
+        reader: &Reader,
         tag: &Tag<'static>,
         set: &SequenceSet,
-        kind: StoreType,
-        silent: bool,
-        flags: Vec<Flag<'static>>,
+        (kind, silent, flags): (StoreType, bool, Vec<Flag<'static>>),
         uid: bool,
     ) -> StoreResult<Reply> {
         let condstore = self.condstore;
@@ -634,7 +652,10 @@ impl Session {
             unreachable!("checked by dispatch")
         };
         if selected.read_only {
-            return Ok(Reply::new(vec![status_no(tag, "[READ-ONLY] mailbox is read-only")]));
+            return Ok(Reply::new(vec![status_no(
+                tag,
+                "[READ-ONLY] mailbox is read-only",
+            )]));
         }
         let (system, keywords) = split_flags(&flags);
         let mut changes = Vec::new();
@@ -673,12 +694,16 @@ impl Session {
             }
         }
         if !changes.is_empty() {
-            self.store
-                .set_flags(&user.address, &selected.record.name, selected.record.id, changes)?;
+            self.store.set_flags(
+                &user.address,
+                &selected.record.name,
+                selected.record.id,
+                changes,
+            )?;
         }
         let mut responses = Vec::new();
-        if let Some(record) = self.reader.mailbox_by_id(selected.record.id)? {
-            let fresh = MailboxView::load(&self.reader, &record)?;
+        if let Some(record) = reader.mailbox_by_id(selected.record.id)? {
+            let fresh = MailboxView::load(reader, &record)?;
             let ours: Vec<u32> = positions
                 .iter()
                 .filter_map(|&i| selected.view.messages.get(i).map(|m| m.uid))
@@ -702,10 +727,59 @@ impl Session {
         Ok(Reply::new(responses))
     }
 
+    fn expunge_command(
+        &mut self,
+        reader: &Reader,
+        tag: &Tag<'static>,
+        only: Option<&SequenceSet>,
+    ) -> StoreResult<Reply> {
+        if matches!(&self.state, State::Selected(_, s) if s.read_only) {
+            return Ok(Reply::new(vec![status_no(
+                tag,
+                "[READ-ONLY] mailbox is read-only",
+            )]));
+        }
+        self.expunge(reader, only)?;
+        let mut responses = self.poll_changes(reader)?;
+        responses.push(ok(tag, "EXPUNGE completed"));
+        Ok(Reply::new(responses))
+    }
+
+    /// Removes the `\Deleted` messages (of `only`, a UID set, when given) from the
+    /// selected mailbox. Copies that still wait for replay are only hidden (see
+    /// [`Store::expunge`]). The client hears of it at the next `poll_changes`.
+    fn expunge(&mut self, reader: &Reader, only: Option<&SequenceSet>) -> StoreResult<()> {
+        let State::Selected(_, selected) = &mut self.state else {
+            return Ok(());
+        };
+        if selected.read_only {
+            return Ok(());
+        }
+        // Decide on the current flags, not the client's possibly stale view.
+        let Some(record) = reader.mailbox_by_id(selected.record.id)? else {
+            return Ok(());
+        };
+        let current = MailboxView::load(reader, &record)?;
+        let allowed: Option<Vec<usize>> = only.map(|set| current.resolve(set, true));
+        let doomed: Vec<u32> = current
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                m.flags.contains(Flags::DELETED) && allowed.as_ref().is_none_or(|a| a.contains(i))
+            })
+            .map(|(_, m)| m.uid)
+            .collect();
+        if !doomed.is_empty() {
+            self.store.expunge(selected.record.id, &doomed)?;
+        }
+        Ok(())
+    }
+
     fn search(
         &mut self,
         tag: &Tag<'static>,
-        criteria: &[imap_codec::imap_types::search::SearchKey<'static>],
+        criteria: &[SearchKey<'static>],
         uid: bool,
     ) -> StoreResult<Reply> {
         let State::Selected(user, selected) = &mut self.state else {
@@ -713,7 +787,7 @@ impl Session {
         };
         let mut hits = Vec::new();
         let view = &selected.view;
-        let needs_bytes = criteria.iter().any(search::needs_message);
+        let needs_bytes = criteria.iter().any(needs_message);
         for (index, message) in view.messages.iter().enumerate() {
             let bytes = if needs_bytes {
                 self.store
@@ -751,7 +825,27 @@ impl Session {
     }
 }
 
-const AUTH_FAILED: &str = "[AUTHENTICATIONFAILED] wrong user name or password";
+/// Whether a SEARCH key looks at the message text (so the file must be read).
+fn needs_message(key: &SearchKey<'_>) -> bool {
+    use SearchKey as K;
+    match key {
+        K::Bcc(_)
+        | K::Body(_)
+        | K::Cc(_)
+        | K::From(_)
+        | K::Header(..)
+        | K::Subject(_)
+        | K::Text(_)
+        | K::To(_)
+        | K::SentBefore(_)
+        | K::SentOn(_)
+        | K::SentSince(_) => true,
+        K::And(keys) => keys.as_ref().iter().any(needs_message),
+        K::Not(key) => needs_message(key),
+        K::Or(a, b) => needs_message(a) || needs_message(b),
+        _ => false,
+    }
+}
 
 const SYSTEM_FLAGS: [Flag<'static>; 5] = [
     Flag::Answered,
@@ -773,7 +867,10 @@ fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
             Flag::Flagged => system = system.union(Flags::FLAGGED),
             Flag::Seen => system = system.union(Flags::SEEN),
             Flag::Keyword(atom) => {
-                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(atom.inner())) {
+                if !keywords
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(atom.inner()))
+                {
                     keywords.push(atom.inner().to_string());
                 }
             }
@@ -839,9 +936,9 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
         match p.split_first() {
             None => n.is_empty(),
             Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('%', rest)) => {
-                (0..=n.len()).take_while(|&i| i == 0 || n[i - 1] != DELIMITER).any(|i| go(rest, &n[i..]))
-            }
+            Some(('%', rest)) => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != DELIMITER)
+                .any(|i| go(rest, &n[i..])),
             Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
         }
     }
@@ -878,12 +975,22 @@ pub fn bad(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
 /// Tagged NO; a leading `[CODE]` in `text` becomes the response code.
 pub fn status_no(tag: &Tag<'static>, text: &str) -> Response<'static> {
     let (code, text) = match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {
-        Some((code, rest)) => (Some(Code::from(code)), rest),
+        // Our own codes are fixed words (AUTHENTICATIONFAILED, NONEXISTENT, ...).
+        Some((code, rest)) => (
+            Some(Code::Other(
+                imap_codec::imap_types::response::CodeOther::unvalidated(code.as_bytes().to_vec()),
+            )),
+            rest,
+        ),
         None => (None, text),
     };
     Response::Status(
-        Status::no(Some(tag.clone()), code, Text::try_from(text.to_string()).expect("valid text"))
-            .expect("valid text"),
+        Status::no(
+            Some(tag.clone()),
+            code,
+            Text::try_from(text.to_string()).expect("valid text"),
+        )
+        .expect("valid text"),
     )
 }
 
