@@ -9,6 +9,7 @@ pub mod capture;
 pub mod check;
 pub mod deliver;
 pub mod error;
+pub mod imap;
 pub mod maildir;
 pub mod metrics;
 pub mod outage;

@@ -1,0 +1,2 @@
+pub mod mime;
+pub mod search;
