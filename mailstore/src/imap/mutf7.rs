@@ -88,8 +88,9 @@ fn decode_base64_utf16(encoded: &str) -> Option<String> {
             bits &= (1 << count) - 1;
         }
     }
-    // Leftover bits must be zero padding (RFC 2152), and whole UTF-16 units must remain.
-    if bits != 0 || bytes.len() % 2 != 0 {
+    // Leftover bits must be fewer than a sextet and zero (RFC 2152), and whole UTF-16
+    // units must remain.
+    if bits != 0 || count >= 6 || bytes.is_empty() || bytes.len() % 2 != 0 {
         return None;
     }
     let units: Vec<u16> = bytes

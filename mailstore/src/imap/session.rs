@@ -319,8 +319,10 @@ impl Session {
                 uid,
                 ..
             } => {
-                let silent =
-                    matches!(response, imap_codec::imap_types::flag::StoreResponse::Silent);
+                let silent = matches!(
+                    response,
+                    imap_codec::imap_types::flag::StoreResponse::Silent
+                );
                 self.store_flags(reader, tag, &sequence_set, (kind, silent, flags), uid)?
             }
             C::Search { uid, criteria, .. } => self.search(tag, &criteria.into_inner(), uid)?,
