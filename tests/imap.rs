@@ -328,3 +328,142 @@ fn byte_level_session_with_literals_idle_and_bad_input() {
     let _ = raw.reader.read_to_string(&mut rest);
     assert_eq!(rest, "");
 }
+
+#[test]
+fn mailboxes_append_copy_move_and_expunge_with_imaplib() {
+    let lifeboat = lifeboat_with_mail(3);
+    let script = r#"
+import imaplib, sys, time
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+caps = m.capabilities
+for c in ("UIDPLUS", "MOVE", "SPECIAL-USE", "IDLE", "NAMESPACE"):
+    assert c in caps, (c, caps)
+typ, listing = m.list()
+print("list", sorted(l.decode() for l in listing))
+print("create", m.create("Projekte.Entw&APw-rfe"))
+print("create again", m.create("Projekte"))
+print("rename", m.rename("Projekte", "Arbeit"))
+typ, listing = m.list("\"\"", "Arbeit*")
+print("renamed", sorted(l.decode() for l in listing))
+print("subscribe", m.unsubscribe("Junk"))
+typ, lsub = m.lsub()
+print("lsub", sorted(l.decode() for l in lsub))
+date = imaplib.Time2Internaldate(time.mktime((2026, 11, 20, 12, 0, 0, 0, 0, -1)))
+typ, data = m.append("Arbeit.Entw&APw-rfe", r"(\Flagged $Work)", date, b"Subject: appended\r\n\r\nhello\r\n")
+print("append", typ, data)
+m.select("INBOX")
+m.uid("COPY", "1:2", "Archive")
+print("copy", m.response("COPYUID"))
+m.uid("MOVE", "3", "Arbeit.Entw&APw-rfe")
+print("move", m.response("COPYUID"))
+print("after move", m.select("INBOX"))
+print("status", m.status("Arbeit.Entw&APw-rfe", "(MESSAGES UIDNEXT UNSEEN)"))
+m.select("Arbeit.Entw&APw-rfe")
+print("fetch", m.fetch("1:*", "(FLAGS INTERNALDATE RFC822.SIZE)"))
+m.store("1", "+FLAGS", r"(\Deleted)")
+print("expunge", m.expunge())
+print("left", m.search(None, "ALL"))
+m.close()
+print("delete selected-not", m.delete("Arbeit.Entw&APw-rfe"))
+print("delete parent", m.delete("Arbeit"))
+print("delete inbox", m.delete("INBOX"))
+m.logout()
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{out}"))
+            .to_string()
+    };
+    let list = line("list ");
+    for expected in [
+        r#"(\\Sent) "." Sent"#,
+        r#"(\\Archive) "." Archive"#,
+        r#"() "." INBOX"#,
+    ] {
+        assert!(list.contains(expected), "{expected} in {list}");
+    }
+    assert!(line("create ").contains("'OK'"), "{out}");
+    assert!(line("create again").contains("ALREADYEXISTS"), "{out}");
+    assert!(
+        line("renamed").contains(r#""." Arbeit.Entw&APw-rfe"#),
+        "{out}"
+    );
+    assert!(
+        !line("lsub").contains("Junk") && line("lsub").contains("Sent"),
+        "{out}"
+    );
+    assert!(line("append").contains("[APPENDUID "), "{out}");
+    assert!(line("copy").ends_with(" 1:2 1:2'])"), "{out}");
+    assert!(line("move").ends_with(" 3 2'])"), "{out}");
+    assert!(line("after move").contains("[b'2']"), "{out}");
+    assert!(
+        line("status").contains("MESSAGES 2 UIDNEXT 3 UNSEEN 2"),
+        "{out}"
+    );
+    let fetch = line("fetch");
+    assert!(
+        fetch.contains(r#"1 (FLAGS (\\Flagged $Work) INTERNALDATE "20-Nov-2026"#),
+        "{fetch}"
+    );
+    assert!(line("expunge").contains("[b'1']"), "{out}");
+    assert!(line("left").contains("[b'1']"), "{out}");
+    assert!(line("delete selected-not").contains("'OK'"), "{out}");
+    assert!(line("delete parent").contains("'OK'"), "{out}");
+    assert!(line("delete inbox").contains("'NO'"), "{out}");
+}
+
+#[test]
+fn append_to_sent_during_an_outage_is_a_sent_copy_for_replay() {
+    let lifeboat = lifeboat_with_mail(0);
+    lifeboat.outage(true);
+    let script = r#"
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+msg = b"From: alice@example.test\r\nTo: friend@else.test\r\nMessage-ID: <sent1@example.test>\r\nSubject: reply\r\n\r\nhi\r\n"
+print(m.append("Sent", r"(\Seen)", None, msg))
+print(m.append("Sent", r"(\Seen)", None, msg))
+print(m.append("Drafts", None, None, msg))
+"#;
+    python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let store = lifeboat.store();
+    let reader = store.reader().unwrap();
+    let user = reader.user(ALICE).unwrap().unwrap();
+    let classes = |folder: &str| -> Vec<(Class, Option<String>)> {
+        let mailbox = reader.mailbox(user.id, folder).unwrap().unwrap();
+        reader
+            .messages(mailbox.id)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.class, m.replay_state))
+            .collect()
+    };
+    // Once for replay; the client's second APPEND of the same message is its own copy.
+    assert_eq!(
+        classes("Sent"),
+        [
+            (Class::Sent, Some("pending".to_string())),
+            (Class::Other, None)
+        ]
+    );
+    assert_eq!(classes("Drafts"), [(Class::Other, None)]);
+}

@@ -15,6 +15,7 @@ pub mod expunge;
 pub mod flags;
 pub mod imap;
 pub mod limits;
+pub mod mailboxes;
 pub mod maildir;
 pub mod metrics;
 pub mod outage;

@@ -131,6 +131,7 @@ fn imap_settings(config: &Config) -> imap::Settings {
     imap::Settings {
         hostname: config.hostname.clone(),
         allow_plaintext: config.auth.allow_plaintext,
+        routes: super::routes(config),
     }
 }
 

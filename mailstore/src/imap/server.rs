@@ -54,6 +54,7 @@ pub struct Settings {
     pub hostname: String,
     /// `[auth] allow_plaintext`.
     pub allow_plaintext: bool,
+    pub routes: crate::capture::Routes,
 }
 
 pub struct Imap {
@@ -257,6 +258,7 @@ async fn handle(
         hostname: settings.hostname.clone(),
         plaintext_login: plaintext_login_allowed(local, settings.allow_plaintext),
         starttls: !implicit_tls && imap.tls.is_available(),
+        routes: settings.routes.clone(),
     });
     let mut session = Some(Session::new(imap.store.clone(), config, implicit_tls));
     let greeting = Greeting {

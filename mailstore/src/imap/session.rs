@@ -23,7 +23,11 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::mailbox::{MailboxView, Selected};
 use super::{fetch, mutf7, search};
+use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+use rusqlite::OptionalExtension;
+
 use crate::address::Address;
+use crate::deliver::{Class, NewMessage};
 use crate::error::Result as StoreResult;
 use crate::flags::FlagChange;
 use crate::maildir::Flags;
@@ -39,6 +43,9 @@ pub struct SessionConfig {
     pub plaintext_login: bool,
     /// Whether STARTTLS can be offered (a certificate is loaded).
     pub starttls: bool,
+    /// Which origin owns which domain: an APPEND to Sent while the user's origin is
+    /// down is a sent copy, replayed to the origin later.
+    pub routes: crate::capture::Routes,
 }
 
 /// What the server must do once the responses are sent.
@@ -145,6 +152,10 @@ impl Session {
             Capability::Namespace,
             Capability::Unselect,
             Capability::CondStore,
+            Capability::UidPlus,
+            Capability::Move,
+            other_capability("SPECIAL-USE"),
+            other_capability(&format!("APPENDLIMIT={}", super::server::MAX_LITERAL)),
         ];
         if !self.is_authenticated() {
             if !self.tls && self.config.starttls {
@@ -278,11 +289,56 @@ impl Session {
             } => self.status(reader, tag, &mailbox, &item_names)?,
             C::Select { mailbox, .. } => self.select(reader, tag, &mailbox, false)?,
             C::Examine { mailbox, .. } => self.select(reader, tag, &mailbox, true)?,
-            C::Subscribe { mailbox } | C::Unsubscribe { mailbox } => {
-                match self.find_mailbox(reader, &mailbox)? {
-                    Some(_) => Reply::new(vec![ok(tag, "subscriptions are kept for every folder")]),
-                    None => Reply::new(vec![status_no(tag, "no such mailbox")]),
-                }
+            C::Subscribe { mailbox } => self.subscribe(reader, tag, &mailbox, true)?,
+            C::Unsubscribe { mailbox } => self.subscribe(reader, tag, &mailbox, false)?,
+            C::Create { mailbox } => {
+                let user = self.user().cloned().expect("authenticated");
+                let result = match mailbox_name(&mailbox) {
+                    // A trailing delimiter only says "will hold mailboxes" (RFC 3501).
+                    Some(name) => self
+                        .store
+                        .create_mailbox(&user.address, name.trim_end_matches(DELIMITER)),
+                    None => Err(crate::Error::Refused("not a valid mailbox name".into())),
+                };
+                self.finish(reader, tag, result, "CREATE completed")?
+            }
+            C::Delete { mailbox } => {
+                let user = self.user().cloned().expect("authenticated");
+                let result = match mailbox_name(&mailbox) {
+                    Some(name) if self.selected_name() == Some(name.as_str()) => Err(
+                        crate::Error::Refused("close the mailbox before deleting it".into()),
+                    ),
+                    Some(name) => self.store.delete_mailbox(&user.address, &name),
+                    None => Err(crate::Error::Refused(
+                        "[NONEXISTENT] no such mailbox".into(),
+                    )),
+                };
+                self.finish(reader, tag, result, "DELETE completed")?
+            }
+            C::Rename { from, to } => {
+                let user = self.user().cloned().expect("authenticated");
+                let result = match (mailbox_name(&from), mailbox_name(&to)) {
+                    (Some(from), Some(to)) => self.store.rename_mailbox(&user.address, &from, &to),
+                    _ => Err(crate::Error::Refused("not a valid mailbox name".into())),
+                };
+                self.finish(reader, tag, result, "RENAME completed")?
+            }
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                let content = match message {
+                    imap_codec::imap_types::extensions::binary::LiteralOrLiteral8::Literal(l) => {
+                        l.into_inner().into_owned()
+                    }
+                    imap_codec::imap_types::extensions::binary::LiteralOrLiteral8::Literal8(l) => {
+                        l.data.into_owned()
+                    }
+                };
+                let date = date.map(|d| d.as_ref().timestamp());
+                self.append(reader, tag, &mailbox, &flags, date, content)?
             }
             _ if !selected => Reply::new(vec![bad(tag, "select a mailbox first")]),
 
@@ -325,6 +381,16 @@ impl Session {
                 );
                 self.store_flags(reader, tag, &sequence_set, (kind, silent, flags), uid)?
             }
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(reader, tag, &sequence_set, &mailbox, uid, false)?,
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(reader, tag, &sequence_set, &mailbox, uid, true)?,
             C::Search { uid, criteria, .. } => self.search(tag, &criteria.into_inner(), uid)?,
             _ => Reply::new(vec![bad(tag, "command not supported")]),
         };
@@ -408,7 +474,7 @@ impl Session {
             let pattern = format!("{reference}{pattern_text}");
             for mailbox in reader.mailboxes(self.user_id())? {
                 let wire = wire_name(&mailbox.name);
-                if !wildcard_match(&pattern, &wire) {
+                if !wildcard_match(&pattern, &wire) || (lsub && !mailbox.subscribed) {
                     continue;
                 }
                 let mut items = Vec::new();
@@ -729,6 +795,229 @@ impl Session {
         Ok(Reply::new(responses))
     }
 
+    /// The tagged answer to a store operation, after telling the client what changed
+    /// in its selected mailbox meanwhile.
+    fn finish(
+        &mut self,
+        reader: &Reader,
+        tag: &Tag<'static>,
+        result: StoreResult<()>,
+        done: &'static str,
+    ) -> StoreResult<Reply> {
+        let mut responses = self.poll_changes(reader)?;
+        responses.push(match result {
+            Ok(()) => ok(tag, done),
+            Err(crate::Error::Refused(why)) => status_no(tag, &why),
+            Err(e) => return Err(e),
+        });
+        Ok(Reply::new(responses))
+    }
+
+    fn selected_name(&self) -> Option<&str> {
+        match &self.state {
+            State::Selected(_, selected) => Some(&selected.record.name),
+            _ => None,
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        reader: &Reader,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        subscribed: bool,
+    ) -> StoreResult<Reply> {
+        let result = match self.find_mailbox(reader, mailbox)? {
+            Some(record) => self.store.set_subscribed(record.id, subscribed),
+            None => Err(crate::Error::Refused(
+                "[NONEXISTENT] no such mailbox".into(),
+            )),
+        };
+        let done = if subscribed {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        };
+        self.finish(reader, tag, result, done)
+    }
+
+    fn append(
+        &mut self,
+        reader: &Reader,
+        tag: &Tag<'static>,
+        mailbox: &Mailbox<'_>,
+        flags: &[Flag<'_>],
+        date: Option<i64>,
+        content: Vec<u8>,
+    ) -> StoreResult<Reply> {
+        let user = self.user().cloned().expect("authenticated");
+        let Some(target) = self.find_mailbox(reader, mailbox)? else {
+            return Ok(Reply::new(vec![status_no(
+                tag,
+                "[TRYCREATE] no such mailbox",
+            )]));
+        };
+        let (system, keywords) = split_flags(flags);
+        let class = if target.special_use.as_deref() == Some("\\Sent")
+            && self.in_continuity(reader, &user.address)?
+            && !self.already_sent(reader, target.id, &content)?
+        {
+            Class::Sent
+        } else {
+            Class::Other
+        };
+        let mut message = NewMessage::new(user.address.clone(), &target.name, content, class);
+        message.flags = system;
+        message.internal_date = date;
+        if class == Class::Sent {
+            // Replayed into the user's own mailbox at the origin (DESIGN.md, Replay).
+            message.envelope_from = Some(user.address.to_string());
+            message.envelope_to = vec![user.address.clone()];
+        }
+        let stored = self.store.deliver(message)?;
+        if !keywords.is_empty() {
+            self.set_keywords(reader, &user.address, &target, stored.uid, keywords)?;
+        }
+        let mut responses = self.poll_changes(reader)?;
+        responses.push(Response::Status(
+            Status::ok(
+                Some(tag.clone()),
+                Some(Code::AppendUid {
+                    uid_validity: nz(stored.uidvalidity),
+                    uid: nz(stored.uid),
+                }),
+                "APPEND completed",
+            )
+            .expect("valid text"),
+        ));
+        Ok(Reply::new(responses))
+    }
+
+    fn set_keywords(
+        &self,
+        reader: &Reader,
+        owner: &Address,
+        mailbox: &MailboxRecord,
+        uid: u32,
+        keywords: Vec<String>,
+    ) -> StoreResult<()> {
+        let Some(message) = reader
+            .visible_messages(mailbox.id)?
+            .into_iter()
+            .find(|m| m.uid == uid)
+        else {
+            return Ok(());
+        };
+        self.store.set_flags(
+            owner,
+            &mailbox.name,
+            mailbox.id,
+            vec![FlagChange {
+                row: message.row,
+                basename: message.basename.clone(),
+                old_flags: message.flags,
+                flags: message.flags,
+                keywords,
+            }],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the user's origin is judged down (outage or recovering).
+    fn in_continuity(&self, reader: &Reader, user: &Address) -> StoreResult<bool> {
+        match self.config.routes.origin_of(user.domain()) {
+            Some(origin) => Ok(reader.origin_status(origin)?.state.diverts()),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether a sent copy with this message's Message-ID is already in the mailbox
+    /// (sent through submission with `save_sent`, or appended twice by a client).
+    fn already_sent(&self, reader: &Reader, mailbox_id: i64, content: &[u8]) -> StoreResult<bool> {
+        let Some(message_id) = crate::deliver::header_value(content, "Message-ID") else {
+            return Ok(false);
+        };
+        Ok(reader
+            .connection()
+            .query_row(
+                "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND class = 'sent'
+                 AND header_message_id = ?2",
+                rusqlite::params![mailbox_id, message_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// COPY and MOVE (RFC 6851): copies are new messages of class `other` in the target
+    /// (the originals keep their replay duty); MOVE then expunges the originals.
+    fn copy(
+        &mut self,
+        reader: &Reader,
+        tag: &Tag<'static>,
+        set: &SequenceSet,
+        mailbox: &Mailbox<'_>,
+        uid: bool,
+        moving: bool,
+    ) -> StoreResult<Reply> {
+        let Some(target) = self.find_mailbox(reader, mailbox)? else {
+            return Ok(Reply::new(vec![status_no(
+                tag,
+                "[TRYCREATE] no such mailbox",
+            )]));
+        };
+        let State::Selected(user, selected) = &mut self.state else {
+            unreachable!("checked by dispatch")
+        };
+        if moving && selected.read_only {
+            return Ok(Reply::new(vec![status_no(
+                tag,
+                "[READ-ONLY] mailbox is read-only",
+            )]));
+        }
+        let mut pairs = Vec::new();
+        for index in selected.view.resolve(set, uid) {
+            let original = &selected.view.messages[index];
+            let bytes = self
+                .store
+                .read_message(&user.address, &selected.record.name, original)?;
+            let mut copy = NewMessage::new(user.address.clone(), &target.name, bytes, Class::Other);
+            copy.flags = original.flags;
+            copy.internal_date = Some(original.internal_date);
+            let stored = self.store.deliver(copy)?;
+            pairs.push((original.uid, stored.uid, original.keywords.clone()));
+        }
+        let (user, source_id) = (user.clone(), selected.record.id);
+        for (_, new_uid, keywords) in &pairs {
+            if !keywords.is_empty() {
+                self.set_keywords(reader, &user.address, &target, *new_uid, keywords.clone())?;
+            }
+        }
+        let code = (!pairs.is_empty()).then(|| Code::CopyUid {
+            uid_validity: nz(target.uidvalidity),
+            source: uid_set(pairs.iter().map(|p| p.0)),
+            destination: uid_set(pairs.iter().map(|p| p.1)),
+        });
+        let mut responses = Vec::new();
+        if moving {
+            if let Some(code) = code {
+                responses.push(untagged_ok(code, "moved"));
+            }
+            let originals: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+            if !originals.is_empty() {
+                self.store.expunge(source_id, &originals)?;
+            }
+            responses.extend(self.poll_changes(reader)?);
+            responses.push(ok(tag, "MOVE completed"));
+        } else {
+            responses.extend(self.poll_changes(reader)?);
+            responses.push(Response::Status(
+                Status::ok(Some(tag.clone()), code, "COPY completed").expect("valid text"),
+            ));
+        }
+        Ok(Reply::new(responses))
+    }
+
     fn expunge_command(
         &mut self,
         reader: &Reader,
@@ -952,6 +1241,26 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
         }
     };
     go(&fold(pattern), &fold(name))
+}
+
+fn other_capability(name: &str) -> Capability<'static> {
+    Capability::try_from(name.to_string()).expect("a valid capability atom")
+}
+
+/// UIDs (ascending as given) as a UID set, runs folded into ranges.
+fn uid_set(uids: impl Iterator<Item = u32>) -> UidSet {
+    let mut elements: Vec<UidElement> = Vec::new();
+    for uid in uids {
+        let uid = nz(uid);
+        match elements.last_mut() {
+            Some(UidElement::Single(last)) if last.get() + 1 == uid.get() => {
+                *elements.last_mut().expect("present") = UidElement::Range(*last, uid);
+            }
+            Some(UidElement::Range(_, last)) if last.get() + 1 == uid.get() => *last = uid,
+            _ => elements.push(UidElement::Single(uid)),
+        }
+    }
+    UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
 }
 
 pub fn nz(n: u32) -> NonZeroU32 {
