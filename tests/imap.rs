@@ -467,3 +467,78 @@ print(m.append("Drafts", None, None, msg))
     );
     assert_eq!(classes("Drafts"), [(Class::Other, None)]);
 }
+
+#[test]
+fn condstore_and_a_second_session_seeing_changes() {
+    let lifeboat = lifeboat_with_mail(3);
+    let login = |raw: &mut Raw, tag: &str| {
+        let lines = raw.command(tag, &format!("LOGIN {ALICE} {PASSWORD}"));
+        assert!(tagged(&lines).contains(" OK "), "{lines:?}");
+    };
+    let mut one = Raw::connect(plain(&lifeboat));
+    let mut two = Raw::connect(plain(&lifeboat));
+    login(&mut one, "a0");
+    login(&mut two, "b0");
+    let select = one.command("a1", "SELECT INBOX (CONDSTORE)");
+    let highest: u64 = select
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [HIGHESTMODSEQ "))
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{select:?}"));
+    drop(two.command("b1", "SELECT INBOX"));
+
+    // A change in session two...
+    let store = two.command("b2", "STORE 2 +FLAGS (\\Flagged)");
+    assert!(
+        store[0].starts_with("* 2 FETCH (FLAGS (\\Flagged))"),
+        "{store:?}"
+    );
+    // ...reaches session one at its next command, with its modseq.
+    let noop = one.command("a2", "NOOP");
+    assert!(
+        noop.iter()
+            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (")),
+        "{noop:?}"
+    );
+    let changed = one.command("a3", &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"));
+    assert_eq!(changed.len(), 2, "only message 2 changed: {changed:?}");
+    assert!(
+        changed[0].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        "{changed:?}"
+    );
+
+    // UNCHANGEDSINCE: message 2 changed after `highest`, so it is left alone.
+    let conditional = one.command(
+        "a4",
+        &format!("STORE 1:2 (UNCHANGEDSINCE {highest}) +FLAGS (\\Seen)"),
+    );
+    assert!(
+        tagged(&conditional).starts_with("a4 OK [MODIFIED 2]"),
+        "{conditional:?}"
+    );
+    let flags = one.command("a5", "FETCH 1:2 (FLAGS)");
+    assert!(
+        flags[0].starts_with("* 1 FETCH (FLAGS (\\Seen) MODSEQ"),
+        "{flags:?}"
+    );
+    assert!(
+        flags[1].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ"),
+        "{flags:?}"
+    );
+
+    // An EXPUNGE in session two is not announced to one during FETCH, only after NOOP.
+    drop(two.command("b3", "STORE 3 +FLAGS.SILENT (\\Deleted)"));
+    let expunged = two.command("b4", "EXPUNGE");
+    assert!(
+        expunged.contains(&"* 3 EXPUNGE\r\n".to_string()),
+        "{expunged:?}"
+    );
+    let during_fetch = one.command("a6", "FETCH 1 (UID)");
+    assert!(
+        !during_fetch.iter().any(|l| l.contains("EXPUNGE")),
+        "{during_fetch:?}"
+    );
+    let noop = one.command("a7", "NOOP");
+    assert!(noop.contains(&"* 3 EXPUNGE\r\n".to_string()), "{noop:?}");
+}

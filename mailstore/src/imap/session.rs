@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
-use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::command::{
+    Command, CommandBody, FetchModifier, SelectParameter, StoreModifier,
+};
 use imap_codec::imap_types::core::{IString, NString, Tag, Text, Vec1};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagNameAttribute, FlagPerm, StoreType};
@@ -172,6 +174,18 @@ impl Session {
         Vec1::try_from(list).expect("not empty")
     }
 
+    /// SELECT/EXAMINE parameters: CONDSTORE turns CONDSTORE on; anything else is not
+    /// supported.
+    fn enable_condstore(&mut self, parameters: &[SelectParameter]) -> bool {
+        let all_condstore = parameters
+            .iter()
+            .all(|p| matches!(p, SelectParameter::CondStore));
+        if all_condstore {
+            self.condstore = true;
+        }
+        all_condstore
+    }
+
     fn login_allowed(&self) -> bool {
         self.tls || self.config.plaintext_login
     }
@@ -287,6 +301,17 @@ impl Session {
                 mailbox,
                 item_names,
             } => self.status(reader, tag, &mailbox, &item_names)?,
+            C::Select {
+                mailbox,
+                parameters,
+            }
+            | C::Examine {
+                mailbox,
+                parameters,
+            } if !parameters.is_empty() && !self.enable_condstore(&parameters) => {
+                let _ = mailbox;
+                Reply::new(vec![bad(tag, "only the CONDSTORE parameter is supported")])
+            }
             C::Select { mailbox, .. } => self.select(reader, tag, &mailbox, false)?,
             C::Examine { mailbox, .. } => self.select(reader, tag, &mailbox, true)?,
             C::Subscribe { mailbox } => self.subscribe(reader, tag, &mailbox, true)?,
@@ -362,10 +387,23 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
+                modifiers,
             } => {
-                let items = fetch::item_names(macro_or_item_names, uid);
-                self.fetch(reader, tag, &sequence_set, &items, uid)?
+                let mut items = fetch::item_names(macro_or_item_names, uid);
+                let mut changed_since = None;
+                for modifier in modifiers {
+                    match modifier {
+                        FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
+                        // VANISHED needs QRESYNC, which is not offered.
+                        FetchModifier::Vanished => {
+                            return Ok(Reply::new(vec![bad(tag, "QRESYNC is not enabled")]));
+                        }
+                    }
+                }
+                if changed_since.is_some() && !items.contains(&fetch::Item::ModSeq) {
+                    items.push(fetch::Item::ModSeq);
+                }
+                self.fetch(reader, tag, &sequence_set, &items, uid, changed_since)?
             }
             C::Store {
                 sequence_set,
@@ -373,13 +411,25 @@ impl Session {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
                 let silent = matches!(
                     response,
                     imap_codec::imap_types::flag::StoreResponse::Silent
                 );
-                self.store_flags(reader, tag, &sequence_set, (kind, silent, flags), uid)?
+                let unchanged_since = modifiers.iter().find_map(|m| match m {
+                    StoreModifier::UnchangedSince(value) => Some(*value),
+                });
+                if unchanged_since.is_some() {
+                    self.condstore = true;
+                }
+                let update = FlagUpdate {
+                    kind,
+                    silent,
+                    flags,
+                    unchanged_since,
+                };
+                self.store_flags(reader, tag, &sequence_set, update, uid)?
             }
             C::Copy {
                 sequence_set,
@@ -642,13 +692,18 @@ impl Session {
         set: &SequenceSet,
         items: &[fetch::Item],
         uid: bool,
+        changed_since: Option<u64>,
     ) -> StoreResult<Reply> {
         let condstore = self.condstore || items.contains(&fetch::Item::ModSeq);
         self.condstore = condstore;
         let State::Selected(user, selected) = &mut self.state else {
             unreachable!("checked by dispatch")
         };
-        let positions = selected.view.resolve(set, uid);
+        let mut positions = selected.view.resolve(set, uid);
+        if let Some(since) = changed_since {
+            // RFC 7162 §3.1.4: only messages changed after that modseq.
+            positions.retain(|&i| selected.view.messages[i].modseq > since as i64);
+        }
         let marks_seen = !selected.read_only && items.iter().any(fetch::Item::marks_seen);
         let mut responses = Vec::with_capacity(positions.len() + 1);
         let mut seen_changes = Vec::new();
@@ -712,9 +767,15 @@ impl Session {
         reader: &Reader,
         tag: &Tag<'static>,
         set: &SequenceSet,
-        (kind, silent, flags): (StoreType, bool, Vec<Flag<'static>>),
+        update: FlagUpdate,
         uid: bool,
     ) -> StoreResult<Reply> {
+        let FlagUpdate {
+            kind,
+            silent,
+            flags,
+            unchanged_since,
+        } = update;
         let condstore = self.condstore;
         let State::Selected(user, selected) = &mut self.state else {
             unreachable!("checked by dispatch")
@@ -727,7 +788,20 @@ impl Session {
         }
         let (system, keywords) = split_flags(&flags);
         let mut changes = Vec::new();
-        let positions = selected.view.resolve(set, uid);
+        let mut positions = selected.view.resolve(set, uid);
+        // RFC 7162 §3.1.3: messages changed since UNCHANGEDSINCE are left alone and named
+        // in a MODIFIED response code.
+        let mut modified = Vec::new();
+        if let Some(since) = unchanged_since {
+            positions.retain(|&i| {
+                let message = &selected.view.messages[i];
+                let untouched = message.modseq <= since as i64;
+                if !untouched {
+                    modified.push(if uid { message.uid } else { i as u32 + 1 });
+                }
+                untouched
+            });
+        }
         for &index in &positions {
             let message = &selected.view.messages[index];
             let (new_flags, new_keywords) = match kind {
@@ -791,7 +865,23 @@ impl Session {
             }
             selected.record = record;
         }
-        responses.push(ok(tag, "STORE completed"));
+        if modified.is_empty() {
+            responses.push(ok(tag, "STORE completed"));
+        } else {
+            let numbers: Vec<imap_codec::imap_types::sequence::Sequence> = modified
+                .iter()
+                .map(|&n| imap_codec::imap_types::sequence::Sequence::from(nz(n)))
+                .collect();
+            let set = SequenceSet(Vec1::try_from(numbers).expect("not empty"));
+            responses.push(Response::Status(
+                Status::ok(
+                    Some(tag.clone()),
+                    Some(Code::Modified(set)),
+                    "conditional STORE failed for some messages",
+                )
+                .expect("valid text"),
+            ));
+        }
         Ok(Reply::new(responses))
     }
 
@@ -1114,6 +1204,16 @@ impl Session {
     pub fn empty_challenge() -> CommandContinuationRequest<'static> {
         CommandContinuationRequest::Base64(Cow::Borrowed(b""))
     }
+}
+
+/// A STORE's change.
+pub struct FlagUpdate {
+    pub kind: StoreType,
+    /// `.SILENT`: no untagged FETCH for the messages changed.
+    pub silent: bool,
+    pub flags: Vec<Flag<'static>>,
+    /// CONDSTORE's UNCHANGEDSINCE.
+    pub unchanged_since: Option<u64>,
 }
 
 /// Whether a SEARCH key looks at the message text (so the file must be read).
