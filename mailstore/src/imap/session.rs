@@ -417,9 +417,10 @@ impl Session {
                     response,
                     imap_codec::imap_types::flag::StoreResponse::Silent
                 );
-                let unchanged_since = modifiers.iter().find_map(|m| match m {
-                    StoreModifier::UnchangedSince(value) => Some(*value),
-                });
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(value)| *value)
+                    .next();
                 if unchanged_since.is_some() {
                     self.condstore = true;
                 }
