@@ -68,6 +68,16 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit(sync_dir, f)?.wait()
+    }
+
+    /// Queues `f` without waiting for it, so one thread can put several jobs into the
+    /// same group commit (a batch of deliveries) and then wait for each answer.
+    pub fn submit<T, F>(&self, sync_dir: Option<PathBuf>, f: F) -> Result<Answer<T>>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel(1);
         let run: Run = Box::new(move |conn| {
             let result = match conn {
@@ -88,7 +98,16 @@ impl Writer {
         self.jobs
             .send(Job { run, sync_dir })
             .map_err(|_| Error::WriterGone)?;
-        answer.recv().map_err(|_| Error::WriterGone)?
+        Ok(Answer(answer))
+    }
+}
+
+/// The outcome of a submitted job, available once its transaction has ended.
+pub struct Answer<T>(mpsc::Receiver<Result<T>>);
+
+impl<T> Answer<T> {
+    pub fn wait(self) -> Result<T> {
+        self.0.recv().map_err(|_| Error::WriterGone)?
     }
 }
 

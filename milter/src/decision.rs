@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use lifeboat_mailstore::capture::plan;
+use lifeboat_mailstore::capture::{PlannedCopy, plan};
 use lifeboat_mailstore::{Address, Class, Fate, NewMessage};
 use tokio::task::spawn_blocking;
 
@@ -35,8 +35,10 @@ impl fmt::Display for RecipientOutcome {
     }
 }
 
-/// Decides and stores. Never fails: whatever goes wrong leaves the recipient with
-/// Postfix, which is always safe (journal failures never reject mail).
+/// Decides and stores: diverted copies before returning (their recipients may only leave
+/// Postfix once the copy is durable), journal copies queued for the background writer.
+/// Never fails: whatever goes wrong leaves the recipient with Postfix, which is always
+/// safe (journal failures never reject or delay mail).
 pub async fn decide(milter: &Milter, message: &Message) -> Decision {
     let settings = milter.settings();
     let mut outcomes: Vec<String> = vec![String::new(); message.recipients.len()];
@@ -89,38 +91,55 @@ pub async fn decide(milter: &Milter, message: &Message) -> Decision {
 
     let lifeboat_id = new_lifeboat_id();
     let content = message.content_with(&[("X-Lifeboat-ID", &lifeboat_id)]);
-    // Deliver all copies at once so their index rows share a group commit.
-    let deliveries: Vec<_> = copies
+    let new_copy = |copy: &PlannedCopy| {
+        let mut new = NewMessage::new(copy.owner.clone(), "INBOX", content.clone(), copy.class);
+        new.envelope_from = Some(message.sender.clone());
+        new.envelope_to = copy
+            .recipients
+            .iter()
+            .map(|&c| candidates[c].1.clone())
+            .collect();
+        new.lifeboat_id = Some(lifeboat_id.clone());
+        new
+    };
+    // Journal copies are queued and written in the background: they never delay mail.
+    for copy in copies.iter().filter(|c| c.class != Class::Diverted) {
+        let outcome = if milter.journal.push(new_copy(copy)) {
+            "journal(queued)".to_string()
+        } else {
+            "forwarded:journal-skipped(queue full)".to_string()
+        };
+        for &c in &copy.recipients {
+            outcomes[candidates[c].0] = outcome.clone();
+        }
+    }
+    // Diverted copies must be durable before their recipients leave Postfix. Started
+    // together so their index rows share a group commit.
+    let diverted: Vec<&PlannedCopy> = copies
+        .iter()
+        .filter(|c| c.class == Class::Diverted)
+        .collect();
+    let deliveries: Vec<_> = diverted
         .iter()
         .map(|copy| {
-            let mut new = NewMessage::new(copy.owner.clone(), "INBOX", content.clone(), copy.class);
-            new.envelope_from = Some(message.sender.clone());
-            new.envelope_to = copy
-                .recipients
-                .iter()
-                .map(|&c| candidates[c].1.clone())
-                .collect();
-            new.lifeboat_id = Some(lifeboat_id.clone());
-            let store = milter.store().clone();
+            let (store, new) = (milter.store().clone(), new_copy(copy));
             spawn_blocking(move || store.deliver(new))
         })
         .collect();
     let mut delete = Vec::new();
-    for (copy, delivery) in copies.iter().zip(deliveries) {
+    for (copy, delivery) in diverted.into_iter().zip(deliveries) {
         let result = match delivery.await {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         for &c in &copy.recipients {
             let index = candidates[c].0;
-            outcomes[index] = match (&result, copy.class) {
-                (Ok(stored), Class::Diverted) => {
+            outcomes[index] = match &result {
+                Ok(stored) => {
                     delete.push(message.recipients[index].raw.clone());
                     format!("diverted(uid {})", stored.uid)
                 }
-                (Ok(stored), _) => format!("journal(uid {})", stored.uid),
-                (Err(e), Class::Diverted) => format!("left:divert-failed({e})"),
-                (Err(e), _) => format!("forwarded:journal-failed({e})"),
+                Err(e) => format!("left:divert-failed({e})"),
             };
         }
     }
