@@ -168,6 +168,22 @@ impl Store {
             .ok_or_else(|| Error::Refused("delivery stored nothing".into()))
     }
 
+    /// [`Store::deliver`] for several messages, all in one group commit.
+    pub fn deliver_all(&self, messages: Vec<NewMessage>) -> Vec<Result<Stored>> {
+        let started: Vec<_> = messages
+            .into_iter()
+            .map(|m| self.start_delivery(m, FileSync::Durable, Copies::Any))
+            .collect();
+        started
+            .into_iter()
+            .map(|delivery| {
+                delivery
+                    .and_then(PendingDelivery::finish)?
+                    .ok_or_else(|| Error::Refused("delivery stored nothing".into()))
+            })
+            .collect()
+    }
+
     /// Stores journal copies (history only: Postfix delivers the message to the origin
     /// too), all in one group commit. Each is stored at most once per user and
     /// `X-Lifeboat-ID`: `Ok(None)` when the user already has a copy, e.g. the diverted

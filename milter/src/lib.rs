@@ -17,7 +17,7 @@ use std::sync::Arc;
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
 
-pub use decision::{Decision, RecipientOutcome, decide};
+pub use decision::{Decision, RecipientOutcome, decide, decide_now};
 pub use journal::JOURNAL_QUEUE_BYTES;
 use journal::JournalQueue;
 pub use message::{Message, Recipient};
