@@ -61,8 +61,10 @@ run() {
     smtp-sink -u postfix 127.0.0.1:"$origin" 256 >/dev/null 2>&1 & pids+=($!)
     smtp-sink -u postfix 127.0.0.1:"$outside" 256 >/dev/null 2>&1 & pids+=($!)
     local args=(--smtpd-port "$smtpd" --origin 127.0.0.1:"$origin" --outside 127.0.0.1:"$outside")
+    local milter_pid=""
     if [ "$mode" = noop ]; then
         "$noop_milter" 127.0.0.1:"$milter" & pids+=($!)
+        milter_pid=$!
         wait_port "$milter"
         args+=(--milter inet:127.0.0.1:"$milter")
     elif [ "$mode" != none ]; then
@@ -85,7 +87,7 @@ TOML
         echo bench | "$lifeboat" user add alice@example.test --password-stdin >/dev/null
         [ "$mode" = divert ] && "$lifeboat" outage begin >/dev/null
         "$lifeboat" serve >/dev/null 2>"$dir/serve.log" & pids+=($!)
-        serve_pid=$!
+        milter_pid=$!
         wait_port "$milter"
         args+=(--milter inet:127.0.0.1:"$milter" --fallback 127.0.0.1:"$fallback")
     fi
@@ -106,10 +108,12 @@ TOML
         done
         drained=$(date +%s.%N)
         python3 -c "print(f'bench: $mode: every copy stored {$drained - $end:.2f} s after Postfix finished')" >&2
-        # CPU seconds Lifeboat used (utime + stime, in clock ticks), per message,
-        # background writes included.
-        python3 -c "import os; f=open('/proc/$serve_pid/stat').read().rsplit(')',1)[1].split(); hz=os.sysconf('SC_CLK_TCK'); u=int(f[11])/hz; k=int(f[12])/hz; t=u+k; print(f'bench: $mode: lifeboat used {t:.2f} s CPU ({u:.2f} user, {k:.2f} kernel), {1000*t/$MESSAGES:.2f} ms per message')" >&2
         [ "$stored" -eq "$MESSAGES" ] || { echo "bench: $mode stored $stored of $MESSAGES" >&2; exit 1; }
+    fi
+    if [ -n "$milter_pid" ]; then
+        # CPU seconds the milter used (utime + stime, in clock ticks), per message,
+        # background writes included.
+        python3 -c "import os; f=open('/proc/$milter_pid/stat').read().rsplit(')',1)[1].split(); hz=os.sysconf('SC_CLK_TCK'); u=int(f[11])/hz; k=int(f[12])/hz; t=u+k; print(f'bench: $mode: milter used {t:.2f} s CPU ({u:.2f} user, {k:.2f} kernel), {1000*t/$MESSAGES:.2f} ms per message')" >&2
     fi
     "$instance" "$dir/postfix" stop >/dev/null 2>&1 || true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done

@@ -34,12 +34,18 @@ struct Backlog {
 pub struct JournalQueue {
     copies: mpsc::Sender<NewMessage>,
     backlog: watch::Sender<Backlog>,
+    /// [`JOURNAL_QUEUE_BYTES`] outside tests.
+    limit_bytes: usize,
 }
 
 impl JournalQueue {
     /// Starts the thread that stores queued copies into `store`. It ends when the queue
     /// is dropped and everything queued is stored.
     pub fn start(store: Store) -> JournalQueue {
+        JournalQueue::with_limit(store, JOURNAL_QUEUE_BYTES)
+    }
+
+    fn with_limit(store: Store, limit_bytes: usize) -> JournalQueue {
         let (copies, queued) = mpsc::channel();
         let backlog = watch::Sender::new(Backlog::default());
         let done = backlog.clone();
@@ -50,7 +56,11 @@ impl JournalQueue {
             // Without the thread nothing is admitted (see `push`): mail flows, unjournalled.
             tracing::error!(error = %e, "milter: could not start the journal writer; journal copies are skipped");
         }
-        JournalQueue { copies, backlog }
+        JournalQueue {
+            copies,
+            backlog,
+            limit_bytes,
+        }
     }
 
     /// Queues a copy; `false` when the queue is full (or the writer is gone) and the
@@ -58,7 +68,7 @@ impl JournalQueue {
     pub fn push(&self, copy: NewMessage) -> bool {
         let bytes = copy.content.len();
         let admitted = self.backlog.send_if_modified(|backlog| {
-            if backlog.bytes >= JOURNAL_QUEUE_BYTES {
+            if backlog.bytes >= self.limit_bytes {
                 return false;
             }
             backlog.messages += 1;
@@ -126,5 +136,67 @@ fn store_queued(
             b.messages -= count;
             b.bytes -= bytes;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lifeboat_mailstore::{Address, Class, NewUser, password};
+
+    use super::*;
+
+    fn store(dir: &std::path::Path) -> Store {
+        let store = Store::open(dir, "test.host").unwrap();
+        store
+            .add_user(NewUser {
+                address: Address::parse("u@example.test").unwrap(),
+                password_hash: password::unusable(),
+                aliases: Vec::new(),
+                active: true,
+                alternate_email: None,
+            })
+            .unwrap();
+        store.lock_for_delivery().unwrap();
+        store
+    }
+
+    fn copy(id: &str) -> NewMessage {
+        let mut copy = NewMessage::new(
+            Address::parse("u@example.test").unwrap(),
+            "INBOX",
+            b"Subject: s\r\n\r\nbody\r\n".to_vec(),
+            Class::Journal,
+        );
+        copy.lifeboat_id = Some(id.to_string());
+        copy
+    }
+
+    fn journal_count(store: &Store) -> usize {
+        let reader = store.reader().unwrap();
+        let user = reader.user("u@example.test").unwrap().unwrap();
+        let inbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
+        reader.messages(inbox.id).unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn queued_copies_are_stored_once_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let queue = JournalQueue::start(store.clone());
+        assert!(queue.push(copy("a")));
+        assert!(queue.push(copy("b")));
+        queue.flushed().await;
+        assert_eq!(journal_count(&store), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_skips_the_copy_instead_of_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        // A limit of zero bytes: the queue is always full.
+        let queue = JournalQueue::with_limit(store.clone(), 0);
+        assert!(!queue.push(copy("a")));
+        queue.flushed().await;
+        assert_eq!(journal_count(&store), 0);
     }
 }
