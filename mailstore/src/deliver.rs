@@ -297,26 +297,27 @@ impl PendingDelivery {
 /// Whether `owner` has a journal or diverted copy with this `X-Lifeboat-ID`.
 fn copy_exists(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<bool> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT 1 FROM messages m
              JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
              WHERE m.lifeboat_id = ?1 AND u.address = ?2 AND m.class IN ('journal', 'diverted')
              LIMIT 1",
-            params![lifeboat_id, owner],
-            |_| Ok(()),
-        )
+        )?
+        .query_row(params![lifeboat_id, owner], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 fn insert_row(conn: &Connection, owner: &str, folder: &str, row: &IndexRow) -> Result<Stored> {
+    // The statements of every delivery are cached: parsing them cost more than running them.
     let mailbox: Option<(i64, u32)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT m.id, m.uidvalidity FROM mailboxes m JOIN users u ON u.id = m.user_id
              WHERE u.address = ?1 AND m.name = ?2",
-            params![owner, canonical_folder(folder)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![owner, canonical_folder(folder)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let Some((mailbox_id, uidvalidity)) = mailbox else {
         return refused(format!("no mailbox `{folder}` for {owner}"));
@@ -340,27 +341,27 @@ pub(crate) fn insert_message(
     row: &IndexRow,
 ) -> Result<(i64, u32, Option<String>)> {
     let (uid, modseq) = allocate_uid(conn, mailbox_id)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
                                class, envelope_from, envelope_to, lifeboat_id,
                                header_message_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            mailbox_id,
-            uid,
-            row.basename,
-            row.flags.bits(),
-            modseq,
-            row.internal_date,
-            row.size,
-            row.class.as_str(),
-            row.envelope_from,
-            row.envelope_to,
-            row.lifeboat_id,
-            row.header_message_id,
-            now()
-        ],
-    )?;
+    )?
+    .execute(params![
+        mailbox_id,
+        uid,
+        row.basename,
+        row.flags.bits(),
+        modseq,
+        row.internal_date,
+        row.size,
+        row.class.as_str(),
+        row.envelope_from,
+        row.envelope_to,
+        row.lifeboat_id,
+        row.header_message_id,
+        now()
+    ])?;
     let message_row = conn.last_insert_rowid();
     let replay_id = if row.class.is_replayed() {
         Some(add_to_ledger(conn, message_row)?)
@@ -373,23 +374,22 @@ pub(crate) fn insert_message(
 /// Takes the mailbox's next UID and modseq. UIDs only ever grow: `uidnext` is never
 /// lowered, so a UID is never handed out twice.
 pub(crate) fn allocate_uid(conn: &Connection, mailbox_id: i64) -> Result<(u32, i64)> {
-    conn.query_row(
+    conn.prepare_cached(
         "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
          WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
-        [mailbox_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+    )?
+    .query_row([mailbox_id], |r| Ok((r.get(0)?, r.get(1)?)))
     .map_err(Error::from)
 }
 
 /// Records that a copy must be replayed; returns its stable `X-Lifeboat-Replay-ID`.
 pub(crate) fn add_to_ledger(conn: &Connection, message_row: i64) -> Result<String> {
     let replay_id = format!("{:032x}", rand::random::<u128>());
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO replay_ledger (message_row, replay_id, state, updated_at)
          VALUES (?1, ?2, 'pending', ?3)",
-        params![message_row, replay_id, now()],
-    )?;
+    )?
+    .execute(params![message_row, replay_id, now()])?;
     Ok(replay_id)
 }
 

@@ -140,10 +140,11 @@ fn run_group(conn: &Connection, group: Vec<Job>) {
         .collect();
     let mut completions = Vec::with_capacity(group.len());
     for job in group {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        // Cached: two statements per job, parsed once per connection instead.
+        let savepoint = run_cached(conn, "SAVEPOINT job");
         let (keep, completion) = (job.run)(Ok(conn));
         let closed = match (savepoint, keep) {
-            (Ok(()), true) => conn.execute_batch("RELEASE job"),
+            (Ok(()), true) => run_cached(conn, "RELEASE job"),
             (Ok(()), false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
             (Err(e), _) => Err(e),
         };
@@ -165,6 +166,10 @@ fn run_group(conn: &Connection, group: Vec<Job>) {
     for completion in completions {
         completion(committed.clone());
     }
+}
+
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 #[cfg(test)]
