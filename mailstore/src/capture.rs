@@ -206,17 +206,26 @@ impl Store {
         let old_path = folder_dir
             .join("cur")
             .join(FileName::cur_name(&old.basename, old.flags));
-        let old_bytes = std::fs::read(&old_path).map_err(|source| crate::Error::Io {
-            context: format!("reading {}", old_path.display()),
-            source,
-        })?;
+        // Journal files are not fsynced: after a crash one may be torn or gone. The
+        // message Postfix is handing over now is whole, so then that is the one kept.
+        let old_bytes = match std::fs::read(&old_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(crate::Error::Io {
+                    context: format!("reading {}", old_path.display()),
+                    source,
+                });
+            }
+        };
         let mut rewritten = message;
-        if old_bytes.len() as u64 == old.size {
-            rewritten.content = strip_trace_block(&old_bytes).to_vec();
-        } else {
-            // Journal files are not fsynced: after a crash one may be torn. The message
-            // Postfix is handing over now is whole, so that is the one kept.
-            tracing::warn!(path = %old_path.display(), size = old_bytes.len(), expected = old.size, "torn journal copy replaced by the diverted one");
+        match old_bytes {
+            Some(bytes) if bytes.len() as u64 == old.size => {
+                rewritten.content = strip_trace_block(&bytes).to_vec();
+            }
+            damaged => {
+                tracing::warn!(path = %old_path.display(), size = damaged.map(|b| b.len()), expected = old.size, "journal copy torn or missing: replaced by the message Postfix handed over");
+            }
         }
         let content = stored_form(&rewritten);
         let staged = StagedFile::write(&folder_dir, self.hostname(), &content, old.flags, true)?;

@@ -205,3 +205,35 @@ fn upgrading_a_torn_journal_copy_keeps_the_message_postfix_handed_over() {
     assert_eq!(inbox(&store, &owner).1.len(), 1);
     assert!(store.check(false).unwrap().is_consistent());
 }
+
+/// A journal copy whose file a crash lost (its folder was not fsynced either) is
+/// upgraded from the message Postfix hands over, instead of failing every retry.
+#[test]
+fn upgrading_a_lost_journal_file_keeps_the_message_postfix_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    let journal = store
+        .deliver_journal(vec![copy(
+            "u@example.test",
+            Class::Journal,
+            &["u@example.test"],
+        )])
+        .pop()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    std::fs::remove_file(&journal.path).unwrap();
+
+    let DivertOutcome::Upgraded(upgraded) = store
+        .deliver_diverted(copy("u@example.test", Class::Diverted, &["u@example.test"]))
+        .unwrap()
+    else {
+        panic!("the journal copy should have been upgraded")
+    };
+    assert_eq!(upgraded.uid, journal.uid);
+    let content = std::fs::read(&upgraded.path).unwrap();
+    assert_eq!(synthetic::verify(&content), Some(5));
+    assert_eq!(inbox(&store, &owner).1.len(), 1);
+    assert!(store.check(false).unwrap().is_consistent());
+}
