@@ -3,7 +3,8 @@
 //! share: [`auth`] (logins, lockouts), [`tls`] (certificates, reload) and [`limits`].
 //!
 //! Everything that stores a message goes through [`Store::deliver`], the one durable
-//! write path; every index write goes through the store's single writer thread.
+//! write path (journal copies through its unsynced variant, [`Store::deliver_journal`]);
+//! every index write goes through the store's single writer thread.
 
 pub mod address;
 pub mod auth;

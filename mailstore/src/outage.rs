@@ -340,12 +340,12 @@ impl Reader {
 }
 
 fn load(conn: &Connection, origin: &str) -> Result<OriginStatus> {
+    // Cached: the milter reads its origin's state for every message.
     let row: Option<(String, i64, String, bool)> = conn
-        .query_row(
-            "SELECT state, since, reason, manual FROM origin_state WHERE origin = ?1",
-            [origin],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .prepare_cached("SELECT state, since, reason, manual FROM origin_state WHERE origin = ?1")?
+        .query_row([origin], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     let Some((state, since, reason, manual)) = row else {
         return Ok(OriginStatus::initial(origin));

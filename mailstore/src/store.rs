@@ -154,6 +154,22 @@ impl Store {
         self.changed(self.inner.writer.call_after_sync(Some(staged.dir()), f))
     }
 
+    /// Queues a job that stores a staged file without waiting for its commit. Its
+    /// directory is fsynced before the commit when the delivery is durable.
+    pub(crate) fn submit_staged<T, F>(
+        &self,
+        staged: &crate::maildir::StagedFile,
+        sync: crate::deliver::FileSync,
+        f: F,
+    ) -> Result<crate::writer::Answer<T>>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let sync_dir = (sync == crate::deliver::FileSync::Durable).then(|| staged.dir());
+        self.inner.writer.submit(sync_dir, f)
+    }
+
     /// Takes the store's delivery lock (one delivering process per store), then cleans up
     /// deliveries a crash interrupted. Message deliveries need this lock.
     pub fn lock_for_delivery(&self) -> Result<RecoveryReport> {

@@ -136,6 +136,8 @@ async fn serve(config: Config) -> CommandResult {
         if let Ok(Err(e)) = milter_task.await {
             tracing::error!(error = %e, "milter listener failed");
         }
+        // Journal copies the milter already answered for are still worth keeping.
+        milter.journal_flushed().await;
         let _ = fallback_task.await;
         for task in watch_tasks {
             let _ = task.await;

@@ -264,6 +264,19 @@ impl Lifeboat {
         reader.messages(mailbox.id).unwrap()
     }
 
+    /// Waits (up to `wait`) until `user`'s INBOX holds at least `count` messages: the
+    /// milter writes journal copies in the background, after Postfix got its answer.
+    pub fn wait_for_inbox(&self, user: &str, count: usize, wait: Duration) -> Vec<MessageRecord> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let inbox = self.inbox(user);
+            if inbox.len() >= count || Instant::now() >= deadline {
+                return inbox;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn message_bytes(&self, user: &str, message: &MessageRecord) -> Vec<u8> {
         let owner = Address::parse(user).unwrap();
         fs::read(self.store().message_path(&owner, "INBOX", message)).unwrap()
