@@ -348,9 +348,14 @@ pub(crate) fn header_text(message: &[u8]) -> String {
     let header = &message[..header::body_start(message)];
     let mut text = String::new();
     for field in header::fields(header) {
-        text.push_str(&String::from_utf8_lossy(field.name));
-        text.push_str(": ");
-        text.push_str(&decode_words(&header::unfold(field.value)));
+        if field.name.is_empty() {
+            // Not a field, but still text of the header.
+            text.push_str(&String::from_utf8_lossy(&header::unfold(field.raw)));
+        } else {
+            text.push_str(&String::from_utf8_lossy(field.name));
+            text.push_str(": ");
+            text.push_str(&decode_words(&header::unfold(field.value)));
+        }
         text.push('\n');
     }
     text

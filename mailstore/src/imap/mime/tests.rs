@@ -362,19 +362,23 @@ const FIXTURES: &[&str] = &[
 /// Every size in the structure equals the length of the bytes BODY[part] returns,
 /// and every text line count the lines in those bytes: the two views of one message
 /// must agree.
-#[test]
-fn sizes_and_line_counts_agree_with_fetched_sections() {
-    fn check(message: &[u8], s: &BodyStructure<'_>, path: Vec<u32>) {
+fn assert_sizes_agree(message: &[u8]) {
+    /// `path` is the part number of `s`; at a message's top (`message_level`) a
+    /// single part is part `path.1` (RFC 3501: a non-multipart message has part 1).
+    fn check(message: &[u8], s: &BodyStructure<'_>, path: Vec<u32>, message_level: bool) {
         match s {
             BodyStructure::Multi { bodies, .. } => {
                 for (i, b) in bodies.as_ref().iter().enumerate() {
                     let mut p = path.clone();
                     p.push(i as u32 + 1);
-                    check(message, b, p);
+                    check(message, b, p, false);
                 }
             }
             BodyStructure::Single { body, .. } => {
-                let path = if path.is_empty() { vec![1] } else { path };
+                let mut path = path;
+                if message_level {
+                    path.push(1);
+                }
                 let spec_text: Vec<String> = path.iter().map(u32::to_string).collect();
                 let bytes = section(message, spec(&spec_text.join(".")).as_ref());
                 assert_eq!(body.basic.size as usize, bytes.len(), "part {spec_text:?}");
@@ -390,12 +394,33 @@ fn sizes_and_line_counts_agree_with_fetched_sections() {
                 if let Some(lines) = lines {
                     assert_eq!(lines, line_count(&bytes), "part {spec_text:?}");
                 }
+                if let SpecificFields::Message { body_structure, .. } = &body.specific {
+                    check(message, body_structure, path, true);
+                }
             }
         }
     }
+    check(message, &body_structure(message, false), Vec::new(), true);
+}
+
+#[test]
+fn sizes_and_line_counts_agree_with_fetched_sections() {
     for name in FIXTURES {
-        let m = fixture(name);
-        check(&m, &body_structure(&m, false), Vec::new());
+        assert_sizes_agree(&fixture(name));
+    }
+}
+
+/// HEADER and TEXT split the message: together they are the whole of it.
+fn assert_header_and_text_make_the_message(message: &[u8]) {
+    let mut joined = section(message, spec("HEADER").as_ref());
+    joined.extend(section(message, spec("TEXT").as_ref()));
+    assert_eq!(joined, message);
+}
+
+#[test]
+fn header_and_text_make_the_message() {
+    for name in FIXTURES {
+        assert_header_and_text_make_the_message(&fixture(name));
     }
 }
 
@@ -765,7 +790,40 @@ mod any_input {
         }
         let _ = header_field(message, "subject");
         let _ = body_text(message);
+        let _ = header_text(message);
         let _ = sent_date(message);
+        assert_sizes_agree(message);
+        assert_header_and_text_make_the_message(message);
+    }
+
+    /// A message whose parsed fields carry arbitrary values.
+    fn odd_values() -> impl Strategy<Value = Vec<u8>> {
+        let value = prop::collection::vec(any::<u8>(), 0..60);
+        (
+            value.clone(),
+            value.clone(),
+            value.clone(),
+            value.clone(),
+            value.clone(),
+            value,
+        )
+            .prop_map(|(ct, cd, date, from, cte, body)| {
+                let mut m = Vec::new();
+                for (name, value) in [
+                    (&b"Content-Type: "[..], ct),
+                    (b"Content-Disposition: ", cd),
+                    (b"Date: ", date),
+                    (b"From: ", from),
+                    (b"Content-Transfer-Encoding: ", cte),
+                ] {
+                    m.extend_from_slice(name);
+                    m.extend_from_slice(&value);
+                    m.extend_from_slice(b"\r\n");
+                }
+                m.extend_from_slice(b"\r\n");
+                m.extend_from_slice(&body);
+                m
+            })
     }
 
     proptest! {
@@ -776,6 +834,11 @@ mod any_input {
 
         #[test]
         fn mime_like_input(message in mime_soup()) {
+            everything_encodes(&message);
+        }
+
+        #[test]
+        fn odd_header_values(message in odd_values()) {
             everything_encodes(&message);
         }
     }

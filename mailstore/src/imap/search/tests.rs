@@ -393,3 +393,42 @@ fn civil_day_numbers() {
     assert_eq!(days_from_civil(2024, 2, 29), 19782);
     assert_eq!(days_from_civil(1900, 3, 1), -25508);
 }
+
+#[test]
+fn text_finds_lines_that_are_not_fields() {
+    let c = candidate(b"Subject: x\r\nnot a field line\r\n\r\nbody\r\n");
+    assert!(hit("TEXT \"not a field\"", &c));
+}
+
+mod any_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CRITERIA: &[&str] = &[
+        "TEXT a",
+        "BODY a",
+        "SUBJECT a",
+        "FROM a",
+        "TO \"\"",
+        "HEADER Content-Type text",
+        "SENTON 1-Jan-2024",
+        "SENTBEFORE 1-Jan-1970",
+        "OR BODY x NOT TEXT y",
+    ];
+
+    proptest! {
+        #[test]
+        fn matching_never_panics(
+            message in prop::collection::vec(any::<u8>(), 0..400),
+            internal_date in any::<i64>(),
+        ) {
+            let message: &'static [u8] = Box::leak(message.into_boxed_slice());
+            let c = Candidate { internal_date, ..candidate(message) };
+            for criteria in CRITERIA {
+                let _ = hit(criteria, &c);
+            }
+            let _ = hit("ON 1-Jan-2024", &c);
+        }
+    }
+}
