@@ -55,6 +55,13 @@ pub fn matches(key: &SearchKey<'_>, candidate: &Candidate<'_>, max_seq: u32, max
     .matches(key)
 }
 
+/// Whether SEARCH can take strings in `charset` (the CHARSET argument): US-ASCII and
+/// UTF-8, which RFC 3501 6.4.4 and RFC 9051 require; anything else should get a
+/// `NO [BADCHARSET (US-ASCII UTF-8)]`.
+pub fn supports_charset(charset: &str) -> bool {
+    charset.eq_ignore_ascii_case("UTF-8") || charset.eq_ignore_ascii_case("US-ASCII")
+}
+
 /// Evaluates keys for one message, decoding its text at most once however many keys
 /// look at it.
 struct Matcher<'c, 'a> {

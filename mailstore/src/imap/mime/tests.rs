@@ -841,5 +841,24 @@ mod any_input {
         fn odd_header_values(message in odd_values()) {
             everything_encodes(&message);
         }
+
+        /// The body decoders (transfer encodings, then charsets) on any body.
+        #[test]
+        fn any_body_in_any_charset(
+            charset in prop::sample::select(vec![
+                "utf-8", "utf-7", "utf-16", "utf-16le", "utf-16be", "iso-2022-jp", "shift_jis",
+                "gb18030", "big5", "euc-kr", "koi8-r", "windows-1252", "iso-8859-15", "x-unknown",
+            ]),
+            encoding in prop::sample::select(vec!["base64", "quoted-printable", "8bit", "x-uue"]),
+            body in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut m = format!(
+                "Content-Type: text/plain; charset={charset}\r\n\
+                 Content-Transfer-Encoding: {encoding}\r\n\r\n"
+            )
+            .into_bytes();
+            m.extend_from_slice(&body);
+            let _ = body_text(&m);
+        }
     }
 }

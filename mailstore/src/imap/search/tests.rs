@@ -385,6 +385,13 @@ fn broken_messages_never_panic() {
 }
 
 #[test]
+fn charsets() {
+    assert!(supports_charset("utf-8"));
+    assert!(supports_charset("US-ASCII"));
+    assert!(!supports_charset("ISO-8859-1"));
+}
+
+#[test]
 fn civil_day_numbers() {
     assert_eq!(days_from_civil(1970, 1, 1), 0);
     assert_eq!(days_from_civil(1969, 12, 31), -1);
