@@ -343,6 +343,7 @@ fn every_fixture_round_trips_through_the_codec() {
 }
 
 const FIXTURES: &[&str] = &[
+    "rfc3501-example.eml",
     "simple.eml",
     "alternative.eml",
     "mixed-attachment.eml",
@@ -451,6 +452,35 @@ fn envelope_with_group_and_quoted_display_name() {
              NIL \"<prev@example.com>\" \"<group-1@example.com>\"))\r\n"
         )
     );
+}
+
+/// RFC 3501 6.4.5's own example (`a003 fetch 12 full`, `a004 fetch 12 body[header]`):
+/// the fixture has the header shown there and a body of the stated 3028 bytes in 92
+/// lines.
+#[test]
+fn rfc3501_fetch_example() {
+    let m = fixture("rfc3501-example.eml");
+    let terry = r#"(("Terry Gray" NIL "gray" "cac.washington.edu"))"#;
+    assert_eq!(
+        envelope_text(&m),
+        format!(
+            "* 1 FETCH (ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \
+             \"IMAP4rev1 WG mtg summary and minutes\" {terry} {terry} {terry} \
+             ((NIL NIL \"imap\" \"cac.washington.edu\")) \
+             ((NIL NIL \"minutes\" \"CNRI.Reston.VA.US\")\
+             (\"John Klensin\" NIL \"KLENSIN\" \"MIT.EDU\")) NIL NIL \
+             \"<B27397-0100000@cac.washington.edu>\"))\r\n"
+        )
+    );
+    assert_eq!(
+        body_text_item(&m),
+        "* 1 FETCH (BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3028 \
+         92))\r\n"
+    );
+    let header = section(&m, spec("HEADER").as_ref());
+    assert_eq!(header.len(), 342);
+    assert!(header.starts_with(b"Date: Wed, 17 Jul 1996"));
+    assert!(header.ends_with(b"CHARSET=US-ASCII\r\n\r\n"));
 }
 
 #[test]
