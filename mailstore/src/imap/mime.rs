@@ -8,6 +8,17 @@
 //! included, as clients expect) and become IMAP quoted strings when they are plain
 //! 7-bit text, or literals otherwise (8-bit header bytes); NUL bytes, which no IMAP
 //! string can carry, are dropped.
+//!
+//! How FETCH items map onto this module (`m` is the stored message):
+//!
+//! | item | value |
+//! |---|---|
+//! | `ENVELOPE` | [`envelope`]`(m)` |
+//! | `BODY` / `BODYSTRUCTURE` | [`body_structure`]`(m, false)` / `(m, true)` |
+//! | `BODY[s]`, `BODY.PEEK[s]` | [`section`]`(m, s)` (`None` for `BODY[]`) |
+//! | `BODY[s]<o.n>` | [`partial`]`(&section(m, s), o, n)`, answered as `BODY[s]<o>` |
+//! | `RFC822` / `.HEADER` / `.TEXT` | `m` / `section(m, HEADER)` / `section(m, TEXT)` |
+//! | `RFC822.SIZE` | `m.len()` |
 
 mod address;
 mod header;

@@ -235,6 +235,29 @@ fn single_part_message_rfc822_at_top_level() {
 }
 
 #[test]
+fn digest_parts_are_messages_by_default() {
+    let m = b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n\
+              Subject: first\r\n\r\none\r\n--d\r\n\r\nSubject: second\r\n\r\ntwo\r\n--d--\r\n";
+    let inner = |subject: &str, size: u32| {
+        format!(
+            "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" {size} \
+             (NIL \"{subject}\" NIL NIL NIL NIL NIL NIL NIL NIL) \
+             (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3 1) 3)"
+        )
+    };
+    assert_eq!(
+        body_text_item(m),
+        format!(
+            "* 1 FETCH (BODY ({}{} \"DIGEST\"))\r\n",
+            inner("first", 21),
+            inner("second", 22)
+        )
+    );
+    assert_eq!(fetch(m, "2.HEADER"), "Subject: second\r\n\r\n");
+    assert_eq!(fetch(m, "2.1"), "two");
+}
+
+#[test]
 fn encoded_words_text_part_keeps_declared_charset() {
     let m = fixture("encoded-words.eml");
     assert_eq!(
