@@ -19,13 +19,17 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// `* 1 FETCH (<item>)\r\n` as imap-codec encodes it.
-fn encode(item: MessageDataItem<'static>) -> String {
+fn encode_bytes(item: MessageDataItem<'static>) -> Vec<u8> {
     let response = Response::Data(Data::Fetch {
         seq: NonZeroU32::MIN,
         items: Vec1::from(item),
     });
-    let bytes = ResponseCodec::default().encode(&response).dump();
-    String::from_utf8(bytes).expect("test fixtures encode to UTF-8")
+    ResponseCodec::default().encode(&response).dump()
+}
+
+/// [`encode_bytes`] for UTF-8 results, to compare with expected text.
+fn encode(item: MessageDataItem<'static>) -> String {
+    String::from_utf8(encode_bytes(item)).expect("test fixtures encode to UTF-8")
 }
 
 /// Encodes and decodes back: what a client would parse must be what we built.
@@ -879,7 +883,7 @@ mod any_input {
                 });
             } else {
                 // Deeper than imap-codec's own decoder goes: encoding must still work.
-                encode(MessageDataItem::Body(structure));
+                assert!(encode_bytes(MessageDataItem::Body(structure)).ends_with(b")\r\n"));
             }
         }
         for spec_text in [
