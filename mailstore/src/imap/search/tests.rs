@@ -385,6 +385,31 @@ fn broken_messages_never_panic() {
 }
 
 #[test]
+fn which_keys_need_the_message() {
+    for yes in [
+        "BODY x",
+        "TEXT x",
+        "FROM x",
+        "HEADER X-Y z",
+        "SENTON 1-Jan-2024",
+        "SEEN OR UID 1 NOT SUBJECT x",
+    ] {
+        assert!(needs_message(&key(yes)), "{yes}");
+    }
+    for no in [
+        "ALL",
+        "SEEN UNFLAGGED",
+        "UID 1:*",
+        "OR 1:3 KEYWORD x",
+        "NOT LARGER 10",
+        "ON 1-Jan-2024",
+        "MODSEQ 3",
+    ] {
+        assert!(!needs_message(&key(no)), "{no}");
+    }
+}
+
+#[test]
 fn charsets() {
     assert!(supports_charset("utf-8"));
     assert!(supports_charset("US-ASCII"));
