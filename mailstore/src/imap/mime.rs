@@ -8,6 +8,17 @@
 //! included, as clients expect) and become IMAP quoted strings when they are plain
 //! 7-bit text, or literals otherwise (8-bit header bytes); NUL bytes, which no IMAP
 //! string can carry, are dropped.
+//!
+//! How FETCH items map onto this module (`m` is the stored message):
+//!
+//! | item | value |
+//! |---|---|
+//! | `ENVELOPE` | [`envelope`]`(m)` |
+//! | `BODY` / `BODYSTRUCTURE` | [`body_structure`]`(m, false)` / `(m, true)` |
+//! | `BODY[s]`, `BODY.PEEK[s]` | [`section`]`(m, s)` (`None` for `BODY[]`) |
+//! | `BODY[s]<o.n>` | [`partial`]`(&section(m, s), o, n)`, answered as `BODY[s]<o>` |
+//! | `RFC822` / `.HEADER` / `.TEXT` | `m` / `section(m, HEADER)` / `section(m, TEXT)` |
+//! | `RFC822.SIZE` | `m.len()` |
 
 mod address;
 mod header;
@@ -348,9 +359,14 @@ pub(crate) fn header_text(message: &[u8]) -> String {
     let header = &message[..header::body_start(message)];
     let mut text = String::new();
     for field in header::fields(header) {
-        text.push_str(&String::from_utf8_lossy(field.name));
-        text.push_str(": ");
-        text.push_str(&decode_words(&header::unfold(field.value)));
+        if field.name.is_empty() {
+            // Not a field, but still text of the header.
+            text.push_str(&String::from_utf8_lossy(&header::unfold(field.raw)));
+        } else {
+            text.push_str(&String::from_utf8_lossy(field.name));
+            text.push_str(": ");
+            text.push_str(&decode_words(&header::unfold(field.value)));
+        }
         text.push('\n');
     }
     text

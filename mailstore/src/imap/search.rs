@@ -55,6 +55,35 @@ pub fn matches(key: &SearchKey<'_>, candidate: &Candidate<'_>, max_seq: u32, max
     .matches(key)
 }
 
+/// Whether evaluating `key` reads the message's bytes (its header or body). When it
+/// does not, [`Candidate::message`] may be left empty and no file needs reading.
+pub fn needs_message(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_message),
+        SearchKey::Or(a, b) => needs_message(a) || needs_message(b),
+        SearchKey::Not(k) => needs_message(k),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether SEARCH can take strings in `charset` (the CHARSET argument): US-ASCII and
+/// UTF-8, which RFC 3501 6.4.4 and RFC 9051 require; anything else should get a
+/// `NO [BADCHARSET (US-ASCII UTF-8)]`.
+pub fn supports_charset(charset: &str) -> bool {
+    charset.eq_ignore_ascii_case("UTF-8") || charset.eq_ignore_ascii_case("US-ASCII")
+}
+
 /// Evaluates keys for one message, decoding its text at most once however many keys
 /// look at it.
 struct Matcher<'c, 'a> {

@@ -64,6 +64,7 @@ pub fn parse_list(value: &[u8]) -> Vec<Item> {
     .list()
 }
 
+/// Bytes that end a word.
 const SPECIALS: &[u8] = b"()<>,:;@\"[";
 
 fn is_blank(b: u8) -> bool {
@@ -105,11 +106,13 @@ fn tokenize(value: &[u8]) -> (Vec<Token>, Vec<(usize, Vec<u8>)>) {
                 (Kind::DomainLiteral, value[pos..next].to_vec(), next)
             }
             b'<' | b'>' | b',' | b':' | b';' | b'@' => (Kind::Special(b), vec![b], pos + 1),
+            // Anything else starts a word, a stray ')' included; a word is never empty
+            // so the loop always moves on.
             _ => {
-                let next = value[pos..]
+                let next = value[pos + 1..]
                     .iter()
-                    .position(|&b| is_blank(b) || SPECIALS.contains(&b) || b == b'>')
-                    .map_or(value.len(), |at| pos + at);
+                    .position(|&b| is_blank(b) || SPECIALS.contains(&b))
+                    .map_or(value.len(), |at| pos + 1 + at);
                 (Kind::Word, value[pos..next].to_vec(), next)
             }
         };
@@ -544,6 +547,8 @@ mod tests {
             b"<unclosed@x",
             b"[unclosed",
             b"a@[1.2.3.4",
+            b")",
+            b"a)b <c)@d)>",
             b"\\",
             b"\"\\",
             b"(\\",

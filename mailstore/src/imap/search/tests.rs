@@ -385,6 +385,38 @@ fn broken_messages_never_panic() {
 }
 
 #[test]
+fn which_keys_need_the_message() {
+    for yes in [
+        "BODY x",
+        "TEXT x",
+        "FROM x",
+        "HEADER X-Y z",
+        "SENTON 1-Jan-2024",
+        "SEEN OR UID 1 NOT SUBJECT x",
+    ] {
+        assert!(needs_message(&key(yes)), "{yes}");
+    }
+    for no in [
+        "ALL",
+        "SEEN UNFLAGGED",
+        "UID 1:*",
+        "OR 1:3 KEYWORD x",
+        "NOT LARGER 10",
+        "ON 1-Jan-2024",
+        "MODSEQ 3",
+    ] {
+        assert!(!needs_message(&key(no)), "{no}");
+    }
+}
+
+#[test]
+fn charsets() {
+    assert!(supports_charset("utf-8"));
+    assert!(supports_charset("US-ASCII"));
+    assert!(!supports_charset("ISO-8859-1"));
+}
+
+#[test]
 fn civil_day_numbers() {
     assert_eq!(days_from_civil(1970, 1, 1), 0);
     assert_eq!(days_from_civil(1969, 12, 31), -1);
@@ -392,4 +424,43 @@ fn civil_day_numbers() {
     assert_eq!(days_from_civil(2000, 3, 1), 11017);
     assert_eq!(days_from_civil(2024, 2, 29), 19782);
     assert_eq!(days_from_civil(1900, 3, 1), -25508);
+}
+
+#[test]
+fn text_finds_lines_that_are_not_fields() {
+    let c = candidate(b"Subject: x\r\nnot a field line\r\n\r\nbody\r\n");
+    assert!(hit("TEXT \"not a field\"", &c));
+}
+
+mod any_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CRITERIA: &[&str] = &[
+        "TEXT a",
+        "BODY a",
+        "SUBJECT a",
+        "FROM a",
+        "TO \"\"",
+        "HEADER Content-Type text",
+        "SENTON 1-Jan-2024",
+        "SENTBEFORE 1-Jan-1970",
+        "OR BODY x NOT TEXT y",
+    ];
+
+    proptest! {
+        #[test]
+        fn matching_never_panics(
+            message in prop::collection::vec(any::<u8>(), 0..400),
+            internal_date in any::<i64>(),
+        ) {
+            let message: &'static [u8] = Box::leak(message.into_boxed_slice());
+            let c = Candidate { internal_date, ..candidate(message) };
+            for criteria in CRITERIA {
+                let _ = hit(criteria, &c);
+            }
+            let _ = hit("ON 1-Jan-2024", &c);
+        }
+    }
 }
