@@ -442,6 +442,20 @@ impl Session {
                 mailbox,
                 uid,
             } => self.copy(reader, tag, &sequence_set, &mailbox, uid, true)?,
+            C::Search {
+                charset: Some(charset),
+                ..
+            } if !search::supports_charset(charset.as_ref()) => Reply::new(vec![Response::Status(
+                Status::no(
+                    Some(tag.clone()),
+                    Some(Code::badcharset(vec![
+                        imap_codec::imap_types::core::Charset::try_from("UTF-8").expect("valid"),
+                        imap_codec::imap_types::core::Charset::try_from("US-ASCII").expect("valid"),
+                    ])),
+                    "only UTF-8 and US-ASCII searches",
+                )
+                .expect("valid text"),
+            )]),
             C::Search { uid, criteria, .. } => self.search(tag, &criteria.into_inner(), uid)?,
             _ => Reply::new(vec![bad(tag, "command not supported")]),
         };
@@ -1169,7 +1183,7 @@ impl Session {
         };
         let mut hits = Vec::new();
         let view = &selected.view;
-        let needs_bytes = criteria.iter().any(needs_message);
+        let needs_bytes = criteria.iter().any(search::needs_message);
         for (index, message) in view.messages.iter().enumerate() {
             let bytes = if needs_bytes {
                 self.store
@@ -1215,28 +1229,6 @@ pub struct FlagUpdate {
     pub flags: Vec<Flag<'static>>,
     /// CONDSTORE's UNCHANGEDSINCE.
     pub unchanged_since: Option<u64>,
-}
-
-/// Whether a SEARCH key looks at the message text (so the file must be read).
-fn needs_message(key: &SearchKey<'_>) -> bool {
-    use SearchKey as K;
-    match key {
-        K::Bcc(_)
-        | K::Body(_)
-        | K::Cc(_)
-        | K::From(_)
-        | K::Header(..)
-        | K::Subject(_)
-        | K::Text(_)
-        | K::To(_)
-        | K::SentBefore(_)
-        | K::SentOn(_)
-        | K::SentSince(_) => true,
-        K::And(keys) => keys.as_ref().iter().any(needs_message),
-        K::Not(key) => needs_message(key),
-        K::Or(a, b) => needs_message(a) || needs_message(b),
-        _ => false,
-    }
 }
 
 const SYSTEM_FLAGS: [Flag<'static>; 5] = [
