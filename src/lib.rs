@@ -9,4 +9,7 @@ pub mod exit;
 pub mod fallback;
 pub mod import;
 pub mod logging;
+pub mod metrics;
+pub mod notify;
 pub mod serve;
+pub mod watch;

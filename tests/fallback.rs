@@ -35,6 +35,7 @@ fn fixture() -> Fixture {
             max_message_size: 1000,
             allowed_clients: vec!["127.0.0.0/8".parse().unwrap()],
         },
+        None,
     );
     Fixture {
         _dir: dir,

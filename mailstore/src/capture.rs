@@ -127,13 +127,29 @@ impl Store {
         let Some(lifeboat_id) = message.lifeboat_id.clone() else {
             return Ok(DivertOutcome::Stored(self.deliver(message)?));
         };
-        let existing =
-            self.with_reader(|r| find_copy(r.connection(), message.owner.as_str(), &lifeboat_id))?;
-        match existing {
-            None => Ok(DivertOutcome::Stored(self.deliver(message)?)),
-            Some(copy) if copy.class == Class::Diverted => self.merge_recipients(message, copy.row),
-            Some(copy) => self.upgrade_journal_copy(message, copy),
+        // The milter writes journal copies in the background, so one may land between
+        // the lookup and the insert: `deliver_once` then stores nothing and the next
+        // lookup finds the journal copy to upgrade. A copy is only removed by a user's
+        // expunge, so a third lookup is not expected to be needed.
+        for _ in 0..3 {
+            let existing = self
+                .with_reader(|r| find_copy(r.connection(), message.owner.as_str(), &lifeboat_id))?;
+            match existing {
+                None => {
+                    if let Some(stored) = self.deliver_once(message.clone())? {
+                        return Ok(DivertOutcome::Stored(stored));
+                    }
+                }
+                Some(copy) if copy.class == Class::Diverted => {
+                    return self.merge_recipients(message, copy.row);
+                }
+                Some(copy) => return self.upgrade_journal_copy(message, copy),
+            }
         }
+        refused(format!(
+            "copies of {lifeboat_id} for {} kept changing; Postfix will retry",
+            message.owner
+        ))
     }
 
     /// A diverted copy of this message exists. Recipients it does not cover yet join its
@@ -190,14 +206,29 @@ impl Store {
         let old_path = folder_dir
             .join("cur")
             .join(FileName::cur_name(&old.basename, old.flags));
-        let old_bytes = std::fs::read(&old_path).map_err(|source| crate::Error::Io {
-            context: format!("reading {}", old_path.display()),
-            source,
-        })?;
+        // Journal files are not fsynced: after a crash one may be torn or gone. The
+        // message Postfix is handing over now is whole, so then that is the one kept.
+        let old_bytes = match std::fs::read(&old_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(crate::Error::Io {
+                    context: format!("reading {}", old_path.display()),
+                    source,
+                });
+            }
+        };
         let mut rewritten = message;
-        rewritten.content = strip_trace_block(&old_bytes).to_vec();
+        match old_bytes {
+            Some(bytes) if bytes.len() as u64 == old.size => {
+                rewritten.content = strip_trace_block(&bytes).to_vec();
+            }
+            damaged => {
+                tracing::warn!(path = %old_path.display(), size = damaged.map(|b| b.len()), expected = old.size, "journal copy torn or missing: replaced by the message Postfix handed over");
+            }
+        }
         let content = stored_form(&rewritten);
-        let staged = StagedFile::write(&folder_dir, self.hostname(), &content, old.flags)?;
+        let staged = StagedFile::write(&folder_dir, self.hostname(), &content, old.flags, true)?;
         let (basename, size, row) = (staged.basename.clone(), content.len() as i64, old.row);
         let envelope_to = rewritten
             .envelope_to
@@ -318,12 +349,14 @@ struct ExistingCopy {
     folder: String,
     basename: String,
     flags: crate::Flags,
+    /// Length of the file as stored.
+    size: u64,
 }
 
 fn find_copy(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<Option<ExistingCopy>> {
     let found = conn
         .query_row(
-            "SELECT m.id, m.class, b.name, m.basename, m.flags FROM messages m
+            "SELECT m.id, m.class, b.name, m.basename, m.flags, m.size FROM messages m
              JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
              WHERE m.lifeboat_id = ?1 AND u.address = ?2 AND m.class IN ('journal', 'diverted')
              ORDER BY m.class = 'diverted' DESC LIMIT 1",
@@ -335,11 +368,12 @@ fn find_copy(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<Option
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, u8>(4)?,
+                    r.get::<_, i64>(5)?,
                 ))
             },
         )
         .optional()?;
-    let Some((row, class, folder, basename, flags)) = found else {
+    let Some((row, class, folder, basename, flags, size)) = found else {
         return Ok(None);
     };
     let Ok(class) = class.parse() else {
@@ -351,6 +385,7 @@ fn find_copy(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<Option
         folder,
         basename,
         flags: crate::Flags::from_bits(flags),
+        size: size.max(0) as u64,
     }))
 }
 

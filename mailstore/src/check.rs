@@ -49,6 +49,16 @@ pub enum Problem {
         uid: u32,
         unreplayed: bool,
     },
+    /// The file is shorter or longer than the index recorded (and the `S=` in its name
+    /// says): its write never reached the disk whole (journal copies are not fsynced, see `deliver::FileSync`).
+    /// Repair removes a torn journal copy and its row (Postfix delivered that message to
+    /// the origin); any other torn copy is only reported.
+    TornFile {
+        path: PathBuf,
+        class: Class,
+        expected: u64,
+        actual: u64,
+    },
     /// The flags in the file name differ from the index (the index wins).
     FlagsDiffer {
         path: PathBuf,
@@ -80,6 +90,25 @@ impl fmt::Display for Problem {
                 write!(f, "{owner}: {folder} UID {uid}: file is missing")?;
                 if *unreplayed {
                     write!(f, " (NOT YET REPLAYED TO THE ORIGIN: this copy is lost)")?;
+                }
+                Ok(())
+            }
+            Problem::TornFile {
+                path,
+                class,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "{class} copy is {actual} bytes, its name says {expected}: {}",
+                    path.display()
+                )?;
+                if *class != Class::Journal {
+                    write!(
+                        f,
+                        " (NOT A JOURNAL COPY: not repaired, restore it from a backup)"
+                    )?;
                 }
                 Ok(())
             }
@@ -231,6 +260,22 @@ impl Store {
         for row in rows {
             report.messages += 1;
             match on_disk.remove(&row.basename) {
+                Some((path, _)) if let Some(actual) = torn_length(&path, row.size)? => {
+                    report.problems.push(Problem::TornFile {
+                        path: path.clone(),
+                        class: row.class,
+                        expected: row.size,
+                        actual,
+                    });
+                    if repair && row.class == Class::Journal {
+                        fs::remove_file(&path)
+                            .context(|| format!("removing {}", path.display()))?;
+                        self.write(move |conn| {
+                            conn.execute("DELETE FROM messages WHERE id = ?1", [row.row])?;
+                            Ok(())
+                        })?;
+                    }
+                }
                 Some((path, name)) => {
                     let in_cur = path.parent().is_some_and(|p| p.ends_with("cur"));
                     if name.flags != row.flags || !in_cur {
@@ -391,6 +436,18 @@ impl Store {
         // spot a repeat).
         self.write(move |conn| insert_message(conn, mailbox_id, &row).map(|_| ()))
     }
+}
+
+/// The file's length when it differs from `expected`, the length the index recorded
+/// when the file was stored (the `S=` in the names Lifeboat writes). Only asked of files
+/// the index lists: a file the index does not list was never acknowledged as stored (an
+/// interrupted delivery is cleaned up through its `tmp/` marker, and a file an admin
+/// copied in is indexed as it is).
+fn torn_length(path: &Path, expected: u64) -> Result<Option<u64>> {
+    let actual = fs::metadata(path)
+        .context(|| format!("reading the size of {}", path.display()))?
+        .len();
+    Ok((actual != expected).then_some(actual))
 }
 
 /// The headers `deliver` put in front of the message.

@@ -6,6 +6,8 @@
 //!    that folder), then commits the index row (UID, flags, class, envelope, ledger);
 //! 3. only then does `deliver` return `Ok`; on any error the file is removed again.
 //!
+//! Journal copies may skip the fsyncs of step 1 and 2 (see [`FileSync`]).
+//!
 //! A crash between 1 and 2 leaves a marker in `tmp/` that the next holder of the delivery
 //! lock resolves (see `Store::lock_for_delivery`).
 
@@ -20,6 +22,7 @@ use crate::address::Address;
 use crate::error::{Error, Result, refused};
 use crate::maildir::{Flags, StagedFile};
 use crate::store::{Store, now};
+use crate::writer::Answer;
 
 /// Why a copy is in the store (see DESIGN.md, "Words").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -134,9 +137,84 @@ pub(crate) struct IndexRow {
     pub header_message_id: Option<String>,
 }
 
+/// How a delivery makes its file survive a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileSync {
+    /// The file and its folder are fsynced before the index row commits: a copy the
+    /// index lists is on disk whole. Every copy Lifeboat may hold alone needs this.
+    Durable,
+    /// Neither is fsynced; the kernel writes them back later. For journal copies only:
+    /// Postfix still has the mail, and a copy torn by a crash is found by `store check`
+    /// (its length differs from the `S=` in its name) and removed by `--repair`.
+    Unsynced,
+}
+
+/// Whether a delivery may store a second copy of a message the user already has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copies {
+    Any,
+    /// At most one journal or diverted copy per user and `X-Lifeboat-ID`.
+    OnePerLifeboatId,
+}
+
+/// How journal copies are written (see [`FileSync`]).
+const JOURNAL_FILE_SYNC: FileSync = FileSync::Unsynced;
+
 impl Store {
     /// Stores `message` durably; returns only after the file and its index row are safe.
     pub fn deliver(&self, message: NewMessage) -> Result<Stored> {
+        self.start_delivery(message, FileSync::Durable, Copies::Any)?
+            .finish()?
+            .ok_or_else(|| Error::Refused("delivery stored nothing".into()))
+    }
+
+    /// [`Store::deliver`] for several messages, all in one group commit.
+    pub fn deliver_all(&self, messages: Vec<NewMessage>) -> Vec<Result<Stored>> {
+        let started: Vec<_> = messages
+            .into_iter()
+            .map(|m| self.start_delivery(m, FileSync::Durable, Copies::Any))
+            .collect();
+        started
+            .into_iter()
+            .map(|delivery| {
+                delivery
+                    .and_then(PendingDelivery::finish)?
+                    .ok_or_else(|| Error::Refused("delivery stored nothing".into()))
+            })
+            .collect()
+    }
+
+    /// Stores journal copies (history only: Postfix delivers the message to the origin
+    /// too), all in one group commit. Each is stored at most once per user and
+    /// `X-Lifeboat-ID`: `Ok(None)` when the user already has a copy, e.g. the diverted
+    /// one the fallback listener stored while this copy waited in the milter's queue.
+    pub fn deliver_journal(&self, messages: Vec<NewMessage>) -> Vec<Result<Option<Stored>>> {
+        let started: Vec<_> = messages
+            .into_iter()
+            .map(|m| self.start_delivery(m, JOURNAL_FILE_SYNC, Copies::OnePerLifeboatId))
+            .collect();
+        started
+            .into_iter()
+            .map(|delivery| delivery.and_then(PendingDelivery::finish))
+            .collect()
+    }
+
+    /// Stores a durable copy unless the user already has one with the same
+    /// `X-Lifeboat-ID` (`Ok(None)`). The check runs in the index writer's transaction, so
+    /// two capture paths racing for one message cannot both store it.
+    pub(crate) fn deliver_once(&self, message: NewMessage) -> Result<Option<Stored>> {
+        self.start_delivery(message, FileSync::Durable, Copies::OnePerLifeboatId)?
+            .finish()
+    }
+
+    /// Writes the file and queues its index row; [`PendingDelivery::finish`] waits for
+    /// the commit. Starting several before finishing any puts them in one group commit.
+    fn start_delivery(
+        &self,
+        message: NewMessage,
+        sync: FileSync,
+        copies: Copies,
+    ) -> Result<PendingDelivery> {
         self.require_delivery_lock()?;
         let content = stored_form(&message);
         let folder_dir = self.folder_dir(&message.owner, &message.folder);
@@ -148,25 +226,39 @@ impl Store {
                 folder_dir.display()
             ));
         }
-        let staged = StagedFile::write(&folder_dir, self.hostname(), &content, message.flags)?;
-        let (owner, folder) = (message.owner.to_string(), message.folder.clone());
+        let staged = StagedFile::write(
+            &folder_dir,
+            self.hostname(),
+            &content,
+            message.flags,
+            sync == FileSync::Durable,
+        )?;
+        let once_per_id = match copies {
+            Copies::Any => None,
+            Copies::OnePerLifeboatId => message.lifeboat_id.clone(),
+        };
+        let (owner, folder) = (message.owner.to_string(), message.folder);
         let row = IndexRow {
             basename: staged.basename.clone(),
             flags: message.flags,
             internal_date: message.internal_date.unwrap_or_else(now),
             size: content.len() as i64,
             class: message.class,
-            envelope_from: message.envelope_from.clone(),
+            envelope_from: message.envelope_from,
             envelope_to: join_addresses(&message.envelope_to),
-            lifeboat_id: message.lifeboat_id.clone(),
+            lifeboat_id: message.lifeboat_id,
             header_message_id: header_value(&content, "Message-ID"),
         };
-        match self.write_staged(&staged, move |conn| insert_row(conn, &owner, &folder, &row)) {
-            Ok(mut stored) => {
-                stored.path = staged.cur_path.clone();
-                staged.commit();
-                Ok(stored)
+        let answer = self.submit_staged(&staged, sync, move |conn| {
+            if let Some(id) = &once_per_id
+                && copy_exists(conn, &owner, id)?
+            {
+                return Ok(None);
             }
+            insert_row(conn, &owner, &folder, &row).map(Some)
+        });
+        match answer {
+            Ok(answer) => Ok(PendingDelivery { staged, answer }),
             Err(e) => {
                 staged.discard();
                 Err(e)
@@ -175,14 +267,57 @@ impl Store {
     }
 }
 
+/// A message file in place whose index row is queued on the writer.
+struct PendingDelivery {
+    staged: StagedFile,
+    answer: Answer<Option<Stored>>,
+}
+
+impl PendingDelivery {
+    /// Waits for the commit; removes the file again when no row was committed.
+    fn finish(self) -> Result<Option<Stored>> {
+        match self.answer.wait() {
+            Ok(Some(mut stored)) => {
+                stored.path = self.staged.cur_path.clone();
+                self.staged.commit();
+                Ok(Some(stored))
+            }
+            Ok(None) => {
+                self.staged.discard();
+                Ok(None)
+            }
+            Err(e) => {
+                self.staged.discard();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether `owner` has a journal or diverted copy with this `X-Lifeboat-ID`.
+fn copy_exists(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM messages m
+             JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
+             WHERE m.lifeboat_id = ?1 AND u.address = ?2 AND m.class IN ('journal', 'diverted')
+             LIMIT 1",
+        )?
+        .query_row(params![lifeboat_id, owner], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 fn insert_row(conn: &Connection, owner: &str, folder: &str, row: &IndexRow) -> Result<Stored> {
+    // The statements of every delivery are cached: parsing them cost more than running them.
     let mailbox: Option<(i64, u32)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT m.id, m.uidvalidity FROM mailboxes m JOIN users u ON u.id = m.user_id
              WHERE u.address = ?1 AND m.name = ?2",
-            params![owner, canonical_folder(folder)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![owner, canonical_folder(folder)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let Some((mailbox_id, uidvalidity)) = mailbox else {
         return refused(format!("no mailbox `{folder}` for {owner}"));
@@ -206,27 +341,27 @@ pub(crate) fn insert_message(
     row: &IndexRow,
 ) -> Result<(i64, u32, Option<String>)> {
     let (uid, modseq) = allocate_uid(conn, mailbox_id)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
                                class, envelope_from, envelope_to, lifeboat_id,
                                header_message_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            mailbox_id,
-            uid,
-            row.basename,
-            row.flags.bits(),
-            modseq,
-            row.internal_date,
-            row.size,
-            row.class.as_str(),
-            row.envelope_from,
-            row.envelope_to,
-            row.lifeboat_id,
-            row.header_message_id,
-            now()
-        ],
-    )?;
+    )?
+    .execute(params![
+        mailbox_id,
+        uid,
+        row.basename,
+        row.flags.bits(),
+        modseq,
+        row.internal_date,
+        row.size,
+        row.class.as_str(),
+        row.envelope_from,
+        row.envelope_to,
+        row.lifeboat_id,
+        row.header_message_id,
+        now()
+    ])?;
     let message_row = conn.last_insert_rowid();
     let replay_id = if row.class.is_replayed() {
         Some(add_to_ledger(conn, message_row)?)
@@ -239,23 +374,22 @@ pub(crate) fn insert_message(
 /// Takes the mailbox's next UID and modseq. UIDs only ever grow: `uidnext` is never
 /// lowered, so a UID is never handed out twice.
 pub(crate) fn allocate_uid(conn: &Connection, mailbox_id: i64) -> Result<(u32, i64)> {
-    conn.query_row(
+    conn.prepare_cached(
         "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
          WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
-        [mailbox_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+    )?
+    .query_row([mailbox_id], |r| Ok((r.get(0)?, r.get(1)?)))
     .map_err(Error::from)
 }
 
 /// Records that a copy must be replayed; returns its stable `X-Lifeboat-Replay-ID`.
 pub(crate) fn add_to_ledger(conn: &Connection, message_row: i64) -> Result<String> {
     let replay_id = format!("{:032x}", rand::random::<u128>());
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO replay_ledger (message_row, replay_id, state, updated_at)
          VALUES (?1, ?2, 'pending', ?3)",
-        params![message_row, replay_id, now()],
-    )?;
+    )?
+    .execute(params![message_row, replay_id, now()])?;
     Ok(replay_id)
 }
 

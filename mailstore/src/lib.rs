@@ -3,7 +3,8 @@
 //! share: [`auth`] (logins, lockouts), [`tls`] (certificates, reload) and [`limits`].
 //!
 //! Everything that stores a message goes through [`Store::deliver`], the one durable
-//! write path; every index write goes through the store's single writer thread.
+//! write path (journal copies through its unsynced variant, [`Store::deliver_journal`]);
+//! every index write goes through the store's single writer thread.
 
 pub mod address;
 pub mod auth;
@@ -12,13 +13,18 @@ pub mod check;
 pub mod deliver;
 pub mod error;
 pub mod expunge;
+pub mod flags;
+pub mod imap;
 pub mod limits;
+pub mod mailboxes;
 pub mod maildir;
+pub mod metrics;
 pub mod outage;
 pub mod password;
 pub mod pop3;
 pub mod reader;
 pub mod reloadable;
+pub mod sasl;
 mod schema;
 pub mod store;
 pub mod synthetic;
@@ -32,7 +38,7 @@ pub use deliver::{Class, NewMessage, Stored};
 pub use error::{Error, Result};
 pub use expunge::ExpungeReport;
 pub use maildir::Flags;
-pub use outage::{OriginStatus, OutageState, ReplayCounts, Transition};
+pub use outage::{OriginStatus, OutageState, ProbeRecord, ReplayCounts, Transition};
 pub use reader::{MailboxRecord, MessageRecord, Reader, UserRecord};
 pub use store::{RecoveryReport, Store};
 pub use users::{NewUser, RowFailure};

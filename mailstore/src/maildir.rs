@@ -198,10 +198,16 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
-    /// Writes `bytes` to `tmp/`, fsyncs, and links it into `cur/`. The link is durable
-    /// only once `cur/` is fsynced: the index writer does that (once per directory per
-    /// group commit) before it commits the row, see [`StagedFile::dir`].
-    pub fn write(folder: &Path, hostname: &str, bytes: &[u8], flags: Flags) -> Result<StagedFile> {
+    /// Writes `bytes` to `tmp/`, fsyncs (when `fsync`), and links it into `cur/`. The link
+    /// is durable only once `cur/` is fsynced: the index writer does that (once per
+    /// directory per group commit) before it commits the row, see [`StagedFile::dir`].
+    pub fn write(
+        folder: &Path,
+        hostname: &str,
+        bytes: &[u8],
+        flags: Flags,
+        fsync: bool,
+    ) -> Result<StagedFile> {
         let basename = new_basename(hostname, bytes.len() as u64);
         let tmp_path = folder.join("tmp").join(&basename);
         let cur_path = folder
@@ -219,7 +225,9 @@ impl StagedFile {
                 .mode(0o600)
                 .open(&staged.tmp_path)?;
             file.write_all(bytes)?;
-            file.sync_all()?;
+            if fsync {
+                file.sync_all()?;
+            }
             fs::hard_link(&staged.tmp_path, &staged.cur_path)
         })();
         match written {
@@ -334,8 +342,14 @@ mod tests {
     fn staged_file_is_in_cur_and_marked_until_commit() {
         let dir = tempfile::tempdir().unwrap();
         create_folder(dir.path(), false).unwrap();
-        let staged =
-            StagedFile::write(dir.path(), "h", b"Subject: x\r\n\r\nhi\r\n", Flags::SEEN).unwrap();
+        let staged = StagedFile::write(
+            dir.path(),
+            "h",
+            b"Subject: x\r\n\r\nhi\r\n",
+            Flags::SEEN,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             fs::read(&staged.cur_path).unwrap(),
             b"Subject: x\r\n\r\nhi\r\n"

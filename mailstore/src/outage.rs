@@ -166,6 +166,77 @@ fn transition(
     }))
 }
 
+/// The result of an origin's last health probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeRecord {
+    /// Seconds since the epoch.
+    pub at: i64,
+    pub ok: bool,
+    pub latency_ms: i64,
+    /// What the probe saw: the failing step and reply, or the greeting on success.
+    pub detail: String,
+    /// How many probes in a row gave this result.
+    pub streak: i64,
+}
+
+impl Store {
+    /// Records the result of a health probe of `origin`.
+    pub fn record_probe(&self, origin: &str, probe: ProbeRecord) -> Result<()> {
+        let origin = origin.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO origin_probes (origin, at, ok, latency_ms, detail, streak)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (origin) DO UPDATE SET at = excluded.at, ok = excluded.ok,
+                    latency_ms = excluded.latency_ms, detail = excluded.detail,
+                    streak = excluded.streak",
+                params![
+                    origin,
+                    probe.at,
+                    probe.ok,
+                    probe.latency_ms,
+                    probe.detail,
+                    probe.streak
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Claims the right to send `recipient` a notice of `kind`: true (and recorded) when
+    /// none was sent in the last `min_interval_secs` seconds.
+    pub fn claim_notice(
+        &self,
+        recipient: &str,
+        kind: &str,
+        min_interval_secs: i64,
+    ) -> Result<bool> {
+        let (recipient, kind) = (recipient.to_string(), kind.to_string());
+        self.write(move |conn| {
+            let at = now();
+            let changed = conn.execute(
+                "INSERT INTO notices (recipient, kind, last_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (recipient, kind) DO UPDATE SET last_at = excluded.last_at
+                 WHERE notices.last_at <= ?3 - ?4",
+                params![recipient, kind, at, min_interval_secs],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// Gives back a claim whose notice could not be sent, so the next change may retry.
+    pub fn release_notice(&self, recipient: &str, kind: &str) -> Result<()> {
+        let (recipient, kind) = (recipient.to_string(), kind.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM notices WHERE recipient = ?1 AND kind = ?2",
+                params![recipient, kind],
+            )?;
+            Ok(())
+        })
+    }
+}
+
 /// Copies held for the users of some domains, by class and replay state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayCounts {
@@ -244,18 +315,37 @@ impl Reader {
             .optional()?)
     }
 
+    pub fn last_probe(&self, origin: &str) -> Result<Option<ProbeRecord>> {
+        Ok(self
+            .connection()
+            .query_row(
+                "SELECT at, ok, latency_ms, detail, streak FROM origin_probes WHERE origin = ?1",
+                [origin],
+                |r| {
+                    Ok(ProbeRecord {
+                        at: r.get(0)?,
+                        ok: r.get(1)?,
+                        latency_ms: r.get(2)?,
+                        detail: r.get(3)?,
+                        streak: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     pub fn replay_counts_for(&self, domains: &[String]) -> Result<ReplayCounts> {
         ReplayCounts::load(self.connection(), domains)
     }
 }
 
 fn load(conn: &Connection, origin: &str) -> Result<OriginStatus> {
+    // Cached: the milter reads its origin's state for every message.
     let row: Option<(String, i64, String, bool)> = conn
-        .query_row(
-            "SELECT state, since, reason, manual FROM origin_state WHERE origin = ?1",
-            [origin],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .prepare_cached("SELECT state, since, reason, manual FROM origin_state WHERE origin = ?1")?
+        .query_row([origin], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     let Some((state, since, reason, manual)) = row else {
         return Ok(OriginStatus::initial(origin));
@@ -307,5 +397,37 @@ mod tests {
             .query_row("SELECT count(*) FROM origin_transitions", [], |r| r.get(0))
             .unwrap();
         assert_eq!(logged, 1);
+    }
+
+    #[test]
+    fn notices_are_claimed_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "h").unwrap();
+        assert!(store.claim_notice("a@x.test", "outage", 3600).unwrap());
+        assert!(!store.claim_notice("A@x.test", "outage", 3600).unwrap());
+        assert!(store.claim_notice("a@x.test", "recovered", 3600).unwrap());
+        // An interval of 0 never holds a notice back.
+        assert!(store.claim_notice("a@x.test", "outage", 0).unwrap());
+        store.release_notice("a@x.test", "recovered").unwrap();
+        assert!(store.claim_notice("a@x.test", "recovered", 3600).unwrap());
+    }
+
+    #[test]
+    fn the_last_probe_is_kept_per_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "h").unwrap();
+        assert_eq!(store.reader().unwrap().last_probe("main").unwrap(), None);
+        for (ok, streak) in [(true, 1), (false, 1), (false, 2)] {
+            let probe = ProbeRecord {
+                at: now(),
+                ok,
+                latency_ms: 3,
+                detail: "x".into(),
+                streak,
+            };
+            store.record_probe("main", probe).unwrap();
+        }
+        let last = store.reader().unwrap().last_probe("main").unwrap().unwrap();
+        assert_eq!((last.ok, last.streak), (false, 2));
     }
 }

@@ -78,14 +78,14 @@ impl Reader {
 
     /// The user owning `address`, as their own address or as an alias.
     pub fn resolve(&self, address: &str) -> Result<Option<UserRecord>> {
+        // Cached statements: the milter resolves every recipient of every message.
         let id: Option<i64> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id FROM users WHERE address = ?1
                  UNION ALL SELECT user_id FROM aliases WHERE address = ?1 LIMIT 1",
-                [address],
-                |r| r.get(0),
-            )
+            )?
+            .query_row([address], |r| r.get(0))
             .optional()?;
         match id {
             Some(id) => self.user_by_id(id).map(Some),
@@ -122,14 +122,15 @@ impl Reader {
             String,
             bool,
             Option<String>,
-        ) = self.conn.query_row(
-            "SELECT address, password_hash, active, alternate_email FROM users WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
+        ) = self
+            .conn
+            .prepare_cached(
+                "SELECT address, password_hash, active, alternate_email FROM users WHERE id = ?1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         let aliases = self
             .conn
-            .prepare("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?
+            .prepare_cached("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?
             .query_map([id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(UserRecord {
@@ -158,6 +159,18 @@ impl Reader {
                 "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
                  FROM mailboxes WHERE user_id = ?1 AND name = ?2",
                 params![user_id, canonical_folder(name)],
+                mailbox_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn mailbox_by_id(&self, mailbox_id: i64) -> Result<Option<MailboxRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+                 FROM mailboxes WHERE id = ?1",
+                [mailbox_id],
                 mailbox_from_row,
             )
             .optional()?)

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -111,6 +111,27 @@ CREATE TABLE deferrals (
 );
 "#,
     r#"
+-- The last health probe of each origin and the run of equal results it ends, for
+-- `lifeboat status` (the watch itself keeps its counters in memory).
+CREATE TABLE origin_probes (
+    origin      TEXT PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    ok          INTEGER NOT NULL,
+    latency_ms  INTEGER NOT NULL,
+    detail      TEXT NOT NULL,
+    streak      INTEGER NOT NULL
+);
+
+-- When each recipient last got a notice of each kind, so notices are rate-limited
+-- across restarts.
+CREATE TABLE notices (
+    recipient TEXT NOT NULL COLLATE NOCASE,
+    kind      TEXT NOT NULL,
+    last_at   INTEGER NOT NULL,
+    PRIMARY KEY (recipient, kind)
+);
+"#,
+    r#"
 -- A copy the user deleted (POP3 DELE + QUIT, IMAP EXPUNGE) that must still go back to
 -- the origin: hidden from every user-facing view, kept (file and row) until replay has
 -- delivered it. See Store::expunge.
@@ -154,22 +175,27 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Each step reads the version inside an immediate (write-locked) transaction, so two
+/// processes opening a new store at once (`serve` and `lifeboat status`) do not both
+/// apply the same migration.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version > CURRENT_VERSION {
-        return Err(Error::Refused(format!(
-            "{}: index schema version {version} is newer than this lifeboat understands ({CURRENT_VERSION})",
-            path.display()
-        )));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > CURRENT_VERSION {
+            return Err(Error::Refused(format!(
+                "{}: index schema version {version} is newer than this lifeboat understands ({CURRENT_VERSION})",
+                path.display()
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
-        tracing::info!(path = %path.display(), version = index + 1, "index schema migrated");
+        tracing::info!(path = %path.display(), version = version + 1, "index schema migrated");
     }
-    Ok(())
 }
 
 #[cfg(test)]

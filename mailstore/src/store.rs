@@ -30,6 +30,9 @@ struct Inner {
     delivery_lock: Mutex<Option<Flock<File>>>,
     /// Idle read connections, reused so hot paths (the milter) do not open one per call.
     idle_readers: Mutex<Vec<Reader>>,
+    /// Bumped after every committed write, so sessions of this process (IMAP IDLE) hear
+    /// of new mail at once instead of polling.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -46,6 +49,7 @@ impl Store {
                 writer,
                 delivery_lock: Mutex::new(None),
                 idle_readers: Mutex::new(Vec::new()),
+                changes: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -123,7 +127,21 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.inner.writer.call(f)
+        self.changed(self.inner.writer.call(f))
+    }
+
+    /// Wakes the subscribers of [`Store::changes`] after a committed write.
+    fn changed<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        result
+    }
+
+    /// A receiver that sees a new value after every write this process commits (other
+    /// processes' writes are not seen: poll for those).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// [`Store::write`] for a job that stores a staged file: its directory is fsynced
@@ -133,7 +151,23 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.inner.writer.call_after_sync(Some(staged.dir()), f)
+        self.changed(self.inner.writer.call_after_sync(Some(staged.dir()), f))
+    }
+
+    /// Queues a job that stores a staged file without waiting for its commit. Its
+    /// directory is fsynced before the commit when the delivery is durable.
+    pub(crate) fn submit_staged<T, F>(
+        &self,
+        staged: &crate::maildir::StagedFile,
+        sync: crate::deliver::FileSync,
+        f: F,
+    ) -> Result<crate::writer::Answer<T>>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let sync_dir = (sync == crate::deliver::FileSync::Durable).then(|| staged.dir());
+        self.inner.writer.submit(sync_dir, f)
     }
 
     /// Takes the store's delivery lock (one delivering process per store), then cleans up

@@ -68,6 +68,16 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit(sync_dir, f)?.wait()
+    }
+
+    /// Queues `f` without waiting for it, so one thread can put several jobs into the
+    /// same group commit (a batch of deliveries) and then wait for each answer.
+    pub fn submit<T, F>(&self, sync_dir: Option<PathBuf>, f: F) -> Result<Answer<T>>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel(1);
         let run: Run = Box::new(move |conn| {
             let result = match conn {
@@ -88,7 +98,16 @@ impl Writer {
         self.jobs
             .send(Job { run, sync_dir })
             .map_err(|_| Error::WriterGone)?;
-        answer.recv().map_err(|_| Error::WriterGone)?
+        Ok(Answer(answer))
+    }
+}
+
+/// The outcome of a submitted job, available once its transaction has ended.
+pub struct Answer<T>(mpsc::Receiver<Result<T>>);
+
+impl<T> Answer<T> {
+    pub fn wait(self) -> Result<T> {
+        self.0.recv().map_err(|_| Error::WriterGone)?
     }
 }
 
@@ -121,10 +140,11 @@ fn run_group(conn: &Connection, group: Vec<Job>) {
         .collect();
     let mut completions = Vec::with_capacity(group.len());
     for job in group {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        // Cached: two statements per job, parsed once per connection instead.
+        let savepoint = run_cached(conn, "SAVEPOINT job");
         let (keep, completion) = (job.run)(Ok(conn));
         let closed = match (savepoint, keep) {
-            (Ok(()), true) => conn.execute_batch("RELEASE job"),
+            (Ok(()), true) => run_cached(conn, "RELEASE job"),
             (Ok(()), false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
             (Err(e), _) => Err(e),
         };
@@ -146,6 +166,10 @@ fn run_group(conn: &Connection, group: Vec<Job>) {
     for completion in completions {
         completion(committed.clone());
     }
+}
+
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 #[cfg(test)]

@@ -76,3 +76,164 @@ fn a_later_retry_for_another_alias_joins_the_replay_envelope() {
         ["u@example.test", "info@example.test"]
     );
 }
+
+/// The milter writes journal copies in the background, so the fallback listener may have
+/// stored the diverted copy of a message before its journal copy is written.
+#[test]
+fn a_journal_copy_written_after_the_diverted_one_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    let DivertOutcome::Stored(diverted) = store
+        .deliver_diverted(copy("u@example.test", Class::Diverted, &["u@example.test"]))
+        .unwrap()
+    else {
+        panic!("nothing to upgrade: the diverted copy is stored")
+    };
+
+    let results = store.deliver_journal(vec![copy(
+        "u@example.test",
+        Class::Journal,
+        &["u@example.test"],
+    )]);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].as_ref().unwrap(), &None, "no second copy");
+
+    let (_, messages) = inbox(&store, &owner);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        (messages[0].uid, messages[0].class),
+        (diverted.uid, Class::Diverted)
+    );
+    let report = store.check(false).unwrap();
+    assert!(
+        report.is_consistent(),
+        "the skipped journal file is gone too: {:?}",
+        report.problems
+    );
+}
+
+/// The other order: the background journal copy landed first and the fallback listener
+/// upgrades it; a later journal write of the same message (a copy queued twice) adds
+/// nothing either.
+#[test]
+fn a_background_journal_copy_is_upgraded_by_the_fallback_and_never_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    let journal = store
+        .deliver_journal(vec![copy(
+            "u@example.test",
+            Class::Journal,
+            &["u@example.test"],
+        )])
+        .pop()
+        .unwrap()
+        .unwrap()
+        .expect("first copy is stored");
+    let outcome = store
+        .deliver_diverted(copy("u@example.test", Class::Diverted, &["u@example.test"]))
+        .unwrap();
+    assert!(
+        matches!(&outcome, DivertOutcome::Upgraded(s) if s.uid == journal.uid),
+        "{outcome:?}"
+    );
+    let again = store.deliver_journal(vec![copy(
+        "u@example.test",
+        Class::Journal,
+        &["u@example.test"],
+    )]);
+    assert_eq!(again[0].as_ref().unwrap(), &None);
+    let (_, messages) = inbox(&store, &owner);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].class, Class::Diverted);
+    assert!(store.check(false).unwrap().is_consistent());
+}
+
+/// Journal copies of one batch share a group commit and each is stored once.
+#[test]
+fn a_journal_batch_stores_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    let batch: Vec<NewMessage> = (0..5)
+        .map(|i| {
+            let mut message = copy("u@example.test", Class::Journal, &["u@example.test"]);
+            // Messages 3 and 4 repeat message 2's X-Lifeboat-ID.
+            message.lifeboat_id = Some(format!("lb-{}", i.min(2)));
+            message
+        })
+        .collect();
+    let stored: Vec<bool> = store
+        .deliver_journal(batch)
+        .into_iter()
+        .map(|r| r.unwrap().is_some())
+        .collect();
+    assert_eq!(stored, [true, true, true, false, false]);
+    assert_eq!(inbox(&store, &owner).1.len(), 3);
+    assert!(store.check(false).unwrap().is_consistent());
+}
+
+/// A journal copy torn by a crash (not fsynced) is not what the fallback keeps: the
+/// message Postfix hands over is whole, and it replaces the torn bytes.
+#[test]
+fn upgrading_a_torn_journal_copy_keeps_the_message_postfix_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    let journal = store
+        .deliver_journal(vec![copy(
+            "u@example.test",
+            Class::Journal,
+            &["u@example.test"],
+        )])
+        .pop()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    std::fs::write(&journal.path, b"Return-Path: <sender@else.test>\r\n").unwrap();
+
+    let DivertOutcome::Upgraded(upgraded) = store
+        .deliver_diverted(copy("u@example.test", Class::Diverted, &["u@example.test"]))
+        .unwrap()
+    else {
+        panic!("the journal copy should have been upgraded")
+    };
+    assert_eq!(upgraded.uid, journal.uid);
+    let content = std::fs::read(&upgraded.path).unwrap();
+    assert_eq!(synthetic::verify(&content), Some(5), "the whole message");
+    assert_eq!(inbox(&store, &owner).1.len(), 1);
+    assert!(store.check(false).unwrap().is_consistent());
+}
+
+/// A journal copy whose file a crash lost (its folder was not fsynced either) is
+/// upgraded from the message Postfix hands over, instead of failing every retry.
+#[test]
+fn upgrading_a_lost_journal_file_keeps_the_message_postfix_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    let journal = store
+        .deliver_journal(vec![copy(
+            "u@example.test",
+            Class::Journal,
+            &["u@example.test"],
+        )])
+        .pop()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    std::fs::remove_file(&journal.path).unwrap();
+
+    let DivertOutcome::Upgraded(upgraded) = store
+        .deliver_diverted(copy("u@example.test", Class::Diverted, &["u@example.test"]))
+        .unwrap()
+    else {
+        panic!("the journal copy should have been upgraded")
+    };
+    assert_eq!(upgraded.uid, journal.uid);
+    let content = std::fs::read(&upgraded.path).unwrap();
+    assert_eq!(synthetic::verify(&content), Some(5));
+    assert_eq!(inbox(&store, &owner).1.len(), 1);
+    assert!(store.check(false).unwrap().is_consistent());
+}

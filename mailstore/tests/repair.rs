@@ -184,3 +184,91 @@ fn repair_keeps_known_uids_and_indexes_unknown_files_after_them() {
     assert_eq!(messages[1].flags, Flags::empty(), "the index's flags win");
     assert!(store.message_path(&owner, "INBOX", &messages[1]).exists());
 }
+
+/// Journal copies are not fsynced (Postfix still delivers the message), so a crash can
+/// leave one shorter than its name's `S=` says: check finds it, repair removes it.
+#[test]
+fn a_torn_journal_copy_is_found_by_check_and_removed_by_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "alice@example.test");
+    store.lock_for_delivery().unwrap();
+    let journal = |n: u64| {
+        let mut message = NewMessage::new(
+            owner.clone(),
+            "INBOX",
+            synthetic::message(n),
+            Class::Journal,
+        );
+        message.envelope_from = Some("sender@else.test".into());
+        message.envelope_to = vec![owner.clone()];
+        message.lifeboat_id = Some(format!("lb-{n}"));
+        message
+    };
+    let stored: Vec<_> = store
+        .deliver_journal(vec![journal(1), journal(2)])
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    // What an unflushed write looks like after a power cut: the name, part of the bytes.
+    let torn = &stored[0].path;
+    let whole = fs::read(torn).unwrap();
+    fs::write(torn, &whole[..whole.len() / 3]).unwrap();
+
+    let report = store.check(false).unwrap();
+    assert_eq!(
+        report.problems,
+        [Problem::TornFile {
+            path: torn.clone(),
+            class: Class::Journal,
+            expected: whole.len() as u64,
+            actual: (whole.len() / 3) as u64,
+        }]
+    );
+    let repaired = store.check(true).unwrap();
+    assert_eq!(repaired.problems.len(), 1);
+    assert!(!torn.exists());
+    let (_, messages) = inbox(&store, &owner);
+    assert_eq!(messages.len(), 1, "the whole copy stays");
+    assert_eq!(messages[0].uid, stored[1].uid);
+    assert!(store.check(false).unwrap().is_consistent());
+}
+
+/// Durable copies are fsynced, so a torn one means the disk lost data: it is reported,
+/// never deleted by repair.
+#[test]
+fn a_torn_diverted_copy_is_reported_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "alice@example.test");
+    store.lock_for_delivery().unwrap();
+    let mut diverted = NewMessage::new(
+        owner.clone(),
+        "INBOX",
+        synthetic::message(1),
+        Class::Diverted,
+    );
+    diverted.envelope_from = Some("sender@else.test".into());
+    diverted.envelope_to = vec![owner.clone()];
+    let stored = store.deliver(diverted).unwrap();
+    let whole = fs::read(&stored.path).unwrap();
+    fs::write(&stored.path, &whole[..10]).unwrap();
+
+    let report = store.check(true).unwrap();
+    assert!(
+        matches!(
+            &report.problems[..],
+            [Problem::TornFile {
+                class: Class::Diverted,
+                ..
+            }]
+        ),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems[0]
+            .to_string()
+            .contains("NOT A JOURNAL COPY")
+    );
+    assert!(stored.path.exists());
+    assert_eq!(inbox(&store, &owner).1.len(), 1);
+}

@@ -45,7 +45,7 @@ pub fn callbacks(milter: Arc<Milter>) -> Callbacks<Session> {
         })
         .on_eom(move |cx| {
             let milter = on_eom.clone();
-            Box::pin(async move { eom(&milter, cx).await })
+            Box::pin(async move { eom(milter, cx).await })
         })
         .on_abort(|cx| {
             Box::pin(async move {
@@ -109,13 +109,13 @@ fn header(cx: &mut Context<Session>, name: CString, value: CString) -> Status {
     Status::Continue
 }
 
-async fn eom(milter: &Milter, cx: &mut EomContext<Session>) -> Status {
+async fn eom(milter: Arc<Milter>, cx: &mut EomContext<Session>) -> Status {
     let Some(message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
         return Status::Continue;
     };
     let queue_id = cx.macros.get(c"i").map(lossy).unwrap_or_default();
     let started = std::time::Instant::now();
-    let decision = decide(milter, &message).await;
+    let (decision, message) = decide(milter, message).await;
     let status = apply(cx, &decision).await;
     log_decision(&queue_id, &message, &decision, started.elapsed());
     status

@@ -2,8 +2,9 @@
 //! drop. Separate from the milter callbacks so it can be tested without a milter session.
 
 use std::fmt;
+use std::sync::Arc;
 
-use lifeboat_mailstore::capture::plan;
+use lifeboat_mailstore::capture::{PlannedCopy, plan};
 use lifeboat_mailstore::{Address, Class, Fate, NewMessage};
 use tokio::task::spawn_blocking;
 
@@ -35,9 +36,35 @@ impl fmt::Display for RecipientOutcome {
     }
 }
 
-/// Decides and stores. Never fails: whatever goes wrong leaves the recipient with
-/// Postfix, which is always safe (journal failures never reject mail).
-pub async fn decide(milter: &Milter, message: &Message) -> Decision {
+/// Decides and stores: diverted copies before returning (their recipients may only leave
+/// Postfix once the copy is durable), journal copies queued for the background writer.
+/// Never fails: whatever goes wrong leaves the recipient with Postfix, which is always
+/// safe (journal failures never reject or delay mail).
+///
+/// All of the message's store work (classify, queue journal copies, store diverted
+/// copies) runs in one call on one blocking thread: one hand-off per message.
+pub async fn decide(milter: Arc<Milter>, message: Message) -> (Decision, Message) {
+    let recipients = message.recipients.len();
+    match spawn_blocking(move || (decide_now(&milter, &message), message)).await {
+        Ok(decided) => decided,
+        // The task panicked: nothing was removed from Postfix, and the message is gone
+        // with the task, so only the recipient count is left to log.
+        Err(e) => {
+            let outcome = RecipientOutcome {
+                recipient: "-".into(),
+                outcome: format!("left:internal-error({e})"),
+            };
+            let decision = Decision {
+                outcomes: vec![outcome; recipients],
+                ..Decision::default()
+            };
+            (decision, Message::default())
+        }
+    }
+}
+
+/// [`decide`], on the calling thread (it blocks on the store).
+pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
     let settings = milter.settings();
     let mut outcomes: Vec<String> = vec![String::new(); message.recipients.len()];
     // Recipients Lifeboat might capture, with their index in `message.recipients`.
@@ -60,12 +87,9 @@ pub async fn decide(milter: &Milter, message: &Message) -> Decision {
         })
         .collect();
     let addresses: Vec<Address> = candidates.iter().map(|(_, a)| a.clone()).collect();
-    let store = milter.store().clone();
-    let routes = settings.routes.clone();
-    let fates = match spawn_blocking(move || store.classify(&routes, &addresses)).await {
-        Ok(Ok(fates)) => fates,
-        Ok(Err(e)) => return leave_all(message, format!("left:index-error({e})")),
-        Err(e) => return leave_all(message, format!("left:internal-error({e})")),
+    let fates = match milter.store().classify(&settings.routes, &addresses) {
+        Ok(fates) => fates,
+        Err(e) => return leave_all(message, format!("left:index-error({e})")),
     };
     for ((i, _), fate) in candidates.iter().zip(&fates) {
         outcomes[*i] = match fate {
@@ -89,38 +113,47 @@ pub async fn decide(milter: &Milter, message: &Message) -> Decision {
 
     let lifeboat_id = new_lifeboat_id();
     let content = message.content_with(&[("X-Lifeboat-ID", &lifeboat_id)]);
-    // Deliver all copies at once so their index rows share a group commit.
-    let deliveries: Vec<_> = copies
-        .iter()
-        .map(|copy| {
-            let mut new = NewMessage::new(copy.owner.clone(), "INBOX", content.clone(), copy.class);
-            new.envelope_from = Some(message.sender.clone());
-            new.envelope_to = copy
-                .recipients
-                .iter()
-                .map(|&c| candidates[c].1.clone())
-                .collect();
-            new.lifeboat_id = Some(lifeboat_id.clone());
-            let store = milter.store().clone();
-            spawn_blocking(move || store.deliver(new))
-        })
-        .collect();
-    let mut delete = Vec::new();
-    for (copy, delivery) in copies.iter().zip(deliveries) {
-        let result = match delivery.await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+    let new_copy = |copy: &PlannedCopy| {
+        let mut new = NewMessage::new(copy.owner.clone(), "INBOX", content.clone(), copy.class);
+        new.envelope_from = Some(message.sender.clone());
+        new.envelope_to = copy
+            .recipients
+            .iter()
+            .map(|&c| candidates[c].1.clone())
+            .collect();
+        new.lifeboat_id = Some(lifeboat_id.clone());
+        new
+    };
+    // Journal copies are queued and written in the background: they never delay mail.
+    for copy in copies.iter().filter(|c| c.class != Class::Diverted) {
+        let outcome = if milter.journal.push(new_copy(copy)) {
+            "journal(queued)".to_string()
+        } else {
+            "forwarded:journal-skipped(queue full)".to_string()
         };
         for &c in &copy.recipients {
+            outcomes[candidates[c].0] = outcome.clone();
+        }
+    }
+    // Diverted copies must be durable before their recipients leave Postfix. Stored
+    // together so their index rows share a group commit.
+    let diverted: Vec<&PlannedCopy> = copies
+        .iter()
+        .filter(|c| c.class == Class::Diverted)
+        .collect();
+    let stored = milter
+        .store()
+        .deliver_all(diverted.iter().map(|copy| new_copy(copy)).collect());
+    let mut delete = Vec::new();
+    for (copy, result) in diverted.into_iter().zip(stored) {
+        for &c in &copy.recipients {
             let index = candidates[c].0;
-            outcomes[index] = match (&result, copy.class) {
-                (Ok(stored), Class::Diverted) => {
+            outcomes[index] = match &result {
+                Ok(stored) => {
                     delete.push(message.recipients[index].raw.clone());
                     format!("diverted(uid {})", stored.uid)
                 }
-                (Ok(stored), _) => format!("journal(uid {})", stored.uid),
-                (Err(e), Class::Diverted) => format!("left:divert-failed({e})"),
-                (Err(e), _) => format!("forwarded:journal-failed({e})"),
+                Err(e) => format!("left:divert-failed({e})"),
             };
         }
     }

@@ -7,6 +7,7 @@
 
 mod callbacks;
 mod decision;
+mod journal;
 mod message;
 
 use std::future::Future;
@@ -16,7 +17,9 @@ use std::sync::Arc;
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
 
-pub use decision::{Decision, RecipientOutcome, decide};
+pub use decision::{Decision, RecipientOutcome, decide, decide_now};
+pub use journal::JOURNAL_QUEUE_BYTES;
+use journal::JournalQueue;
 pub use message::{Message, Recipient};
 
 /// What the milter needs from the configuration; replaced as a whole on reload.
@@ -27,18 +30,27 @@ pub struct Settings {
     pub max_message_size: u64,
 }
 
-/// The milter's shared state: the store and the current settings.
+/// The milter's shared state: the store, the current settings, and the queue of journal
+/// copies waiting to be written.
 pub struct Milter {
     store: Store,
     settings: Reloadable<Settings>,
+    journal: JournalQueue,
 }
 
 impl Milter {
     pub fn new(store: Store, settings: Settings) -> Arc<Milter> {
         Arc::new(Milter {
+            journal: JournalQueue::start(store.clone()),
             store,
             settings: Reloadable::new(settings),
         })
+    }
+
+    /// Returns once every journal copy queued so far is stored (or has failed). For
+    /// shutdown, and for tests that look at journal copies.
+    pub async fn journal_flushed(&self) {
+        self.journal.flushed().await;
     }
 
     /// Applies new settings to every message that ends from now on.

@@ -146,6 +146,8 @@ async fn normal_state_journals_and_leaves_every_recipient() {
     assert_eq!(status, Status::Continue);
     assert!(deleted(&actions).is_empty());
     let id = added_id(&actions).expect("X-Lifeboat-ID added");
+    // The journal copy is written in the background, after the milter answered.
+    f.milter.journal_flushed().await;
     let inbox = f.inbox("alice@example.test");
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].class, Class::Journal);
@@ -296,4 +298,36 @@ async fn store_failure_leaves_the_recipient_with_postfix() {
     assert_eq!(deleted(&actions), ["<bob@example.test>"]);
     assert!(f.inbox("alice@example.test").is_empty());
     let _ = &f.milter;
+}
+
+/// The milter answers before its journal copy is written; if Postfix then hands the
+/// message to the fallback listener (origin down), the fallback's diverted copy and the
+/// background journal copy must end up as one copy, whichever is stored first.
+#[tokio::test]
+async fn a_queued_journal_copy_and_the_fallback_copy_end_up_as_one() {
+    let f = fixture(1 << 20).await;
+    let (actions, _) = f.send(&[("alice@example.test", "origin")], "hi\r\n").await;
+    let id = added_id(&actions).expect("X-Lifeboat-ID added");
+    let alice = Address::parse("alice@example.test").unwrap();
+    let mut fallback_copy = lifeboat_mailstore::NewMessage::new(
+        alice.clone(),
+        "INBOX",
+        format!("X-Lifeboat-ID: {id}\r\nSubject: hello\r\n\r\nhi\r\n").into_bytes(),
+        Class::Diverted,
+    );
+    fallback_copy.envelope_from = Some("sender@else.test".into());
+    fallback_copy.envelope_to = vec![alice];
+    fallback_copy.lifeboat_id = Some(id.clone());
+    let store = f.store.clone();
+    tokio::task::spawn_blocking(move || store.deliver_diverted(fallback_copy))
+        .await
+        .unwrap()
+        .unwrap();
+    f.milter.journal_flushed().await;
+
+    let inbox = f.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(inbox[0].class, Class::Diverted);
+    assert_eq!(inbox[0].replay_state.as_deref(), Some("pending"));
+    assert!(f.store.check(false).unwrap().is_consistent());
 }

@@ -58,12 +58,13 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
         let status = reader.origin_status(&origin.name)?;
         let counts = reader.replay_counts_for(&origin.domains)?;
         let deferrals = reader.deferrals(&origin.name)?;
-        origins.push((origin, status, counts, deferrals));
+        let probe = reader.last_probe(&origin.name)?;
+        origins.push((origin, status, counts, deferrals, probe));
     }
     if json {
         let list: Vec<_> = origins
             .iter()
-            .map(|(origin, status, counts, deferrals)| {
+            .map(|(origin, status, counts, deferrals, probe)| {
                 serde_json::json!({
                     "origin": origin.name,
                     "address": origin.address.to_string(),
@@ -72,6 +73,13 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
                     "since": timestamp(status.since),
                     "reason": status.reason,
                     "manual": status.manual,
+                    "last_probe": probe.as_ref().map(|p| serde_json::json!({
+                        "at": timestamp(p.at),
+                        "ok": p.ok,
+                        "latency_ms": p.latency_ms,
+                        "detail": p.detail,
+                        "streak": p.streak,
+                    })),
                     "deferrals": deferrals.as_ref().map(|(count, at, detail)| serde_json::json!({
                         "count": count,
                         "last": timestamp(*at),
@@ -91,7 +99,7 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
         println!("{}", serde_json::json!({ "origins": list }));
         return Ok(());
     }
-    for (origin, status, counts, deferrals) in origins {
+    for (origin, status, counts, deferrals, probe) in origins {
         println!(
             "origin {} ({}, {})",
             origin.name,
@@ -112,6 +120,17 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
             },
             status.reason
         );
+        match probe {
+            Some(p) => println!(
+                "  probe:    {} in {} ms at {} ({} in a row): {}",
+                if p.ok { "up" } else { "DOWN" },
+                p.latency_ms,
+                timestamp(p.at).unwrap_or_default(),
+                p.streak,
+                p.detail
+            ),
+            None => println!("  probe:    none yet (probes run in `lifeboat serve`)"),
+        }
         println!(
             "  copies:   {} journal, {} diverted and {} sent waiting for replay, {} replayed, {} rejected",
             counts.journal,

@@ -7,6 +7,7 @@
 
 mod error;
 mod value;
+mod watch;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -19,6 +20,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use error::ConfigError;
 use error::KeyPath;
 pub use value::{ListenSpec, OriginAddress, Protocol};
+pub use watch::{
+    MetricsConfig, NotifyConfig, PostfixLog, TEMPLATE_FIELDS, WatchConfig, fill_template,
+};
 
 /// Where the configuration is read from unless `--config` or `LIFEBOAT_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/lifeboat/lifeboat.toml";
@@ -62,6 +66,12 @@ pub struct Config {
     pub tls: TlsConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -135,7 +145,18 @@ impl Config {
                 }
             }
         }
-        self.check_listeners_distinct()
+        self.check_listeners_distinct()?;
+        self.check_templates()
+    }
+
+    /// A misspelt placeholder would otherwise surface only in the first real outage.
+    fn check_templates(&self) -> Result<(), (KeyPath, String)> {
+        let known = |name: &str| TEMPLATE_FIELDS.contains(&name).then(String::new);
+        for (key, template) in self.notify.templates() {
+            fill_template(template, known)
+                .map_err(|message| (KeyPath::root().key("notify").key(key), message))?;
+        }
+        Ok(())
     }
 
     /// Two listeners on one address would fail only when `serve` binds them; say so now.
@@ -149,6 +170,9 @@ impl Config {
             self.fallback.listen,
             KeyPath::root().key("fallback").key("listen"),
         ));
+        if let Some(address) = self.metrics.listen {
+            listeners.push((address, KeyPath::root().key("metrics").key("listen")));
+        }
         let lists = [
             ("imap", "listen", &self.imap.listen),
             ("imap", "tls_listen", &self.imap.tls_listen),

@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::watch::Watch;
+
 pub use session::run_session;
 
 /// What the fallback listener needs from the configuration; replaced whole on reload.
@@ -34,6 +36,9 @@ pub struct Settings {
 pub struct Fallback {
     store: Store,
     settings: Reloadable<Settings>,
+    /// Judges the origin when Postfix brings a deferred message; `None` in tests that
+    /// drive sessions without an origin watch.
+    watch: Option<Arc<Watch>>,
 }
 
 /// Longest a client may stay silent before the session is dropped (RFC 5321 §4.5.3.2
@@ -43,10 +48,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_SESSIONS: usize = 64;
 
 impl Fallback {
-    pub fn new(store: Store, settings: Settings) -> Arc<Fallback> {
+    pub fn new(store: Store, settings: Settings, watch: Option<Arc<Watch>>) -> Arc<Fallback> {
         Arc::new(Fallback {
             store,
             settings: Reloadable::new(settings),
+            watch,
         })
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lifeboat_mailstore::capture::plan;
 use lifeboat_mailstore::deliver::header_value;
+use lifeboat_mailstore::metrics;
 use lifeboat_mailstore::{Address, Class, DivertOutcome, Fate, NewMessage};
 use smtp_proto::Request;
 use smtp_proto::request::receiver::DataReceiver;
@@ -134,27 +135,32 @@ async fn recipient(fallback: &Fallback, transaction: &mut Transaction, raw: &str
     let Ok(address) = Address::parse(raw) else {
         return "450 4.1.3 not an address Lifeboat protects; keep it queued".into();
     };
-    let store = fallback.store.clone();
-    let routes = fallback.settings().routes.clone();
-    let rcpt = address.clone();
-    let fate = match spawn_blocking(move || store.classify(&routes, std::slice::from_ref(&rcpt)))
-        .await
-    {
-        Ok(Ok(mut fates)) => fates.remove(0),
-        Ok(Err(e)) => {
-            tracing::error!(recipient = %address, error = %e, "fallback: could not read the index");
-            return "451 4.3.0 store unavailable; keep it queued".into();
-        }
-        Err(e) => {
-            tracing::error!(recipient = %address, error = %e, "fallback: internal error");
-            return "451 4.3.0 internal error; keep it queued".into();
-        }
+    let mut fate = match classify(fallback, &address).await {
+        Ok(fate) => fate,
+        Err(answer) => return answer.into(),
     };
     if let Fate::Unprotected { origin }
     | Fate::Inactive { origin, .. }
     | Fate::Capture { origin, .. } = &fate
     {
         record_deferral(fallback, origin, &address).await;
+        // The origin has just failed this delivery but is not judged down yet: have it
+        // judged now, so mail that arrives as an outage begins is captured at once
+        // instead of waiting in Postfix's queue for its next retry.
+        match (&fate, &fallback.watch) {
+            (Fate::Capture { divert: false, .. }, Some(watch)) => {
+                watch.await_verdict(origin).await;
+                fate = match classify(fallback, &address).await {
+                    Ok(fate) => fate,
+                    Err(answer) => return answer.into(),
+                };
+            }
+            (_, Some(watch)) => watch.deferred(origin, "fallback"),
+            (_, None) => {}
+        }
+    }
+    if !matches!(fate, Fate::Capture { divert: true, .. }) {
+        metrics::count_capture(metrics::FALLBACK, "left");
     }
     let answer = match &fate {
         Fate::Capture { divert: true, .. } => "250 2.1.5 ok",
@@ -168,6 +174,24 @@ async fn recipient(fallback: &Fallback, transaction: &mut Transaction, raw: &str
         transaction.recipients.push((address, fate));
     }
     answer.into()
+}
+
+/// What the store says about one recipient now; the 4xx answer when it cannot say.
+async fn classify(fallback: &Fallback, address: &Address) -> Result<Fate, &'static str> {
+    let store = fallback.store.clone();
+    let routes = fallback.settings().routes.clone();
+    let rcpt = address.clone();
+    match spawn_blocking(move || store.classify(&routes, std::slice::from_ref(&rcpt))).await {
+        Ok(Ok(mut fates)) => Ok(fates.remove(0)),
+        Ok(Err(e)) => {
+            tracing::error!(recipient = %address, error = %e, "fallback: could not read the index");
+            Err("451 4.3.0 store unavailable; keep it queued")
+        }
+        Err(e) => {
+            tracing::error!(recipient = %address, error = %e, "fallback: internal error");
+            Err("451 4.3.0 internal error; keep it queued")
+        }
+    }
 }
 
 /// The origin deferred or refused this recipient, or Postfix would not be here.
@@ -229,6 +253,12 @@ async fn store(fallback: &Fallback, transaction: Transaction, content: Vec<u8>) 
                 format!("failed({e})")
             }
         };
+        let counted = if outcome.starts_with("failed") {
+            "failed"
+        } else {
+            "diverted"
+        };
+        metrics::count_capture(metrics::FALLBACK, counted);
         outcomes.push(format!("{rcpts}={outcome}"));
     }
     tracing::info!(

@@ -1,5 +1,5 @@
-//! The user-facing servers inside `lifeboat serve` (POP3 now; IMAP and submission will
-//! join here): binding before the privilege drop, the shared TLS certificate and
+//! The user-facing servers inside `lifeboat serve` (IMAP and POP3; submission will join
+//! here): binding before the privilege drop, the shared TLS certificate and
 //! authenticator, reload on SIGHUP, and draining on shutdown.
 //!
 //! The certificate is read before the privilege drop too, so a key readable only by root
@@ -12,45 +12,57 @@ use std::time::Duration;
 
 use lifeboat_mailstore::Store;
 use lifeboat_mailstore::auth::{AuthLimits, Authenticator};
+use lifeboat_mailstore::imap::server::{self as imap, Imap};
 use lifeboat_mailstore::pop3::{self, Pop3, Pop3Listener};
 use lifeboat_mailstore::tls::Tls;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, ServerListeners};
 use crate::exit::Failure;
 
 /// Listeners bound and certificate loaded, not serving yet.
 pub struct Bound {
+    imap: Vec<Pop3Listener>,
     pop3: Vec<Pop3Listener>,
     tls: Arc<Tls>,
 }
 
-/// Binds `[pop3]` listeners and loads `[tls]` (as root, before the privilege drop).
+/// Binds the `[imap]` and `[pop3]` listeners and loads `[tls]` (as root, before the
+/// privilege drop).
 pub async fn bind(config: &Config) -> Result<Bound, Failure> {
-    let pop3 = pop3::bind(&config.pop3.listen, &config.pop3.tls_listen)
-        .await
-        .map_err(|(address, e)| {
-            let key = if config.pop3.tls_listen.contains(&address) {
-                "pop3.tls_listen"
-            } else {
-                "pop3.listen"
-            };
-            Failure::failed(format!("{key}: cannot listen on {address}: {e}"))
-        })?;
+    let imap = bind_section("imap", &config.imap).await?;
+    let pop3 = bind_section("pop3", &config.pop3).await?;
     // Without user-facing listeners there is nothing to use a certificate for, and
     // nothing to warn about.
-    let tls = if pop3.is_empty() {
+    let tls = if imap.is_empty() && pop3.is_empty() {
         Tls::disabled()
     } else {
         Tls::load(&config.tls.cert, &config.tls.key)
     };
-    Ok(Bound { pop3, tls })
+    Ok(Bound { imap, pop3, tls })
+}
+
+async fn bind_section(
+    section: &str,
+    listeners: &ServerListeners,
+) -> Result<Vec<Pop3Listener>, Failure> {
+    pop3::bind(&listeners.listen, &listeners.tls_listen)
+        .await
+        .map_err(|(address, e)| {
+            let key = if listeners.tls_listen.contains(&address) {
+                "tls_listen"
+            } else {
+                "listen"
+            };
+            Failure::failed(format!("{section}.{key}: cannot listen on {address}: {e}"))
+        })
 }
 
 /// The running servers.
 pub struct Running {
     tls: Arc<Tls>,
+    imap: Arc<Imap>,
     pop3: Arc<Pop3>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -62,6 +74,13 @@ impl Bound {
             ..AuthLimits::default()
         };
         let auth = Authenticator::new(store.clone(), limits);
+        let imap = Imap::new(
+            store.clone(),
+            auth.clone(),
+            self.tls.clone(),
+            imap_settings(config),
+            imap::DEFAULT_LIMITS,
+        );
         let pop3 = Pop3::new(
             store.clone(),
             auth,
@@ -70,6 +89,16 @@ impl Bound {
             pop3::DEFAULT_LIMITS,
         );
         let mut tasks = Vec::new();
+        if !self.imap.is_empty() {
+            for listener in &self.imap {
+                tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "imap listening");
+            }
+            tasks.push(tokio::spawn(imap::serve(
+                self.imap,
+                imap.clone(),
+                stopped.clone(),
+            )));
+        }
         if !self.pop3.is_empty() {
             for listener in &self.pop3 {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "pop3 listening");
@@ -78,6 +107,7 @@ impl Bound {
         }
         Running {
             tls: self.tls,
+            imap,
             pop3,
             tasks,
         }
@@ -87,6 +117,7 @@ impl Bound {
 impl Running {
     /// SIGHUP: new settings and a fresh read of the certificate files.
     pub fn reload(&self, config: &Config) {
+        self.imap.reload(imap_settings(config));
         self.pop3.reload(pop3_settings(config));
         if !self.tasks.is_empty() {
             let _ = self.tls.reload(&config.tls.cert, &config.tls.key);
@@ -98,6 +129,14 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+fn imap_settings(config: &Config) -> imap::Settings {
+    imap::Settings {
+        hostname: config.hostname.clone(),
+        allow_plaintext: config.auth.allow_plaintext,
+        routes: super::routes(config),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `lifeboat serve`: binds the listeners, switches to the service account, and runs the
-//! milter, the fallback listener and the user-facing servers (POP3) in one tokio runtime
-//! until SIGTERM.
+//! milter, the fallback listener, the origin watch, the metrics endpoint and the
+//! user-facing servers (POP3) in one tokio runtime until SIGTERM.
 //!
 //! SIGHUP reloads the configuration (routes, limits, allowed clients, the TLS certificate;
 //! listener addresses need a restart). Users and aliases are read from the store per message, so changes to
@@ -10,6 +10,7 @@ mod mailservers;
 pub mod privileges;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use indymilter::EitherListener;
@@ -22,6 +23,9 @@ use tokio::sync::watch;
 use crate::config::{Config, ListenSpec};
 use crate::exit::{CommandResult, Failure};
 use crate::fallback::{self, Fallback};
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::watch::{Watch, postfix_log};
 
 /// How long open sessions get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +50,14 @@ async fn serve(config: Config) -> CommandResult {
     let fallback_listener = TcpListener::bind(config.fallback.listen)
         .await
         .map_err(|e| bind_failure("fallback.listen", &config.fallback.listen.to_string(), e))?;
+    let metrics_listener = match config.metrics.listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|e| bind_failure("metrics.listen", &address.to_string(), e))?,
+        ),
+        None => None,
+    };
     let mailservers = mailservers::bind(&config).await?;
     if let Some(user) = &account {
         privileges::become_user(&config, user)?;
@@ -60,10 +72,31 @@ async fn serve(config: Config) -> CommandResult {
             "cleaned up deliveries interrupted by a crash (removed ones stayed with Postfix)"
         );
     }
+    let metrics = Metrics::new();
+    let notifier = Arc::new(Notifier::new(store.clone(), config.clone()));
+    let origin_watch = Watch::new(config.clone(), store.clone(), metrics.clone(), notifier);
     let milter = Milter::new(store.clone(), milter_settings(&config));
-    let fallback = Fallback::new(store.clone(), fallback_settings(&config));
+    let fallback = Fallback::new(
+        store.clone(),
+        fallback_settings(&config),
+        Some(origin_watch.clone()),
+    );
 
     let (stop, stopped) = watch::channel(false);
+    let watch_tasks = origin_watch.spawn(stopped.clone());
+    if let Some(source) = config.watch.postfix_log.clone() {
+        let origin_watch = origin_watch.clone();
+        postfix_log::follow(source, move |domain| origin_watch.deferred_domain(&domain));
+    }
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            store.clone(),
+            config.origins.clone(),
+            stopped.clone(),
+        ));
+    }
     let mut milter_stopped = stopped.clone();
     let milter_task = tokio::spawn(lifeboat_milter::run(
         milter_listener,
@@ -83,11 +116,18 @@ async fn serve(config: Config) -> CommandResult {
     tracing::info!(
         milter = %config.milter.listen,
         fallback = %config.fallback.listen,
+        metrics = ?config.metrics.listen,
         data_dir = %config.data_dir.display(),
         "lifeboat serve ready"
     );
 
-    wait_for_signals(&config, &milter, &fallback, &mailservers).await?;
+    let running = Running {
+        milter: milter.clone(),
+        fallback: fallback.clone(),
+        watch: origin_watch,
+        mailservers,
+    };
+    wait_for_signals(&config, &running).await?;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: draining open sessions");
@@ -96,8 +136,13 @@ async fn serve(config: Config) -> CommandResult {
         if let Ok(Err(e)) = milter_task.await {
             tracing::error!(error = %e, "milter listener failed");
         }
+        // Journal copies the milter already answered for are still worth keeping.
+        milter.journal_flushed().await;
         let _ = fallback_task.await;
-        mailservers.join().await;
+        for task in watch_tasks {
+            let _ = task.await;
+        }
+        running.mailservers.join().await;
     })
     .await;
     if drained.is_err() {
@@ -110,13 +155,16 @@ async fn serve(config: Config) -> CommandResult {
     Ok(())
 }
 
+/// The parts a reload reaches.
+struct Running {
+    milter: Arc<Milter>,
+    fallback: Arc<Fallback>,
+    watch: Arc<Watch>,
+    mailservers: mailservers::Running,
+}
+
 /// Returns on SIGTERM or SIGINT; reloads on SIGHUP.
-async fn wait_for_signals(
-    config: &Config,
-    milter: &Milter,
-    fallback: &Fallback,
-    mailservers: &mailservers::Running,
-) -> CommandResult {
+async fn wait_for_signals(config: &Config, running: &Running) -> CommandResult {
     let listen = |kind| {
         signal(kind).map_err(|e| Failure::failed(format!("installing a signal handler: {e}")))
     };
@@ -129,29 +177,30 @@ async fn wait_for_signals(
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(config, milter, fallback, mailservers),
+            _ = hup.recv() => reload(config, running),
         }
     }
 }
 
-fn reload(
-    running: &Config,
-    milter: &Milter,
-    fallback: &Fallback,
-    mailservers: &mailservers::Running,
-) {
+fn reload(current: &Config, running: &Running) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-    match Config::load(&running.path) {
+    match Config::load(&current.path) {
         Ok(config) => {
-            milter.reload(milter_settings(&config));
-            fallback.reload(fallback_settings(&config));
-            mailservers.reload(&config);
-            if config.milter.listen != running.milter.listen
-                || config.fallback.listen != running.fallback.listen
-                || config.pop3 != running.pop3
-                || config.data_dir != running.data_dir
+            running.milter.reload(milter_settings(&config));
+            running.fallback.reload(fallback_settings(&config));
+            running.watch.reload(config.clone());
+            running.mailservers.reload(&config);
+            if config.milter.listen != current.milter.listen
+                || config.fallback.listen != current.fallback.listen
+                || config.metrics.listen != current.metrics.listen
+                || config.watch.postfix_log != current.watch.postfix_log
+                || config.pop3 != current.pop3
+                || config.imap != current.imap
+                || config.data_dir != current.data_dir
             {
-                tracing::warn!("listener addresses and data_dir change only on restart");
+                tracing::warn!(
+                    "listener addresses, postfix_log and data_dir change only on restart"
+                );
             }
             tracing::info!(file = %config.path.display(), "configuration reloaded");
         }

@@ -1,7 +1,7 @@
 //! A real `lifeboat serve` process for end-to-end tests: its own config and store in a
-//! temp dir, a milter and a fallback listener on free loopback ports, and POP3 when a
-//! test asks for it ([`Lifeboat::enable_pop3`]; off otherwise, so tests never bind the
-//! default ports 110 and 995).
+//! temp dir, a milter and a fallback listener on free loopback ports, and POP3 or IMAP
+//! when a test asks for it ([`Lifeboat::enable_pop3`], [`Lifeboat::enable_imap`]; off
+//! otherwise, so tests never bind the default ports).
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -21,6 +21,8 @@ pub struct Lifeboat {
     pub fallback: SocketAddr,
     /// POP3 listeners once [`Lifeboat::enable_pop3`] was called: (STLS, implicit TLS).
     pub pop3: Option<(SocketAddr, SocketAddr)>,
+    /// IMAP listeners once [`Lifeboat::enable_imap`] was called: (STARTTLS, implicit TLS).
+    pub imap: Option<(SocketAddr, SocketAddr)>,
     child: Option<Child>,
     /// Extra environment for every command (e.g. NOTIFY_SOCKET).
     env: Vec<(String, String)>,
@@ -40,7 +42,8 @@ impl Lifeboat {
                  [log]\nlevel = \"debug\"\n\n\
                  [[origin]]\nname = \"main\"\naddress = \"smtp://{origin}\"\ndomains = [\"example.test\"]\n\n\
                  [milter]\nlisten = \"inet:{milter}\"\n\n[fallback]\nlisten = \"{fallback}\"\n\n\
-                 [pop3]\nlisten = []\ntls_listen = []\n",
+                 [pop3]\nlisten = []\ntls_listen = []\n\n\
+                 [imap]\nlisten = []\ntls_listen = []\n",
                 data = dir.path().join("data").display()
             ),
         )
@@ -51,6 +54,7 @@ impl Lifeboat {
             milter,
             fallback,
             pop3: None,
+            imap: None,
             child: None,
             env: Vec::new(),
         }
@@ -60,6 +64,21 @@ impl Lifeboat {
     /// 127.0.0.1, free ports, and a self-signed certificate for `localhost` (written to
     /// `tls/` unless `with_cert` is false: then the files are missing).
     pub fn enable_pop3(&mut self, plain_ip: &str, allow_plaintext: bool, with_cert: bool) {
+        self.pop3 = Some(self.enable_server("pop3", plain_ip, allow_plaintext, with_cert));
+    }
+
+    /// Turns IMAP on, like [`Lifeboat::enable_pop3`] (STARTTLS listener on `plain_ip`).
+    pub fn enable_imap(&mut self, plain_ip: &str, allow_plaintext: bool, with_cert: bool) {
+        self.imap = Some(self.enable_server("imap", plain_ip, allow_plaintext, with_cert));
+    }
+
+    fn enable_server(
+        &mut self,
+        section: &str,
+        plain_ip: &str,
+        allow_plaintext: bool,
+        with_cert: bool,
+    ) -> (SocketAddr, SocketAddr) {
         let plain: SocketAddr = format!("{plain_ip}:{}", free_port()).parse().unwrap();
         let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         if with_cert {
@@ -67,18 +86,20 @@ impl Lifeboat {
         }
         let (cert, key) = self.cert_paths();
         self.edit_config(|text| {
-            text.replace(
-                "[pop3]\nlisten = []\ntls_listen = []\n",
-                &format!(
-                    "[pop3]\nlisten = [\"{plain}\"]\ntls_listen = [\"{tls}\"]\n\n\
-                     [tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
-                     [auth]\nallow_plaintext = {allow_plaintext}\n",
+            let mut text = text.replace(
+                &format!("[{section}]\nlisten = []\ntls_listen = []\n"),
+                &format!("[{section}]\nlisten = [\"{plain}\"]\ntls_listen = [\"{tls}\"]\n"),
+            );
+            if !text.contains("\n[tls]\n") {
+                text.push_str(&format!(
+                    "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\n[auth]\nallow_plaintext = {allow_plaintext}\n",
                     cert.display(),
                     key.display()
-                ),
-            )
+                ));
+            }
+            text
         });
-        self.pop3 = Some((plain, tls));
+        (plain, tls)
     }
 
     /// Where the test certificate and key are (or will be).
@@ -142,11 +163,17 @@ impl Lifeboat {
     }
 
     pub fn add_user(&self, address: &str, aliases: &[&str]) {
+        self.add_user_with(address, aliases, &[]);
+    }
+
+    /// `user add` with more options (e.g. `["--alternate-email", "a@b.test"]`).
+    pub fn add_user_with(&self, address: &str, aliases: &[&str], options: &[&str]) {
         let mut cmd = self.command();
         cmd.args(["user", "add", address, "--password-stdin"]);
         for alias in aliases {
             cmd.args(["--alias", alias]);
         }
+        cmd.args(options);
         let mut child = cmd.stdin(Stdio::piped()).spawn().unwrap();
         std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"secret\n").unwrap();
         assert!(child.wait().unwrap().success(), "user add {address}");
@@ -169,9 +196,14 @@ impl Lifeboat {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        let pop3 = self.pop3;
-        let pop3_up = || pop3.is_none_or(|(plain, tls)| accepts(plain) && accepts(tls));
-        while !(accepts(self.milter) && accepts(self.fallback) && pop3_up()) {
+        let servers = [self.pop3, self.imap];
+        let servers_up = || {
+            servers
+                .iter()
+                .flatten()
+                .all(|(plain, tls)| accepts(*plain) && accepts(*tls))
+        };
+        while !(accepts(self.milter) && accepts(self.fallback) && servers_up()) {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("lifeboat serve exited with {status}:\n{}", self.log());
             }
@@ -230,6 +262,19 @@ impl Lifeboat {
         let user = reader.user(user).unwrap().unwrap();
         let mailbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
         reader.messages(mailbox.id).unwrap()
+    }
+
+    /// Waits (up to `wait`) until `user`'s INBOX holds at least `count` messages: the
+    /// milter writes journal copies in the background, after Postfix got its answer.
+    pub fn wait_for_inbox(&self, user: &str, count: usize, wait: Duration) -> Vec<MessageRecord> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let inbox = self.inbox(user);
+            if inbox.len() >= count || Instant::now() >= deadline {
+                return inbox;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn message_bytes(&self, user: &str, message: &MessageRecord) -> Vec<u8> {

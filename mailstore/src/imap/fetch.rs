@@ -1,0 +1,199 @@
+//! FETCH: which data items a client asked for, and their values for one message.
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use chrono::{FixedOffset, TimeZone};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::core::{IString, Literal, NString, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+
+use super::mime;
+use super::session::{flag_list, nz};
+use crate::reader::MessageRecord;
+
+/// One requested data item, owned and checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Flags,
+    Uid,
+    InternalDate,
+    Size,
+    Envelope,
+    /// BODY (`extended = false`) or BODYSTRUCTURE.
+    Structure {
+        extended: bool,
+    },
+    /// BODY[section]<partial> and BODY.PEEK[...].
+    Section {
+        section: Option<Section<'static>>,
+        partial: Option<(u32, NonZeroU32)>,
+        peek: bool,
+    },
+    Rfc822,
+    Rfc822Header,
+    Rfc822Text,
+    ModSeq,
+}
+
+impl Item {
+    /// Whether serving it sets `\Seen` (RFC 3501 §6.4.5: BODY[...] and RFC822, RFC822.TEXT).
+    pub fn marks_seen(&self) -> bool {
+        matches!(
+            self,
+            Item::Section { peek: false, .. } | Item::Rfc822 | Item::Rfc822Text
+        )
+    }
+
+    /// Whether the message's bytes must be read for it.
+    pub fn needs_bytes(&self) -> bool {
+        !matches!(
+            self,
+            Item::Flags | Item::Uid | Item::InternalDate | Item::Size | Item::ModSeq
+        )
+    }
+}
+
+/// The items of a FETCH command; UID FETCH always includes UID (RFC 3501 §6.4.8).
+pub fn item_names(names: MacroOrMessageDataItemNames<'static>, uid: bool) -> Vec<Item> {
+    let names = match names {
+        MacroOrMessageDataItemNames::Macro(m) => m
+            .expand()
+            .into_iter()
+            .map(|name| name.into_static())
+            .collect(),
+        MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
+    };
+    let mut items: Vec<Item> = Vec::with_capacity(names.len() + 1);
+    if uid {
+        items.push(Item::Uid);
+    }
+    for name in names {
+        let item = match name {
+            MessageDataItemName::Body => Item::Structure { extended: false },
+            MessageDataItemName::BodyStructure => Item::Structure { extended: true },
+            MessageDataItemName::BodyExt {
+                section,
+                partial,
+                peek,
+            } => Item::Section {
+                section,
+                partial,
+                peek,
+            },
+            MessageDataItemName::Envelope => Item::Envelope,
+            MessageDataItemName::Flags => Item::Flags,
+            MessageDataItemName::InternalDate => Item::InternalDate,
+            MessageDataItemName::Rfc822 => Item::Rfc822,
+            MessageDataItemName::Rfc822Header => Item::Rfc822Header,
+            MessageDataItemName::Rfc822Size => Item::Size,
+            MessageDataItemName::Rfc822Text => Item::Rfc822Text,
+            MessageDataItemName::Uid => Item::Uid,
+            MessageDataItemName::ModSeq => Item::ModSeq,
+            // BINARY is not advertised; a client that asks anyway gets the rest.
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                continue;
+            }
+        };
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// The FETCH values for one message. `bytes` is the message when an item needs it.
+pub fn values(
+    items: &[Item],
+    message: &MessageRecord,
+    bytes: Option<&[u8]>,
+    condstore: bool,
+) -> Vec1<MessageDataItem<'static>> {
+    let bytes = bytes.unwrap_or_default();
+    let mut values = Vec::with_capacity(items.len() + 1);
+    for item in items {
+        values.push(match item {
+            Item::Flags => MessageDataItem::Flags(flag_list(message.flags, &message.keywords)),
+            Item::Uid => MessageDataItem::Uid(nz(message.uid)),
+            Item::InternalDate => {
+                MessageDataItem::InternalDate(internal_date(message.internal_date))
+            }
+            Item::Size => MessageDataItem::Rfc822Size(message.size.min(u64::from(u32::MAX)) as u32),
+            Item::Envelope => MessageDataItem::Envelope(mime::envelope(bytes)),
+            Item::Structure { extended } => {
+                let structure = mime::body_structure(bytes, *extended);
+                if *extended {
+                    MessageDataItem::BodyStructure(structure)
+                } else {
+                    MessageDataItem::Body(structure)
+                }
+            }
+            Item::Section {
+                section, partial, ..
+            } => {
+                let whole = mime::section(bytes, section.as_ref());
+                let (origin, slice) = match partial {
+                    Some((start, length)) => (
+                        Some(*start),
+                        mime::partial(&whole, *start, *length).to_vec(),
+                    ),
+                    None => (None, whole),
+                };
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: nstring(slice),
+                }
+            }
+            Item::Rfc822 => MessageDataItem::Rfc822(nstring(bytes.to_vec())),
+            Item::Rfc822Header => MessageDataItem::Rfc822Header(nstring(mime::section(
+                bytes,
+                Some(&Section::Header(None)),
+            ))),
+            Item::Rfc822Text => MessageDataItem::Rfc822Text(nstring(mime::section(
+                bytes,
+                Some(&Section::Text(None)),
+            ))),
+            Item::ModSeq => MessageDataItem::ModSeq(modseq(message.modseq)),
+        });
+    }
+    // CONDSTORE (RFC 7162 §3.1.4.1): once enabled, every FETCH response has MODSEQ.
+    if condstore && !items.contains(&Item::ModSeq) {
+        values.push(MessageDataItem::ModSeq(modseq(message.modseq)));
+    }
+    Vec1::try_from(values).unwrap_or_else(|_| Vec1::from(MessageDataItem::Uid(nz(message.uid))))
+}
+
+/// The untagged FETCH that tells a client about new flags.
+pub fn flags_update(
+    message: &MessageRecord,
+    uid: bool,
+    condstore: bool,
+) -> Vec1<MessageDataItem<'static>> {
+    let mut items = vec![Item::Flags];
+    if uid {
+        items.insert(0, Item::Uid);
+    }
+    values(&items, message, None, condstore)
+}
+
+fn modseq(value: i64) -> NonZeroU64 {
+    NonZeroU64::new(u64::try_from(value).unwrap_or(1)).unwrap_or(NonZeroU64::MIN)
+}
+
+/// A unix time as IMAP's date-time, in UTC.
+pub fn internal_date(seconds: i64) -> DateTime {
+    let utc = FixedOffset::east_opt(0).expect("UTC is a valid offset");
+    let at = utc
+        .timestamp_opt(seconds, 0)
+        .single()
+        .unwrap_or_else(|| utc.timestamp_opt(0, 0).single().expect("the epoch exists"));
+    DateTime::unvalidated(at)
+}
+
+/// Bytes as an IMAP string: a literal, since message data may hold any byte.
+fn nstring(bytes: Vec<u8>) -> NString<'static> {
+    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
+}

@@ -1,0 +1,171 @@
+//! The selected mailbox as the client knows it: which messages have which sequence
+//! numbers and flags. Changes made by others (new mail, flags set in another session,
+//! messages removed) reach the client as untagged responses when the rules of RFC 3501
+//! §7 allow: EXISTS and FETCH at any command, EXPUNGE only where sequence numbers may
+//! shift (not during FETCH, STORE or SEARCH).
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::fetch;
+use super::session::{data, nz};
+use crate::error::Result;
+use crate::maildir::Flags;
+use crate::reader::{MailboxRecord, MessageRecord, Reader};
+
+pub struct Selected {
+    pub record: MailboxRecord,
+    pub read_only: bool,
+    pub view: MailboxView,
+}
+
+/// Messages in sequence-number order (which is UID order).
+#[derive(Clone, Debug, Default)]
+pub struct MailboxView {
+    pub messages: Vec<MessageRecord>,
+}
+
+impl MailboxView {
+    pub fn load(reader: &Reader, record: &MailboxRecord) -> Result<MailboxView> {
+        Ok(MailboxView {
+            messages: reader.visible_messages(record.id)?,
+        })
+    }
+
+    pub fn exists(&self) -> u32 {
+        self.messages.len() as u32
+    }
+
+    pub fn unseen(&self) -> u32 {
+        self.count(|m| !m.flags.contains(Flags::SEEN))
+    }
+
+    pub fn deleted(&self) -> u32 {
+        self.count(|m| m.flags.contains(Flags::DELETED))
+    }
+
+    fn count(&self, f: impl Fn(&MessageRecord) -> bool) -> u32 {
+        self.messages.iter().filter(|m| f(m)).count() as u32
+    }
+
+    /// Sequence number of the first message without `\Seen`.
+    pub fn first_unseen(&self) -> Option<NonZeroU32> {
+        self.messages
+            .iter()
+            .position(|m| !m.flags.contains(Flags::SEEN))
+            .map(|i| nz(i as u32 + 1))
+    }
+
+    pub fn max_uid(&self) -> u32 {
+        self.messages.last().map_or(0, |m| m.uid)
+    }
+
+    pub fn by_uid(&self, uid: u32) -> Option<&MessageRecord> {
+        self.messages
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| &self.messages[i])
+    }
+
+    /// Indexes (0-based positions) of the messages a sequence set names, ascending.
+    /// With `uid`, `*` is the highest UID and UIDs that do not exist are skipped; a
+    /// sequence number past the end names nothing.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+        let mut positions: Vec<usize> = if uid {
+            let Some(largest) = NonZeroU32::new(self.max_uid()) else {
+                return Vec::new();
+            };
+            // Iterating a UID range like 1:4294967295 value by value would be slow:
+            // test each message against the ranges instead.
+            let ranges = ranges(set, largest);
+            self.messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&m.uid)))
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            let Some(largest) = NonZeroU32::new(self.exists()) else {
+                return Vec::new();
+            };
+            let ranges = ranges(set, largest);
+            (0..self.messages.len())
+                .filter(|i| {
+                    let seq = *i as u32 + 1;
+                    ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&seq))
+                })
+                .collect()
+        };
+        positions.dedup();
+        positions
+    }
+
+    /// Brings this view up to `fresh` and returns what to tell the client: EXPUNGE for
+    /// messages that are gone (only when `expunge_allowed`; otherwise they stay until a
+    /// command that may renumber), FETCH FLAGS for changed flags (not for the UIDs in
+    /// `reported`, which the caller answers itself), and EXISTS when mail arrived.
+    pub fn sync(
+        &mut self,
+        fresh: MailboxView,
+        expunge_allowed: bool,
+        condstore: bool,
+        reported: &[u32],
+    ) -> Vec<Response<'static>> {
+        let mut responses = Vec::new();
+        // Expunged: highest sequence number first, so each number is valid when sent.
+        let gone: Vec<usize> = (0..self.messages.len())
+            .filter(|&i| fresh.by_uid(self.messages[i].uid).is_none())
+            .collect();
+        if expunge_allowed {
+            for &i in gone.iter().rev() {
+                responses.push(data(Data::Expunge(nz(i as u32 + 1))));
+                self.messages.remove(i);
+            }
+        }
+        for (i, message) in self.messages.iter_mut().enumerate() {
+            let Some(now) = fresh.by_uid(message.uid) else {
+                continue;
+            };
+            let changed = now.flags != message.flags || now.keywords != message.keywords;
+            if changed && !reported.contains(&message.uid) {
+                responses.push(data(Data::Fetch {
+                    seq: nz(i as u32 + 1),
+                    items: fetch::flags_update(now, true, condstore),
+                }));
+            }
+            *message = now.clone();
+        }
+        let known = self.max_uid();
+        let arrived: Vec<MessageRecord> = fresh
+            .messages
+            .into_iter()
+            .filter(|m| m.uid > known)
+            .collect();
+        if !arrived.is_empty() {
+            self.messages.extend(arrived);
+            responses.push(data(Data::Exists(self.exists())));
+        }
+        responses
+    }
+}
+
+/// The set's ranges as inclusive `(low, high)` pairs, `*` taken as `largest`.
+fn ranges(set: &SequenceSet, largest: NonZeroU32) -> Vec<(u32, u32)> {
+    use imap_codec::imap_types::sequence::Sequence;
+    set.0
+        .as_ref()
+        .iter()
+        .map(|sequence| match sequence {
+            Sequence::Single(value) => {
+                let v = value.expand(largest).get();
+                (v, v)
+            }
+            Sequence::Range(a, b) => {
+                let (a, b) = (a.expand(largest).get(), b.expand(largest).get());
+                (a.min(b), a.max(b))
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,245 @@
+//! IMAP SEARCH keys (RFC 3501 6.4.4, plus MODSEQ from RFC 7162) evaluated against
+//! one message at a time.
+//!
+//! - String keys match case-insensitively as substrings of decoded text: header
+//!   values with encoded-words decoded, bodies with transfer encoding and charset
+//!   decoded (the search string is read as UTF-8, which covers CHARSET US-ASCII and
+//!   UTF-8). BODY looks through the text/* parts; TEXT through the header and those
+//!   parts.
+//! - BEFORE, ON and SINCE compare the day of the internal date in UTC (the server's
+//!   zone); SENTBEFORE, SENTON and SENTSINCE the day written in the Date: header,
+//!   falling back to the internal date when it is missing or unreadable.
+//! - `\Recent` is not tracked by Lifeboat: RECENT and NEW never match, OLD always
+//!   does (as for a session that is never the first to see a message).
+//! - Keywords compare case-insensitively.
+
+use std::cell::OnceCell;
+
+use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::datetime::NaiveDate;
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use super::mime;
+use crate::maildir::Flags;
+
+/// What SEARCH knows about one message.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    /// Message sequence number in the session (1-based).
+    pub seq: u32,
+    pub uid: u32,
+    /// The system flags, as the store keeps them.
+    pub flags: Flags,
+    /// The keywords (`$Forwarded`, `Junk`...), as the store keeps them.
+    pub keywords: &'a [String],
+    /// The internal date, in seconds since the Unix epoch.
+    pub internal_date: i64,
+    /// RFC822.SIZE.
+    pub size: u64,
+    /// The whole message as stored.
+    pub message: &'a [u8],
+    pub modseq: u64,
+}
+
+/// Whether `key` matches `candidate`. `max_seq` and `max_uid` are what `*` stands for
+/// in sequence sets: the number of messages in the mailbox and the highest UID.
+pub fn matches(key: &SearchKey<'_>, candidate: &Candidate<'_>, max_seq: u32, max_uid: u32) -> bool {
+    Matcher {
+        candidate,
+        max_seq,
+        max_uid,
+        header_text: OnceCell::new(),
+        body_text: OnceCell::new(),
+    }
+    .matches(key)
+}
+
+/// Whether evaluating `key` reads the message's bytes (its header or body). When it
+/// does not, [`Candidate::message`] may be left empty and no file needs reading.
+pub fn needs_message(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_message),
+        SearchKey::Or(a, b) => needs_message(a) || needs_message(b),
+        SearchKey::Not(k) => needs_message(k),
+        SearchKey::Bcc(_)
+        | SearchKey::Body(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Text(_)
+        | SearchKey::To(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether SEARCH can take strings in `charset` (the CHARSET argument): US-ASCII and
+/// UTF-8, which RFC 3501 6.4.4 and RFC 9051 require; anything else should get a
+/// `NO [BADCHARSET (US-ASCII UTF-8)]`.
+pub fn supports_charset(charset: &str) -> bool {
+    charset.eq_ignore_ascii_case("UTF-8") || charset.eq_ignore_ascii_case("US-ASCII")
+}
+
+/// Evaluates keys for one message, decoding its text at most once however many keys
+/// look at it.
+struct Matcher<'c, 'a> {
+    candidate: &'c Candidate<'a>,
+    max_seq: u32,
+    max_uid: u32,
+    header_text: OnceCell<String>,
+    body_text: OnceCell<String>,
+}
+
+impl Matcher<'_, '_> {
+    fn matches(&self, key: &SearchKey<'_>) -> bool {
+        let c = self.candidate;
+        match key {
+            SearchKey::And(keys) => keys.as_ref().iter().all(|k| self.matches(k)),
+            SearchKey::Or(a, b) => self.matches(a) || self.matches(b),
+            SearchKey::Not(k) => !self.matches(k),
+            SearchKey::All => true,
+
+            SearchKey::SequenceSet(set) => contains(set, c.seq, self.max_seq),
+            SearchKey::Uid(set) => contains(set, c.uid, self.max_uid),
+
+            SearchKey::Answered => c.flags.contains(Flags::ANSWERED),
+            SearchKey::Deleted => c.flags.contains(Flags::DELETED),
+            SearchKey::Draft => c.flags.contains(Flags::DRAFT),
+            SearchKey::Flagged => c.flags.contains(Flags::FLAGGED),
+            SearchKey::Seen => c.flags.contains(Flags::SEEN),
+            SearchKey::Unanswered => !c.flags.contains(Flags::ANSWERED),
+            SearchKey::Undeleted => !c.flags.contains(Flags::DELETED),
+            SearchKey::Undraft => !c.flags.contains(Flags::DRAFT),
+            SearchKey::Unflagged => !c.flags.contains(Flags::FLAGGED),
+            SearchKey::Unseen => !c.flags.contains(Flags::SEEN),
+            SearchKey::Keyword(k) => has_keyword(c, k.as_ref()),
+            SearchKey::Unkeyword(k) => !has_keyword(c, k.as_ref()),
+            // \Recent is never set (see the module documentation).
+            SearchKey::Recent | SearchKey::New => false,
+            SearchKey::Old => true,
+
+            SearchKey::Larger(n) => c.size > u64::from(*n),
+            SearchKey::Smaller(n) => c.size < u64::from(*n),
+
+            SearchKey::Before(d) => internal_day(c) < day_number(d),
+            SearchKey::On(d) => internal_day(c) == day_number(d),
+            SearchKey::Since(d) => internal_day(c) >= day_number(d),
+            SearchKey::SentBefore(d) => sent_day(c) < day_number(d),
+            SearchKey::SentOn(d) => sent_day(c) == day_number(d),
+            SearchKey::SentSince(d) => sent_day(c) >= day_number(d),
+
+            SearchKey::From(s) => header_contains(c, "From", s),
+            SearchKey::To(s) => header_contains(c, "To", s),
+            SearchKey::Cc(s) => header_contains(c, "Cc", s),
+            SearchKey::Bcc(s) => header_contains(c, "Bcc", s),
+            SearchKey::Subject(s) => header_contains(c, "Subject", s),
+            SearchKey::Header(name, s) => {
+                header_contains(c, &String::from_utf8_lossy(name.as_ref()), s)
+            }
+            SearchKey::Body(s) => contains_text(self.body_text(), s),
+            SearchKey::Text(s) => {
+                contains_text(self.header_text(), s) || contains_text(self.body_text(), s)
+            }
+
+            // RFC 7162 3.1.5: modified at or after the given mod-sequence. Lifeboat keeps
+            // one mod-sequence per message, so the entry name and type do not matter.
+            SearchKey::ModSequence { modseq, .. } => c.modseq >= *modseq,
+
+            // Keys of extensions Lifeboat does not announce (e.g. WITHIN), should some
+            // other crate enable them in imap-types.
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    fn header_text(&self) -> &str {
+        self.header_text
+            .get_or_init(|| lowercase(&mime::header_text(self.candidate.message)))
+    }
+
+    fn body_text(&self) -> &str {
+        self.body_text
+            .get_or_init(|| lowercase(&mime::body_text(self.candidate.message)))
+    }
+}
+
+/// Whether a sequence set contains `n`, `*` standing for `max`. Ranges may be written
+/// either way round (RFC 3501 9: `4:2` is `2:4`).
+fn contains(set: &SequenceSet, n: u32, max: u32) -> bool {
+    let resolve = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => max,
+    };
+    set.0.as_ref().iter().any(|sequence| match sequence {
+        Sequence::Single(v) => resolve(v) == n,
+        Sequence::Range(a, b) => {
+            let (a, b) = (resolve(a), resolve(b));
+            (a.min(b)..=a.max(b)).contains(&n)
+        }
+    })
+}
+
+fn has_keyword(c: &Candidate<'_>, keyword: &str) -> bool {
+    c.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+}
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Days since 1970-01-01 of the internal date, in UTC.
+fn internal_day(c: &Candidate<'_>) -> i64 {
+    c.internal_date.div_euclid(SECONDS_PER_DAY)
+}
+
+/// Days since 1970-01-01 of the Date: header's own calendar day.
+fn sent_day(c: &Candidate<'_>) -> i64 {
+    match mime::sent_date(c.message) {
+        Some((year, month, day)) => days_from_civil(i64::from(year), month, day),
+        None => internal_day(c),
+    }
+}
+
+/// Days since 1970-01-01 of a search date. (imap-types hands out chrono's date; its
+/// inherent methods are enough, no chrono dependency needed.)
+fn day_number(date: &NaiveDate) -> i64 {
+    date.as_ref().and_hms_opt(0, 0, 0).map_or(0, |midnight| {
+        midnight.and_utc().timestamp().div_euclid(SECONDS_PER_DAY)
+    })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
+    let (month, day) = (i64::from(month), i64::from(day));
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Whether any field `name` contains the string; an empty string matches any message
+/// that has the field at all (RFC 3501 6.4.4 HEADER).
+fn header_contains(c: &Candidate<'_>, name: &str, needle: &AString<'_>) -> bool {
+    let needle = lowercase(&String::from_utf8_lossy(needle.as_ref()));
+    mime::header_field(c.message, name)
+        .iter()
+        .any(|value| lowercase(value).contains(&needle))
+}
+
+/// `haystack` must already be lower case.
+fn contains_text(haystack: &str, needle: &AString<'_>) -> bool {
+    haystack.contains(&lowercase(&String::from_utf8_lossy(needle.as_ref())))
+}
+
+/// Case folding for matching. Unicode lower case, so "Ä" finds "ä".
+fn lowercase(s: &str) -> String {
+    s.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! Mailboxes users create, rename, delete and subscribe to (IMAP CREATE, RENAME, DELETE,
+//! SUBSCRIBE). Names are UTF-8 with `.` as the hierarchy separator, as Maildir++ spells
+//! them on disk (`.Archive.2026/`).
+
+use std::fs;
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::address::Address;
+use crate::deliver::canonical_folder;
+use crate::error::{Error, IoContext, Result};
+use crate::maildir;
+use crate::store::Store;
+use crate::users::create_mailbox;
+
+/// Why a mailbox operation was refused, in words for the client.
+fn refused<T>(why: impl Into<String>) -> Result<T> {
+    Err(Error::Refused(why.into()))
+}
+
+/// Checks a mailbox name a user chose: it becomes a directory name.
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > 200
+        || name.starts_with('.')
+        || name.ends_with('.')
+        || name.contains("..")
+        || name.contains('/')
+        || name.chars().any(char::is_control);
+    if bad {
+        return refused(format!("`{name}` is not a usable mailbox name"));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Creates mailbox `name` for `owner`, with any missing parent mailboxes.
+    pub fn create_mailbox(&self, owner: &Address, name: &str) -> Result<()> {
+        check_name(name)?;
+        if canonical_folder(name) == "INBOX" {
+            return refused("INBOX always exists");
+        }
+        let user_dir = self.user_dir(owner);
+        let (owner, name) = (owner.to_string(), name.to_string());
+        self.write(move |conn| {
+            let user_id: i64 = conn
+                .query_row("SELECT id FROM users WHERE address = ?1", [&owner], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .ok_or_else(|| Error::Refused(format!("no user {owner}")))?;
+            let exists = |n: &str| -> Result<bool> {
+                Ok(conn
+                    .query_row(
+                        "SELECT 1 FROM mailboxes WHERE user_id = ?1 AND name = ?2",
+                        params![user_id, n],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some())
+            };
+            if exists(&name)? {
+                return refused(format!("[ALREADYEXISTS] {name} already exists"));
+            }
+            // RFC 3501 §6.3.3: create the superior hierarchy too.
+            let parts: Vec<&str> = name.split('.').collect();
+            for depth in 1..=parts.len() {
+                let path = parts[..depth].join(".");
+                if exists(&path)? {
+                    continue;
+                }
+                let dir = maildir::folder_dir(&user_dir, &path);
+                maildir::create_folder(&dir, true)?;
+                create_mailbox(conn, user_id, &path, None, &dir)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes mailbox `name` and its messages. Refused for INBOX, for a mailbox with
+    /// children (RFC 3501 §6.3.4 allows refusing), and while any copy in it still has
+    /// to go back to the origin.
+    pub fn delete_mailbox(&self, owner: &Address, name: &str) -> Result<()> {
+        if canonical_folder(name) == "INBOX" {
+            return refused("INBOX cannot be deleted");
+        }
+        let dir = self.folder_dir(owner, name);
+        let (owner_text, name_text) = (owner.to_string(), name.to_string());
+        self.write(move |conn| {
+            let mailbox: (i64, i64) = conn
+                .query_row(
+                    "SELECT m.id, m.user_id FROM mailboxes m JOIN users u ON u.id = m.user_id
+                     WHERE u.address = ?1 AND m.name = ?2",
+                    params![owner_text, name_text],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| Error::Refused("[NONEXISTENT] no such mailbox".into()))?;
+            let children: i64 = conn.query_row(
+                "SELECT count(*) FROM mailboxes WHERE user_id = ?1 AND name LIKE ?2 ESCAPE '\\'",
+                params![mailbox.1, format!("{}.%", like_escape(&name_text))],
+                |r| r.get(0),
+            )?;
+            if children > 0 {
+                return refused("[INUSE] delete the mailboxes inside it first");
+            }
+            let waiting: i64 = conn.query_row(
+                "SELECT count(*) FROM messages m JOIN replay_ledger l ON l.message_row = m.id
+                 WHERE m.mailbox_id = ?1 AND l.state IN ('pending', 'rejected')",
+                [mailbox.0],
+                |r| r.get(0),
+            )?;
+            if waiting > 0 {
+                return refused(format!(
+                    "[INUSE] {waiting} message(s) in it still have to go back to your mail server"
+                ));
+            }
+            // Only delivered copies have ledger rows left here.
+            conn.execute(
+                "DELETE FROM replay_ledger WHERE message_row IN
+                 (SELECT id FROM messages WHERE mailbox_id = ?1)",
+                [mailbox.0],
+            )?;
+            conn.execute("DELETE FROM messages WHERE mailbox_id = ?1", [mailbox.0])?;
+            conn.execute("DELETE FROM mailboxes WHERE id = ?1", [mailbox.0])?;
+            Ok(())
+        })?;
+        // The rows are gone; the files follow. Leftovers only cost disk (check reports
+        // them), never a wrong view.
+        if dir.exists() {
+            fs::remove_dir_all(&dir).context(|| format!("removing {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Renames mailbox `from` (and the mailboxes inside it) to `to`. UIDVALIDITY stays:
+    /// the messages keep their UIDs under the new name.
+    pub fn rename_mailbox(&self, owner: &Address, from: &str, to: &str) -> Result<()> {
+        check_name(to)?;
+        if canonical_folder(from) == "INBOX" {
+            return refused("renaming INBOX is not supported; create a mailbox and move the mail");
+        }
+        if canonical_folder(to) == "INBOX" {
+            return refused("[ALREADYEXISTS] INBOX exists");
+        }
+        let user_dir = self.user_dir(owner);
+        let (owner, from, to) = (owner.to_string(), from.to_string(), to.to_string());
+        self.write(move |conn| {
+            let user_id: i64 = conn
+                .query_row("SELECT id FROM users WHERE address = ?1", [&owner], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .ok_or_else(|| Error::Refused(format!("no user {owner}")))?;
+            let names: Vec<String> = {
+                let mut stmt = conn.prepare(
+                    "SELECT name FROM mailboxes WHERE user_id = ?1
+                     AND (name = ?2 OR name LIKE ?3 ESCAPE '\\') ORDER BY length(name)",
+                )?;
+                let rows = stmt.query_map(
+                    params![user_id, from, format!("{}.%", like_escape(&from))],
+                    |r| r.get(0),
+                )?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            if names.first() != Some(&from) {
+                return refused("[NONEXISTENT] no such mailbox");
+            }
+            let taken: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM mailboxes WHERE user_id = ?1 AND name = ?2",
+                    params![user_id, to],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return refused(format!("[ALREADYEXISTS] {to} already exists"));
+            }
+            for old in &names {
+                let new = format!("{to}{}", &old[from.len()..]);
+                let (old_dir, new_dir) = (
+                    maildir::folder_dir(&user_dir, old),
+                    maildir::folder_dir(&user_dir, &new),
+                );
+                fs::rename(&old_dir, &new_dir).context(|| {
+                    format!("renaming {} to {}", old_dir.display(), new_dir.display())
+                })?;
+                conn.execute(
+                    "UPDATE mailboxes SET name = ?1 WHERE user_id = ?2 AND name = ?3",
+                    params![new, user_id, old],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn set_subscribed(&self, mailbox_id: i64, subscribed: bool) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE mailboxes SET subscribed = ?1 WHERE id = ?2",
+                params![subscribed, mailbox_id],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Class, NewMessage, NewUser, password};
+
+    fn store_with_user() -> (tempfile::TempDir, Store, Address) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "h").unwrap();
+        store.lock_for_delivery().unwrap();
+        let owner = Address::parse("a@x.test").unwrap();
+        store
+            .add_user(NewUser {
+                address: owner.clone(),
+                password_hash: password::unusable(),
+                aliases: Vec::new(),
+                active: true,
+                alternate_email: None,
+            })
+            .unwrap();
+        (dir, store, owner)
+    }
+
+    fn names(store: &Store) -> Vec<String> {
+        let reader = store.reader().unwrap();
+        let user = reader.user("a@x.test").unwrap().unwrap();
+        reader
+            .mailboxes(user.id)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect()
+    }
+
+    #[test]
+    fn create_rename_delete() {
+        let (_dir, store, owner) = store_with_user();
+        store.create_mailbox(&owner, "Projects.2026").unwrap();
+        assert!(names(&store).contains(&"Projects".to_string()));
+        assert!(
+            store
+                .folder_dir(&owner, "Projects.2026")
+                .join("cur")
+                .is_dir()
+        );
+        let again = store.create_mailbox(&owner, "Projects").unwrap_err();
+        assert!(again.to_string().contains("ALREADYEXISTS"), "{again}");
+
+        store
+            .deliver(NewMessage::new(
+                owner.clone(),
+                "Projects.2026",
+                b"Subject: x\r\n\r\nx\r\n".to_vec(),
+                Class::Other,
+            ))
+            .unwrap();
+        store.rename_mailbox(&owner, "Projects", "Work").unwrap();
+        let all = names(&store);
+        assert!(
+            all.contains(&"Work.2026".to_string())
+                && !all.iter().any(|n| n.starts_with("Projects")),
+            "{all:?}"
+        );
+        let reader = store.reader().unwrap();
+        let user = reader.user("a@x.test").unwrap().unwrap();
+        let moved = reader.mailbox(user.id, "Work.2026").unwrap().unwrap();
+        let message = reader.messages(moved.id).unwrap().remove(0);
+        assert!(store.read_message(&owner, "Work.2026", &message).is_ok());
+
+        let busy = store.delete_mailbox(&owner, "Work").unwrap_err();
+        assert!(busy.to_string().contains("INUSE"), "{busy}");
+        store.delete_mailbox(&owner, "Work.2026").unwrap();
+        store.delete_mailbox(&owner, "Work").unwrap();
+        assert!(!names(&store).iter().any(|n| n.starts_with("Work")));
+        assert!(!store.folder_dir(&owner, "Work").exists());
+    }
+
+    #[test]
+    fn mail_waiting_for_replay_keeps_its_mailbox() {
+        let (_dir, store, owner) = store_with_user();
+        store.create_mailbox(&owner, "Held").unwrap();
+        store
+            .deliver(NewMessage::new(
+                owner.clone(),
+                "Held",
+                b"Subject: x\r\n\r\nx\r\n".to_vec(),
+                Class::Diverted,
+            ))
+            .unwrap();
+        let refused = store.delete_mailbox(&owner, "Held").unwrap_err();
+        assert!(
+            refused.to_string().contains("go back to your mail server"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn bad_names_and_inbox_are_refused() {
+        let (_dir, store, owner) = store_with_user();
+        for bad in [
+            "",
+            ".hidden",
+            "a..b",
+            "a/b",
+            "../x",
+            "trailing.",
+            "tab\there",
+        ] {
+            assert!(store.create_mailbox(&owner, bad).is_err(), "{bad:?}");
+        }
+        assert!(store.create_mailbox(&owner, "inbox").is_err());
+        assert!(store.delete_mailbox(&owner, "INBOX").is_err());
+        assert!(store.rename_mailbox(&owner, "INBOX", "Old").is_err());
+    }
+}

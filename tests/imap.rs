@@ -1,0 +1,544 @@
+//! IMAP end to end: a real `lifeboat serve` with a test certificate, driven by real
+//! clients (Python's imaplib, curl, mbsync) and byte by byte.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use lifeboat_mailstore::{Address, Class, NewMessage, Store};
+use support::lifeboat::Lifeboat;
+
+const ALICE: &str = "alice@example.test";
+const PASSWORD: &str = "secret"; // what Lifeboat::add_user sets
+
+fn message(n: usize) -> Vec<u8> {
+    format!(
+        "From: \"Sender, The\" <sender@else.test>\r\nTo: alice@example.test\r\n\
+         Subject: message {n}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <m{n}@else.test>\r\n\r\nThis is message {n}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// A Lifeboat with alice and `count` messages in her INBOX (stored before `serve`
+/// starts, as the milter would have), IMAP on loopback with a certificate. Started.
+fn lifeboat_with_mail(count: usize) -> Lifeboat {
+    let origin: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    lifeboat.add_user(ALICE, &["sales@example.test"]);
+    lifeboat.add_user("bob@example.test", &[]);
+    deliver(
+        &lifeboat,
+        ALICE,
+        (1..=count).map(|n| (message(n), Class::Journal)),
+    );
+    lifeboat.enable_imap("127.0.0.1", false, true);
+    lifeboat.start();
+    lifeboat
+}
+
+fn deliver(lifeboat: &Lifeboat, user: &str, messages: impl IntoIterator<Item = (Vec<u8>, Class)>) {
+    let store = Store::open(&lifeboat.data_dir(), "lifeboat.test").unwrap();
+    store.lock_for_delivery().unwrap();
+    for (content, class) in messages {
+        let mut message = NewMessage::new(Address::parse(user).unwrap(), "INBOX", content, class);
+        message.envelope_from = Some("sender@else.test".into());
+        message.envelope_to = vec![Address::parse(user).unwrap()];
+        store.deliver(message).unwrap();
+    }
+}
+
+fn plain(lifeboat: &Lifeboat) -> SocketAddr {
+    lifeboat.imap.unwrap().0
+}
+
+fn implicit_tls(lifeboat: &Lifeboat) -> SocketAddr {
+    lifeboat.imap.unwrap().1
+}
+
+/// Runs a Python script with `args`; returns its stdout. The script failing fails the
+/// test with its output.
+fn python(script: &str, args: &[String]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A hand-driven IMAP connection for byte-level checks.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut raw = Raw {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        let greeting = raw.line();
+        assert!(greeting.starts_with("* OK "), "{greeting}");
+        raw
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line
+    }
+
+    fn send(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).unwrap();
+    }
+
+    /// Sends `tag command` and returns every line up to and including the tagged one.
+    fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(&format!("{tag} {command}\r\n"));
+        self.until_tagged(tag)
+    }
+
+    fn until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(!line.is_empty(), "connection closed; so far: {lines:?}");
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
+/// Hands a message to the fallback listener, as Postfix does during an outage.
+fn smtp_to_fallback(fallback: SocketAddr, to: &str, content: &[u8]) {
+    let stream = TcpStream::connect(fallback).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let expect = |reader: &mut BufReader<TcpStream>, code: &str| loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with(code), "wanted {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect(&mut reader, "220");
+    for (command, code) in [
+        ("EHLO test".to_string(), "250"),
+        ("MAIL FROM:<sender@else.test>".to_string(), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_string(), "354"),
+    ] {
+        writer
+            .write_all(format!("{command}\r\n").as_bytes())
+            .unwrap();
+        expect(&mut reader, code);
+    }
+    writer.write_all(content).unwrap();
+    writer.write_all(b".\r\n").unwrap();
+    expect(&mut reader, "250");
+}
+
+fn tagged(lines: &[String]) -> &str {
+    lines.last().map(String::as_str).unwrap_or("")
+}
+
+#[test]
+fn imaplib_reads_over_starttls_and_implicit_tls() {
+    let lifeboat = lifeboat_with_mail(3);
+    let script = r#"
+import imaplib, ssl, sys
+host, plain, tls, user, password = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+for how in ("starttls", "tls"):
+    if how == "starttls":
+        m = imaplib.IMAP4(host, plain)
+        assert "STARTTLS" in m.capabilities, m.capabilities
+        m.starttls(ssl_context=ctx)
+    else:
+        m = imaplib.IMAP4_SSL(host, tls, ssl_context=ctx)
+    assert "AUTH=PLAIN" in m.capabilities, m.capabilities
+    m.login(user, password)
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and data == [b"3"], (typ, data)
+    typ, data = m.fetch("1:*", "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK", (typ, data)
+    subjects = [part[1].strip() for part in data if isinstance(part, tuple)]
+    print(how, subjects)
+    typ, data = m.uid("SEARCH", None, "SUBJECT", "message 2")
+    print(how, "search", data)
+    typ, data = m.fetch("2", "(BODY[TEXT])")
+    print(how, "text", data[0][1])
+    typ, data = m.fetch("2", "(FLAGS)")
+    print(how, "flags", data)
+    m.logout()
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            implicit_tls(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    for how in ["starttls", "tls"] {
+        assert!(
+            out.contains(&format!(
+                "{how} [b'Subject: message 1', b'Subject: message 2', b'Subject: message 3']"
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("{how} search [b'2']")), "{out}");
+        assert!(
+            out.contains(&format!("{how} text b'This is message 2.\\r\\n'")),
+            "{out}"
+        );
+    }
+    // BODY[TEXT] (not PEEK) set \Seen.
+    assert!(
+        out.contains("starttls flags [b'2 (FLAGS (\\\\Seen))']"),
+        "{out}"
+    );
+}
+
+#[test]
+fn login_is_refused_before_tls_on_a_non_loopback_listener_and_wrong_passwords_fail() {
+    let origin: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    lifeboat.add_user(ALICE, &[]);
+    lifeboat.enable_imap("0.0.0.0", false, true);
+    lifeboat.start();
+    let mut raw = Raw::connect(SocketAddr::from(([127, 0, 0, 1], plain(&lifeboat).port())));
+    let caps = raw.command("a1", "CAPABILITY");
+    assert!(
+        caps[0].contains("LOGINDISABLED") && caps[0].contains("STARTTLS"),
+        "{caps:?}"
+    );
+    let login = raw.command("a2", &format!("LOGIN {ALICE} {PASSWORD}"));
+    assert!(
+        tagged(&login).starts_with("a2 NO [PRIVACYREQUIRED]"),
+        "{login:?}"
+    );
+
+    // Over TLS the same listener takes the login; a wrong password is refused.
+    let script = r#"
+import imaplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.starttls(ssl_context=ctx)
+try:
+    m.login(sys.argv[3], "wrong")
+    print("wrong password accepted")
+except imaplib.IMAP4.error as e:
+    print("refused:", e)
+m.login(sys.argv[3], sys.argv[4])
+print(m.select("INBOX"))
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    assert!(out.contains("[AUTHENTICATIONFAILED]"), "{out}");
+    assert!(out.contains("('OK', [b'0'])"), "{out}");
+}
+
+#[test]
+fn byte_level_session_with_literals_idle_and_bad_input() {
+    let lifeboat = lifeboat_with_mail(2);
+    let mut raw = Raw::connect(plain(&lifeboat));
+    // LOGIN with literals (RFC 3501 §4.3), as clients send odd passwords.
+    raw.send(&format!("a1 LOGIN {{{}}}\r\n", ALICE.len()));
+    let go_ahead = raw.line();
+    assert!(go_ahead.starts_with("+ "), "{go_ahead}");
+    raw.send(&format!(
+        "{ALICE} {{{}+}}\r\n{PASSWORD}\r\n",
+        PASSWORD.len()
+    ));
+    let login = raw.until_tagged("a1");
+    assert!(
+        tagged(&login).starts_with("a1 OK [CAPABILITY IMAP4REV1"),
+        "{login:?}"
+    );
+
+    let select = raw.command("a2", "SELECT INBOX");
+    assert!(select.contains(&"* 2 EXISTS\r\n".to_string()), "{select:?}");
+    assert!(
+        select.iter().any(|l| l.starts_with("* OK [UIDVALIDITY ")),
+        "{select:?}"
+    );
+    assert!(
+        select.iter().any(|l| l.starts_with("* OK [UIDNEXT 3]")),
+        "{select:?}"
+    );
+    assert!(
+        tagged(&select).starts_with("a2 OK [READ-WRITE]"),
+        "{select:?}"
+    );
+
+    // Garbage gets BAD, and the session goes on.
+    let bad = raw.command("a3", "FROBNICATE now");
+    assert!(tagged(&bad).starts_with("a3 BAD"), "{bad:?}");
+    let noop = raw.command("a4", "NOOP");
+    assert!(tagged(&noop).starts_with("a4 OK"), "{noop:?}");
+
+    // IDLE sees a message stored meanwhile, within a second or two.
+    raw.send("a5 IDLE\r\n");
+    let idling = raw.line();
+    assert!(idling.starts_with("+ "), "{idling}");
+    lifeboat.outage(true);
+    smtp_to_fallback(lifeboat.fallback, ALICE, &message(3));
+    let news = raw.line();
+    assert_eq!(news, "* 3 EXISTS\r\n");
+    raw.send("DONE\r\n");
+    let done = raw.until_tagged("a5");
+    assert!(tagged(&done).starts_with("a5 OK"), "{done:?}");
+
+    let logout = raw.command("a6", "LOGOUT");
+    assert!(logout[0].starts_with("* BYE"), "{logout:?}");
+    let mut rest = String::new();
+    let _ = raw.reader.read_to_string(&mut rest);
+    assert_eq!(rest, "");
+}
+
+#[test]
+fn mailboxes_append_copy_move_and_expunge_with_imaplib() {
+    let lifeboat = lifeboat_with_mail(3);
+    let script = r#"
+import imaplib, sys, time
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+caps = m.capabilities
+for c in ("UIDPLUS", "MOVE", "SPECIAL-USE", "IDLE", "NAMESPACE"):
+    assert c in caps, (c, caps)
+typ, listing = m.list()
+print("list", sorted(l.decode() for l in listing))
+print("create", m.create("Projekte.Entw&APw-rfe"))
+print("create again", m.create("Projekte"))
+print("rename", m.rename("Projekte", "Arbeit"))
+typ, listing = m.list("\"\"", "Arbeit*")
+print("renamed", sorted(l.decode() for l in listing))
+print("subscribe", m.unsubscribe("Junk"))
+typ, lsub = m.lsub()
+print("lsub", sorted(l.decode() for l in lsub))
+date = imaplib.Time2Internaldate(time.mktime((2026, 11, 20, 12, 0, 0, 0, 0, -1)))
+typ, data = m.append("Arbeit.Entw&APw-rfe", r"(\Flagged $Work)", date, b"Subject: appended\r\n\r\nhello\r\n")
+print("append", typ, data)
+m.select("INBOX")
+m.uid("COPY", "1:2", "Archive")
+print("copy", m.response("COPYUID"))
+m.uid("MOVE", "3", "Arbeit.Entw&APw-rfe")
+print("move", m.response("COPYUID"))
+print("after move", m.select("INBOX"))
+print("status", m.status("Arbeit.Entw&APw-rfe", "(MESSAGES UIDNEXT UNSEEN)"))
+m.select("Arbeit.Entw&APw-rfe")
+print("fetch", m.fetch("1:*", "(FLAGS INTERNALDATE RFC822.SIZE)"))
+m.store("1", "+FLAGS", r"(\Deleted)")
+print("expunge", m.expunge())
+print("left", m.search(None, "ALL"))
+m.close()
+print("delete selected-not", m.delete("Arbeit.Entw&APw-rfe"))
+print("delete parent", m.delete("Arbeit"))
+print("delete inbox", m.delete("INBOX"))
+m.logout()
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{out}"))
+            .to_string()
+    };
+    let list = line("list ");
+    for expected in [
+        r#"(\\Sent) "." Sent"#,
+        r#"(\\Archive) "." Archive"#,
+        r#"() "." INBOX"#,
+    ] {
+        assert!(list.contains(expected), "{expected} in {list}");
+    }
+    assert!(line("create ").contains("'OK'"), "{out}");
+    assert!(line("create again").contains("ALREADYEXISTS"), "{out}");
+    assert!(
+        line("renamed").contains(r#""." Arbeit.Entw&APw-rfe"#),
+        "{out}"
+    );
+    assert!(
+        !line("lsub").contains("Junk") && line("lsub").contains("Sent"),
+        "{out}"
+    );
+    assert!(line("append").contains("[APPENDUID "), "{out}");
+    assert!(line("copy").ends_with(" 1:2 1:2'])"), "{out}");
+    assert!(line("move").ends_with(" 3 2'])"), "{out}");
+    assert!(line("after move").contains("[b'2']"), "{out}");
+    assert!(
+        line("status").contains("MESSAGES 2 UIDNEXT 3 UNSEEN 2"),
+        "{out}"
+    );
+    let fetch = line("fetch");
+    assert!(
+        fetch.contains(r#"1 (FLAGS (\\Flagged $Work) INTERNALDATE "20-Nov-2026"#),
+        "{fetch}"
+    );
+    assert!(line("expunge").contains("[b'1']"), "{out}");
+    assert!(line("left").contains("[b'1']"), "{out}");
+    assert!(line("delete selected-not").contains("'OK'"), "{out}");
+    assert!(line("delete parent").contains("'OK'"), "{out}");
+    assert!(line("delete inbox").contains("'NO'"), "{out}");
+}
+
+#[test]
+fn append_to_sent_during_an_outage_is_a_sent_copy_for_replay() {
+    let lifeboat = lifeboat_with_mail(0);
+    lifeboat.outage(true);
+    let script = r#"
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+msg = b"From: alice@example.test\r\nTo: friend@else.test\r\nMessage-ID: <sent1@example.test>\r\nSubject: reply\r\n\r\nhi\r\n"
+print(m.append("Sent", r"(\Seen)", None, msg))
+print(m.append("Sent", r"(\Seen)", None, msg))
+print(m.append("Drafts", None, None, msg))
+"#;
+    python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let store = lifeboat.store();
+    let reader = store.reader().unwrap();
+    let user = reader.user(ALICE).unwrap().unwrap();
+    let classes = |folder: &str| -> Vec<(Class, Option<String>)> {
+        let mailbox = reader.mailbox(user.id, folder).unwrap().unwrap();
+        reader
+            .messages(mailbox.id)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.class, m.replay_state))
+            .collect()
+    };
+    // Once for replay; the client's second APPEND of the same message is its own copy.
+    assert_eq!(
+        classes("Sent"),
+        [
+            (Class::Sent, Some("pending".to_string())),
+            (Class::Other, None)
+        ]
+    );
+    assert_eq!(classes("Drafts"), [(Class::Other, None)]);
+}
+
+#[test]
+fn condstore_and_a_second_session_seeing_changes() {
+    let lifeboat = lifeboat_with_mail(3);
+    let login = |raw: &mut Raw, tag: &str| {
+        let lines = raw.command(tag, &format!("LOGIN {ALICE} {PASSWORD}"));
+        assert!(tagged(&lines).contains(" OK "), "{lines:?}");
+    };
+    let mut one = Raw::connect(plain(&lifeboat));
+    let mut two = Raw::connect(plain(&lifeboat));
+    login(&mut one, "a0");
+    login(&mut two, "b0");
+    let select = one.command("a1", "SELECT INBOX (CONDSTORE)");
+    let highest: u64 = select
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [HIGHESTMODSEQ "))
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{select:?}"));
+    drop(two.command("b1", "SELECT INBOX"));
+
+    // A change in session two...
+    let store = two.command("b2", "STORE 2 +FLAGS (\\Flagged)");
+    assert!(
+        store[0].starts_with("* 2 FETCH (FLAGS (\\Flagged))"),
+        "{store:?}"
+    );
+    // ...reaches session one at its next command, with its modseq.
+    let noop = one.command("a2", "NOOP");
+    assert!(
+        noop.iter()
+            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (")),
+        "{noop:?}"
+    );
+    let changed = one.command("a3", &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"));
+    assert_eq!(changed.len(), 2, "only message 2 changed: {changed:?}");
+    assert!(
+        changed[0].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        "{changed:?}"
+    );
+
+    // UNCHANGEDSINCE: message 2 changed after `highest`, so it is left alone.
+    let conditional = one.command(
+        "a4",
+        &format!("STORE 1:2 (UNCHANGEDSINCE {highest}) +FLAGS (\\Seen)"),
+    );
+    assert!(
+        tagged(&conditional).starts_with("a4 OK [MODIFIED 2]"),
+        "{conditional:?}"
+    );
+    let flags = one.command("a5", "FETCH 1:2 (FLAGS)");
+    assert!(
+        flags[0].starts_with("* 1 FETCH (FLAGS (\\Seen) MODSEQ"),
+        "{flags:?}"
+    );
+    assert!(
+        flags[1].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ"),
+        "{flags:?}"
+    );
+
+    // An EXPUNGE in session two is not announced to one during FETCH, only after NOOP.
+    drop(two.command("b3", "STORE 3 +FLAGS.SILENT (\\Deleted)"));
+    let expunged = two.command("b4", "EXPUNGE");
+    assert!(
+        expunged.contains(&"* 3 EXPUNGE\r\n".to_string()),
+        "{expunged:?}"
+    );
+    let during_fetch = one.command("a6", "FETCH 1 (UID)");
+    assert!(
+        !during_fetch.iter().any(|l| l.contains("EXPUNGE")),
+        "{during_fetch:?}"
+    );
+    let noop = one.command("a7", "NOOP");
+    assert!(noop.contains(&"* 3 EXPUNGE\r\n".to_string()), "{noop:?}");
+}
