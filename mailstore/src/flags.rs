@@ -98,7 +98,7 @@ impl Store {
 }
 
 /// The file in `cur` whose basename is `basename`, whatever flags its name carries.
-fn find_by_basename(cur: &Path, basename: &str) -> Option<PathBuf> {
+pub(crate) fn find_by_basename(cur: &Path, basename: &str) -> Option<PathBuf> {
     let prefix = format!("{basename}:2,");
     std::fs::read_dir(cur)
         .ok()?
