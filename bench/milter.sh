@@ -14,8 +14,9 @@
 #   divert   Lifeboat's milter, origin in outage: a durable diverted copy per message,
 #            recipient removed (Postfix discards the message)
 # The time is from the first connection until Postfix's queue is empty (everything
-# delivered to the sink, or discarded). Prints msg/s per mode, the ratios to `none`, and
-# Lifeboat's modes as a ratio of `noop`.
+# delivered to the sink, or discarded). Prints msg/s per mode, the ratios to `none` (of the
+# medians, and the median of each round's ratio), and Lifeboat's modes as a ratio of `noop`;
+# on stderr, each run's rate and the milter's CPU time per message.
 # Not a test: nothing here asserts a time.
 #
 # usage: bench/milter.sh [MESSAGES] [SESSIONS] [SIZE] [REPEAT]   (as root)
@@ -157,6 +158,10 @@ for mode, rates in runs.items():
     line = f"  {labels.get(mode, mode):<10} {rate:8.1f} msg/s"
     if base:
         line += f"  {rate / base:5.2f}x"
+        # Each round's ratio to that round's `none`, then the median: less swayed by
+        # load that comes and goes between rounds on a shared machine.
+        per_round = statistics.median(r / n for r, n in zip(rates, runs["none"]))
+        line += f"  (per round {per_round:4.2f}x)"
     if noop and mode not in ("none", "noop"):
         line += f"  ({rate / noop:4.2f}x of noop)"
     if base and mode in targets:

@@ -153,6 +153,7 @@ fn a_stopped_origin_is_detected_from_a_deferral_and_its_mail_captured_at_once() 
         "lifeboat_origin_transitions_total{origin=\"main\",from=\"normal\",to=\"outage\"} 1",
         "lifeboat_deferrals_total{origin=\"main\",source=\"fallback\"} 1",
         "lifeboat_captures_total{path=\"fallback\",outcome=\"diverted\"} 1",
+        "lifeboat_captures_total{path=\"milter\",outcome=\"journal\"} 1",
         "lifeboat_copies{origin=\"main\",kind=\"diverted_pending\"} 1",
     ] {
         assert!(metrics.contains(line), "no `{line}` in\n{metrics}");

@@ -9,6 +9,8 @@ use indymilter::{
     ProtoOpts, Status,
 };
 
+use lifeboat_mailstore::metrics;
+
 use crate::Milter;
 use crate::decision::{Decision, decide};
 use crate::message::{Message, Recipient};
@@ -159,6 +161,9 @@ fn header_field_value(value: &str, leading_space: bool) -> String {
 
 /// One line per message: Postfix logs nothing when a milter removes recipients.
 fn log_decision(queue_id: &str, message: &Message, decision: &Decision, took: std::time::Duration) {
+    for outcome in &decision.outcomes {
+        metrics::count_capture(metrics::MILTER, metric_outcome(&outcome.outcome));
+    }
     let recipients = decision
         .outcomes
         .iter()
@@ -175,6 +180,23 @@ fn log_decision(queue_id: &str, message: &Message, decision: &Decision, took: st
         ms = took.as_secs_f64() * 1000.0,
         "milter decision"
     );
+}
+
+/// The `lifeboat_captures_total` outcome of a decision-line outcome.
+fn metric_outcome(outcome: &str) -> &'static str {
+    if outcome.starts_with("diverted") {
+        "diverted"
+    } else if outcome.starts_with("journal") {
+        "journal"
+    } else if outcome.starts_with("left:divert-failed")
+        || outcome.starts_with("left:index-error")
+        || outcome.starts_with("left:internal-error")
+        || outcome.contains("journal-skipped")
+    {
+        "failed"
+    } else {
+        "left"
+    }
 }
 
 fn lossy(bytes: &CStr) -> String {

@@ -112,6 +112,7 @@ async fn serve(config: Config) -> CommandResult {
         stopped,
     ));
 
+    let signals = Signals::install()?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         milter = %config.milter.listen,
@@ -127,7 +128,7 @@ async fn serve(config: Config) -> CommandResult {
         watch: origin_watch,
         mailservers,
     };
-    wait_for_signals(&config, &running).await?;
+    signals.wait(&config, &running).await;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: draining open sessions");
@@ -163,21 +164,34 @@ struct Running {
     mailservers: mailservers::Running,
 }
 
-/// Returns on SIGTERM or SIGINT; reloads on SIGHUP.
-async fn wait_for_signals(config: &Config, running: &Running) -> CommandResult {
-    let listen = |kind| {
-        signal(kind).map_err(|e| Failure::failed(format!("installing a signal handler: {e}")))
-    };
-    let (mut term, mut int, mut hup) = (
-        listen(SignalKind::terminate())?,
-        listen(SignalKind::interrupt())?,
-        listen(SignalKind::hangup())?,
-    );
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(config, running),
+/// SIGTERM, SIGINT and SIGHUP, caught from before READY=1 on: a signal that arrives
+/// right after systemd (or a test) hears READY must not meet the default action.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, Failure> {
+        let listen = |kind| {
+            signal(kind).map_err(|e| Failure::failed(format!("installing a signal handler: {e}")))
+        };
+        Ok(Signals {
+            term: listen(SignalKind::terminate())?,
+            int: listen(SignalKind::interrupt())?,
+            hup: listen(SignalKind::hangup())?,
+        })
+    }
+
+    /// Returns on SIGTERM or SIGINT; reloads on SIGHUP.
+    async fn wait(mut self, config: &Config, running: &Running) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => reload(config, running),
+            }
         }
     }
 }
