@@ -76,6 +76,9 @@ listen = "127.0.0.1:$(free_port)"
 [pop3]
 listen = ["127.0.0.1:$lifeboat_port"]
 tls_listen = []
+[imap]
+listen = []
+tls_listen = []
 [tls]
 cert = "$work/tls/cert.pem"
 key = "$work/tls/key.pem"
