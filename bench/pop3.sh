@@ -79,6 +79,9 @@ tls_listen = []
 [imap]
 listen = []
 tls_listen = []
+[submission]
+listen = []
+tls_listen = []
 [tls]
 cert = "$work/tls/cert.pem"
 key = "$work/tls/key.pem"

@@ -12,4 +12,6 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod serve;
+pub mod smtp;
+pub mod submission;
 pub mod watch;

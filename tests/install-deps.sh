@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # fetchmail, curl and python3 (poplib) are the POP3 tests' clients.
-packages=(postfix swaks fetchmail curl python3)
+packages=(postfix swaks fetchmail curl python3 libio-socket-ssl-perl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

@@ -26,7 +26,6 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use super::mailbox::{MailboxView, Selected};
 use super::{fetch, mutf7, search};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
-use rusqlite::OptionalExtension;
 
 use crate::address::Address;
 use crate::deliver::{Class, NewMessage};
@@ -1037,21 +1036,12 @@ impl Session {
     }
 
     /// Whether a sent copy with this message's Message-ID is already in the mailbox
-    /// (sent through submission with `save_sent`, or appended twice by a client).
+    /// (sent through submission, or appended twice by a client).
     fn already_sent(&self, reader: &Reader, mailbox_id: i64, content: &[u8]) -> StoreResult<bool> {
-        let Some(message_id) = crate::deliver::header_value(content, "Message-ID") else {
-            return Ok(false);
-        };
-        Ok(reader
-            .connection()
-            .query_row(
-                "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND class = 'sent'
-                 AND header_message_id = ?2",
-                rusqlite::params![mailbox_id, message_id],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        match crate::deliver::header_value(content, "Message-ID") {
+            Some(message_id) => reader.has_sent_copy(mailbox_id, &message_id),
+            None => Ok(false),
+        }
     }
 
     /// COPY and MOVE (RFC 6851): copies are new messages of class `other` in the target
