@@ -3,8 +3,9 @@
 # /etc/postfix: the tests run their own Postfix instances from temp dirs.
 set -euo pipefail
 
-# fetchmail, curl and python3 (poplib) are the POP3 tests' clients.
-packages=(postfix swaks fetchmail curl python3)
+# fetchmail, curl and python3 (poplib) are the POP3 tests' clients; curl, isync (mbsync)
+# and python3 (imaplib) the IMAP tests'.
+packages=(postfix swaks fetchmail curl isync python3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
