@@ -3,8 +3,10 @@
 # /etc/postfix: the tests run their own Postfix instances from temp dirs.
 set -euo pipefail
 
-# fetchmail, curl and python3 (poplib) are the POP3 tests' clients.
-packages=(postfix swaks fetchmail curl python3 libio-socket-ssl-perl)
+# fetchmail, curl and python3 (poplib) are the POP3 tests' clients; curl, isync (mbsync)
+# and python3 (imaplib) the IMAP tests';
+# libio-socket-ssl-perl lets swaks speak TLS (submission tests).
+packages=(postfix swaks fetchmail curl isync python3 libio-socket-ssl-perl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
