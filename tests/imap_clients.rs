@@ -258,7 +258,6 @@ fn mbsync_pulls_inbox_and_a_second_run_transfers_nothing() {
 }
 
 #[test]
-#[ignore = "needs APPEND in Lifeboat's IMAP server (in progress on main)"]
 fn mbsync_pushes_a_local_new_message_up() {
     let lifeboat = lifeboat_with_mail(2);
     let dir = tempfile::tempdir().unwrap();

@@ -102,6 +102,17 @@ impl MailboxView {
         positions
     }
 
+    /// Whether every message number in a (non-UID) set exists: RFC 3501 §9 makes a
+    /// number past the end, or any number in an empty mailbox, an error.
+    pub fn valid_sequence(&self, set: &SequenceSet) -> bool {
+        let Some(largest) = NonZeroU32::new(self.exists()) else {
+            return false;
+        };
+        ranges(set, largest)
+            .iter()
+            .all(|(_, high)| *high <= largest.get())
+    }
+
     /// Brings this view up to `fresh` and returns what to tell the client: EXPUNGE for
     /// messages that are gone (only when `expunge_allowed`; otherwise they stay until a
     /// command that may renumber), FETCH FLAGS for changed flags (not for the UIDs in

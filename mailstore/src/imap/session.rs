@@ -713,6 +713,12 @@ impl Session {
         let State::Selected(user, selected) = &mut self.state else {
             unreachable!("checked by dispatch")
         };
+        if !uid && !selected.view.valid_sequence(set) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "invalid message sequence number",
+            )]));
+        }
         let mut positions = selected.view.resolve(set, uid);
         if let Some(since) = changed_since {
             // RFC 7162 §3.1.4: only messages changed after that modseq.
@@ -755,6 +761,15 @@ impl Session {
                 seen_uids.push(message.uid);
             }
             let seq = nz(index as u32 + 1);
+            // RFC 3501 §6.4.5: a FETCH that sets \Seen reports the new flags.
+            let with_flags;
+            let items =
+                if seen_uids.last() == Some(&message.uid) && !items.contains(&fetch::Item::Flags) {
+                    with_flags = [items, &[fetch::Item::Flags]].concat();
+                    &with_flags[..]
+                } else {
+                    items
+                };
             let values = fetch::values(items, &message, bytes.as_deref(), condstore);
             responses.push(data(Data::Fetch { seq, items: values }));
         }
@@ -798,6 +813,19 @@ impl Session {
             return Ok(Reply::new(vec![status_no(
                 tag,
                 "[READ-ONLY] mailbox is read-only",
+            )]));
+        }
+        if !uid && !selected.view.valid_sequence(set) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "invalid message sequence number",
+            )]));
+        }
+        // \Recent belongs to the server; other unknown system flags cannot be kept.
+        if flags.iter().any(|f| matches!(f, Flag::Extension(_))) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "that system flag cannot be stored",
             )]));
         }
         let (system, keywords) = split_flags(&flags);
@@ -1068,6 +1096,12 @@ impl Session {
             return Ok(Reply::new(vec![status_no(
                 tag,
                 "[READ-ONLY] mailbox is read-only",
+            )]));
+        }
+        if !uid && !selected.view.valid_sequence(set) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "invalid message sequence number",
             )]));
         }
         let mut pairs = Vec::new();
