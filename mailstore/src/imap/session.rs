@@ -686,15 +686,12 @@ impl Session {
         let State::Selected(_, selected) = &mut self.state else {
             return Ok(Vec::new());
         };
-        let Some(record) = reader.mailbox_by_id(selected.record.id)? else {
-            return Ok(vec![Response::Status(
+        match selected.refresh(reader, true, condstore, &[])? {
+            Some(responses) => Ok(responses),
+            None => Ok(vec![Response::Status(
                 Status::bye(None, "the selected mailbox was deleted").expect("valid text"),
-            )]);
-        };
-        let fresh = MailboxView::load(reader, &record)?;
-        let responses = selected.view.sync(fresh, true, condstore, &[]);
-        selected.record = record;
-        Ok(responses)
+            )]),
+        }
     }
 
     // ---- messages ----
@@ -782,10 +779,8 @@ impl Session {
             )?;
         }
         // Others' changes (no EXPUNGE during FETCH); ours is already in the responses.
-        if let Some(record) = reader.mailbox_by_id(selected.record.id)? {
-            let fresh = MailboxView::load(reader, &record)?;
-            responses.extend(selected.view.sync(fresh, false, condstore, &seen_uids));
-            selected.record = record;
+        if let Some(changes) = selected.refresh(reader, false, condstore, &seen_uids)? {
+            responses.extend(changes);
         }
         responses.push(ok(tag, "FETCH completed"));
         Ok(Reply::new(responses))
@@ -885,27 +880,24 @@ impl Session {
                 changes,
             )?;
         }
-        let mut responses = Vec::new();
-        if let Some(record) = reader.mailbox_by_id(selected.record.id)? {
-            let fresh = MailboxView::load(reader, &record)?;
-            let ours: Vec<u32> = positions
-                .iter()
-                .filter_map(|&i| selected.view.messages.get(i).map(|m| m.uid))
-                .collect();
-            // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
-            let reported = if silent { &[][..] } else { &ours[..] };
-            responses = selected.view.sync(fresh, false, condstore, reported);
-            if !silent {
-                for (index, message) in selected.view.messages.iter().enumerate() {
-                    if ours.contains(&message.uid) {
-                        responses.push(data(Data::Fetch {
-                            seq: nz(index as u32 + 1),
-                            items: fetch::flags_update(message, uid, condstore),
-                        }));
-                    }
+        let ours: Vec<u32> = positions
+            .iter()
+            .filter_map(|&i| selected.view.messages.get(i).map(|m| m.uid))
+            .collect();
+        // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
+        let reported = if silent { &[][..] } else { &ours[..] };
+        let mut responses = selected
+            .refresh(reader, false, condstore, reported)?
+            .unwrap_or_default();
+        if !silent {
+            for (index, message) in selected.view.messages.iter().enumerate() {
+                if ours.contains(&message.uid) {
+                    responses.push(data(Data::Fetch {
+                        seq: nz(index as u32 + 1),
+                        items: fetch::flags_update(message, uid, condstore),
+                    }));
                 }
             }
-            selected.record = record;
         }
         if modified.is_empty() {
             responses.push(ok(tag, "STORE completed"));
