@@ -20,7 +20,11 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Outage(command) => outage::outage(&load(&cli.config)?, command),
         Command::Status { json } => outage::status(&load(&cli.config)?, json),
         Command::Serve => crate::serve::run(&cli.config),
-        Command::Replay { .. } => not_yet("replay", 7),
+        Command::Replay { dry_run } => {
+            let config = load(&cli.config)?;
+            let store = open_store(&config)?;
+            crate::replay::run(&config, store, dry_run)
+        }
         Command::Expire => not_yet("expire", 7),
     }
 }
