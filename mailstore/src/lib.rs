@@ -16,6 +16,7 @@ pub mod expunge;
 pub mod flags;
 pub mod imap;
 pub mod limits;
+pub mod listener;
 pub mod mailboxes;
 pub mod maildir;
 pub mod metrics;

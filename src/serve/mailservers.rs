@@ -14,7 +14,8 @@ use std::time::Duration;
 use lifeboat_mailstore::Store;
 use lifeboat_mailstore::auth::{AuthLimits, Authenticator};
 use lifeboat_mailstore::imap::server::{self as imap, Imap};
-use lifeboat_mailstore::pop3::{self, Pop3, Pop3Listener};
+use lifeboat_mailstore::listener::{self, ServerListener};
+use lifeboat_mailstore::pop3::{self, Pop3};
 use lifeboat_mailstore::tls::Tls;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,9 +26,9 @@ use crate::submission::{self, Submission};
 
 /// Listeners bound and certificate loaded, not serving yet.
 pub struct Bound {
-    imap: Vec<Pop3Listener>,
-    pop3: Vec<Pop3Listener>,
-    submission: Vec<Pop3Listener>,
+    imap: Vec<ServerListener>,
+    pop3: Vec<ServerListener>,
+    submission: Vec<ServerListener>,
     tls: Arc<Tls>,
 }
 
@@ -61,8 +62,8 @@ async fn bind_section(
     section: &str,
     listen: &[SocketAddr],
     tls_listen: &[SocketAddr],
-) -> Result<Vec<Pop3Listener>, Failure> {
-    pop3::bind(listen, tls_listen)
+) -> Result<Vec<ServerListener>, Failure> {
+    listener::bind(listen, tls_listen)
         .await
         .map_err(|(address, e)| {
             let key = if tls_listen.contains(&address) {
@@ -116,7 +117,7 @@ impl Bound {
             for listener in &self.imap {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "imap listening");
             }
-            tasks.push(tokio::spawn(imap::serve(
+            tasks.push(tokio::spawn(listener::serve(
                 self.imap,
                 imap.clone(),
                 stopped.clone(),
@@ -126,7 +127,7 @@ impl Bound {
             for listener in &self.submission {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "submission listening");
             }
-            tasks.push(tokio::spawn(submission::serve(
+            tasks.push(tokio::spawn(listener::serve(
                 self.submission,
                 submission.clone(),
                 stopped.clone(),
@@ -136,7 +137,11 @@ impl Bound {
             for listener in &self.pop3 {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "pop3 listening");
             }
-            tasks.push(tokio::spawn(pop3::serve(self.pop3, pop3.clone(), stopped)));
+            tasks.push(tokio::spawn(listener::serve(
+                self.pop3,
+                pop3.clone(),
+                stopped,
+            )));
         }
         Running {
             tls: self.tls,

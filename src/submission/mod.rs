@@ -13,15 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifeboat_mailstore::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
-use lifeboat_mailstore::limits::{ConnectionCounter, ConnectionLimits, ConnectionSlot};
-use lifeboat_mailstore::pop3::Pop3Listener as ServerListener;
+use lifeboat_mailstore::limits::{ConnectionCounter, ConnectionLimits, Refusal};
+use lifeboat_mailstore::listener::{Accepted, Server};
 use lifeboat_mailstore::pop3::connection::{Connection, ReadError, Stream};
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::tls::Tls;
 use lifeboat_mailstore::{Address, Class, NewMessage, Routes, Store};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::{JoinSet, spawn_blocking};
+use tokio::task::spawn_blocking;
 
 use relay::Relay;
 use session::{Policy, Session, Step};
@@ -81,56 +81,34 @@ impl Submission {
     }
 }
 
-/// Accepts sessions on every listener until `shutdown` turns true, then waits for the
-/// open ones.
-pub async fn serve(
-    listeners: Vec<ServerListener>,
-    submission: Arc<Submission>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mut loops = JoinSet::new();
-    for listener in listeners {
-        loops.spawn(accept_loop(listener, submission.clone(), shutdown.clone()));
-    }
-    while loops.join_next().await.is_some() {}
-}
+impl Server for Submission {
+    const NAME: &'static str = "submission";
 
-async fn accept_loop(
-    listener: ServerListener,
-    submission: Arc<Submission>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "submission: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                while sessions.try_join_next().is_some() {}
-                let Ok(slot) = submission.connections.admit(peer.ip()) else {
-                    tracing::warn!(%peer, "submission: too many connections; refusing one");
-                    continue;
-                };
-                let submission = submission.clone();
-                let (local, implicit_tls) = (listener.address, listener.implicit_tls);
-                sessions.spawn(async move {
-                    let _slot: ConnectionSlot = slot;
-                    if let Err(e) = handle(stream, peer, local, implicit_tls, submission).await {
-                        tracing::debug!(%peer, error = %e, "submission: session ended");
-                    }
-                });
-            }
+    fn connections(&self) -> &ConnectionCounter {
+        &self.connections
+    }
+
+    fn refusal(refusal: Refusal) -> &'static [u8] {
+        match refusal {
+            Refusal::TooManyFromAddress => b"421 4.7.0 too many connections from your address\r\n",
+            Refusal::TooManyInTotal => b"421 4.3.2 too many connections\r\n",
         }
     }
-    drop(listener);
-    while sessions.join_next().await.is_some() {}
+
+    /// A session in progress finishes its transaction; shutdown waits for it.
+    async fn handle(
+        self: Arc<Self>,
+        connection: Accepted,
+        _shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let Accepted {
+            stream,
+            peer,
+            local,
+            implicit_tls,
+        } = connection;
+        handle(stream, peer, local, implicit_tls, self).await
+    }
 }
 
 /// The per-connection state besides the protocol session.

@@ -19,12 +19,11 @@ use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::session::{After, Session, SessionConfig};
 use crate::auth::{Authenticator, plaintext_login_allowed};
-use crate::limits::{ConnectionCounter, ConnectionLimits, ConnectionSlot, Refusal};
-use crate::pop3::Pop3Listener as ServerListener;
+use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
+use crate::listener::{self, Accepted};
 use crate::pop3::connection::Stream;
 use crate::reloadable::Reloadable;
 use crate::store::Store;
@@ -87,75 +86,36 @@ impl Imap {
     }
 }
 
-/// Accepts sessions on every listener until `shutdown` turns true, then waits for the
-/// open ones, which are told the server is going away.
-pub async fn serve(
-    listeners: Vec<ServerListener>,
-    imap: Arc<Imap>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mut loops = JoinSet::new();
-    for listener in listeners {
-        loops.spawn(accept_loop(listener, imap.clone(), shutdown.clone()));
-    }
-    while loops.join_next().await.is_some() {}
-}
+impl listener::Server for Imap {
+    const NAME: &'static str = "imap";
 
-async fn accept_loop(
-    listener: ServerListener,
-    imap: Arc<Imap>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "imap: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                while sessions.try_join_next().is_some() {}
-                let slot = match imap.connections.admit(peer.ip()) {
-                    Ok(slot) => slot,
-                    Err(refusal) => {
-                        tracing::warn!(%peer, ?refusal, "imap: connection refused");
-                        refuse(stream, refusal, listener.implicit_tls);
-                        continue;
-                    }
-                };
-                let (imap, shutdown) = (imap.clone(), shutdown.clone());
-                let (local, implicit_tls) = (listener.address, listener.implicit_tls);
-                sessions.spawn(async move {
-                    let _slot: ConnectionSlot = slot;
-                    if let Err(e) = handle(stream, peer, local, implicit_tls, imap, shutdown).await {
-                        tracing::debug!(%peer, error = %e, "imap: session ended");
-                    }
-                });
-            }
-        }
+    fn connections(&self) -> &ConnectionCounter {
+        &self.connections
     }
-    drop(listener);
-    while sessions.join_next().await.is_some() {}
-}
 
-fn refuse(stream: TcpStream, refusal: Refusal, implicit_tls: bool) {
-    if implicit_tls {
-        return;
-    }
-    tokio::spawn(async move {
-        let text: &[u8] = match refusal {
+    fn refusal(refusal: Refusal) -> &'static [u8] {
+        match refusal {
             Refusal::TooManyFromAddress => {
                 b"* BYE [UNAVAILABLE] too many connections from your address\r\n"
             }
             Refusal::TooManyInTotal => b"* BYE [UNAVAILABLE] too many connections\r\n",
-        };
-        let _ = { stream }.write_all(text).await;
-    });
+        }
+    }
+
+    /// Open sessions are told the server is going away at shutdown.
+    async fn handle(
+        self: Arc<Self>,
+        connection: Accepted,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let Accepted {
+            stream,
+            peer,
+            local,
+            implicit_tls,
+        } = connection;
+        handle(stream, peer, local, implicit_tls, self, shutdown).await
+    }
 }
 
 /// One connection's bytes and protocol state.

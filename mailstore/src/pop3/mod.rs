@@ -22,13 +22,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::address::Address;
 use crate::auth::{Authenticator, plaintext_login_allowed};
-use crate::limits::{ConnectionCounter, ConnectionLimits, ConnectionSlot, Refusal};
+use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
+use crate::listener::{Accepted, Server};
 use crate::reader::MessageRecord;
 use crate::reloadable::Reloadable;
 use crate::store::Store;
@@ -121,98 +121,37 @@ impl Drop for MaildropLock {
     }
 }
 
-/// A bound listening socket: plain (STLS offered) or implicit TLS.
-pub struct Pop3Listener {
-    pub listener: TcpListener,
-    pub address: SocketAddr,
-    pub implicit_tls: bool,
-}
+impl Server for Pop3 {
+    const NAME: &'static str = "pop3";
 
-/// Binds every address (before the privilege drop: 110 and 995 are privileged ports).
-/// The error names the address.
-pub async fn bind(
-    listen: &[SocketAddr],
-    tls_listen: &[SocketAddr],
-) -> Result<Vec<Pop3Listener>, (SocketAddr, std::io::Error)> {
-    let mut bound = Vec::new();
-    let all = listen
-        .iter()
-        .map(|a| (*a, false))
-        .chain(tls_listen.iter().map(|a| (*a, true)));
-    for (address, implicit_tls) in all {
-        let listener = TcpListener::bind(address).await.map_err(|e| (address, e))?;
-        bound.push(Pop3Listener {
-            listener,
-            address,
-            implicit_tls,
-        });
+    fn connections(&self) -> &ConnectionCounter {
+        &self.connections
     }
-    Ok(bound)
-}
 
-/// Accepts sessions on every listener until `shutdown` turns true, then waits for open
-/// sessions: idle ones are told the server is going away (nothing is deleted), busy ones
-/// finish their command first.
-pub async fn serve(listeners: Vec<Pop3Listener>, pop3: Arc<Pop3>, shutdown: watch::Receiver<bool>) {
-    let mut loops = JoinSet::new();
-    for listener in listeners {
-        loops.spawn(accept_loop(listener, pop3.clone(), shutdown.clone()));
-    }
-    while loops.join_next().await.is_some() {}
-}
-
-async fn accept_loop(listener: Pop3Listener, pop3: Arc<Pop3>, mut shutdown: watch::Receiver<bool>) {
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pop3: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                while sessions.try_join_next().is_some() {}
-                let slot = match pop3.connections.admit(peer.ip()) {
-                    Ok(slot) => slot,
-                    Err(refusal) => {
-                        tracing::warn!(%peer, ?refusal, "pop3: connection refused");
-                        refuse(stream, refusal, listener.implicit_tls);
-                        continue;
-                    }
-                };
-                let (pop3, shutdown) = (pop3.clone(), shutdown.clone());
-                let (local, implicit_tls) = (listener.address, listener.implicit_tls);
-                sessions.spawn(async move {
-                    let _slot: ConnectionSlot = slot;
-                    if let Err(e) = handle(stream, peer, local, implicit_tls, pop3, shutdown).await {
-                        tracing::debug!(%peer, error = %e, "pop3: session ended");
-                    }
-                });
-            }
-        }
-    }
-    drop(listener);
-    while sessions.join_next().await.is_some() {}
-}
-
-/// Tells a plain client why it is turned away (a TLS client would not understand).
-fn refuse(stream: TcpStream, refusal: Refusal, implicit_tls: bool) {
-    if implicit_tls {
-        return;
-    }
-    tokio::spawn(async move {
-        let text: &[u8] = match refusal {
+    fn refusal(refusal: Refusal) -> &'static [u8] {
+        match refusal {
             Refusal::TooManyFromAddress => {
                 b"-ERR [SYS/TEMP] too many connections from your address\r\n"
             }
             Refusal::TooManyInTotal => b"-ERR [SYS/TEMP] too many connections\r\n",
-        };
-        let _ = tokio::io::AsyncWriteExt::write_all(&mut { stream }, text).await;
-    });
+        }
+    }
+
+    /// Idle sessions are told the server is going away at shutdown (nothing is
+    /// deleted); busy ones finish their command first.
+    async fn handle(
+        self: Arc<Self>,
+        connection: Accepted,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let Accepted {
+            stream,
+            peer,
+            local,
+            implicit_tls,
+        } = connection;
+        handle(stream, peer, local, implicit_tls, self, shutdown).await
+    }
 }
 
 /// What the connection knows once the user is logged in.

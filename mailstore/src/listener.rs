@@ -1,0 +1,135 @@
+//! The listening side every user-facing server shares: binding its addresses, accepting
+//! connections within the connection limits, and draining on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::limits::{ConnectionCounter, ConnectionSlot, Refusal};
+
+/// A bound listening socket: plain (STARTTLS/STLS offered) or implicit TLS.
+pub struct ServerListener {
+    pub listener: TcpListener,
+    pub address: SocketAddr,
+    pub implicit_tls: bool,
+}
+
+/// Binds every address (before the privilege drop: the default ports are privileged).
+/// The error names the address.
+pub async fn bind(
+    listen: &[SocketAddr],
+    tls_listen: &[SocketAddr],
+) -> Result<Vec<ServerListener>, (SocketAddr, std::io::Error)> {
+    let mut bound = Vec::new();
+    let all = listen
+        .iter()
+        .map(|a| (*a, false))
+        .chain(tls_listen.iter().map(|a| (*a, true)));
+    for (address, implicit_tls) in all {
+        let listener = TcpListener::bind(address).await.map_err(|e| (address, e))?;
+        bound.push(ServerListener {
+            listener,
+            address,
+            implicit_tls,
+        });
+    }
+    Ok(bound)
+}
+
+/// A new connection and where it came in.
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// The listener's own address (loopback listeners may allow plaintext logins).
+    pub local: SocketAddr,
+    pub implicit_tls: bool,
+}
+
+/// A protocol server behind [`serve`].
+pub trait Server: Send + Sync + 'static {
+    /// For log lines: `imap`, `pop3`, `submission`.
+    const NAME: &'static str;
+
+    fn connections(&self) -> &ConnectionCounter;
+
+    /// What a plain client turned away by a limit is told, in the protocol's words.
+    fn refusal(refusal: Refusal) -> &'static [u8];
+
+    /// Runs one connection to its end; it should wind down when `shutdown` turns true.
+    fn handle(
+        self: Arc<Self>,
+        connection: Accepted,
+        shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+/// Accepts connections on every listener until `shutdown` turns true, then waits for
+/// the open ones.
+pub async fn serve<S: Server>(
+    listeners: Vec<ServerListener>,
+    server: Arc<S>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut loops = JoinSet::new();
+    for listener in listeners {
+        loops.spawn(accept_loop(listener, server.clone(), shutdown.clone()));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+async fn accept_loop<S: Server>(
+    listener: ServerListener,
+    server: Arc<S>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut sessions = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(server = S::NAME, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                while sessions.try_join_next().is_some() {}
+                let slot = match server.connections().admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(refusal) => {
+                        tracing::warn!(server = S::NAME, %peer, ?refusal, "connection refused");
+                        if !listener.implicit_tls {
+                            // A TLS client would not understand plain words.
+                            let text = S::refusal(refusal);
+                            tokio::spawn(async move { { stream }.write_all(text).await });
+                        }
+                        continue;
+                    }
+                };
+                let connection = Accepted {
+                    stream,
+                    peer,
+                    local: listener.address,
+                    implicit_tls: listener.implicit_tls,
+                };
+                let (server, shutdown) = (server.clone(), shutdown.clone());
+                sessions.spawn(async move {
+                    let _slot: ConnectionSlot = slot;
+                    if let Err(e) = server.handle(connection, shutdown).await {
+                        tracing::debug!(server = S::NAME, %peer, error = %e, "session ended");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    while sessions.join_next().await.is_some() {}
+}
