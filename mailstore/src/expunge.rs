@@ -201,24 +201,9 @@ fn purge_rows(conn: &Connection) -> Result<Vec<Doomed>> {
 mod tests {
     use super::*;
     use crate::deliver::{Class, NewMessage};
-    use crate::password;
-    use crate::users::NewUser;
 
     fn store_with_user() -> (tempfile::TempDir, Store, Address) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), "test.host").unwrap();
-        store.lock_for_delivery().unwrap();
-        let address = Address::parse("alice@example.test").unwrap();
-        store
-            .add_user(NewUser {
-                address: address.clone(),
-                password_hash: password::hash("pw"),
-                aliases: vec![],
-                active: true,
-                alternate_email: None,
-            })
-            .unwrap();
-        (dir, store, address)
+        crate::testing::store_with_user("alice@example.test")
     }
 
     fn deliver(store: &Store, owner: &Address, class: Class) -> crate::Stored {

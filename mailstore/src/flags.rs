@@ -124,23 +124,11 @@ pub(crate) fn find_by_basename(cur: &Path, basename: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Class, NewMessage, NewUser, password};
+    use crate::{Class, NewMessage};
 
     #[test]
     fn flags_rename_the_file_and_bump_modseq() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), "h").unwrap();
-        store.lock_for_delivery().unwrap();
-        let owner = Address::parse("a@x.test").unwrap();
-        store
-            .add_user(NewUser {
-                address: owner.clone(),
-                password_hash: password::unusable(),
-                aliases: Vec::new(),
-                active: true,
-                alternate_email: None,
-            })
-            .unwrap();
+        let (_dir, store, owner) = crate::testing::store_with_user("a@x.test");
         let stored = store
             .deliver(NewMessage::new(
                 owner.clone(),

@@ -30,6 +30,8 @@ pub mod sasl;
 mod schema;
 pub mod store;
 pub mod synthetic;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod users;
 mod writer;

@@ -214,23 +214,10 @@ fn like_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Class, NewMessage, NewUser, password};
+    use crate::{Class, NewMessage};
 
     fn store_with_user() -> (tempfile::TempDir, Store, Address) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), "h").unwrap();
-        store.lock_for_delivery().unwrap();
-        let owner = Address::parse("a@x.test").unwrap();
-        store
-            .add_user(NewUser {
-                address: owner.clone(),
-                password_hash: password::unusable(),
-                aliases: Vec::new(),
-                active: true,
-                alternate_email: None,
-            })
-            .unwrap();
-        (dir, store, owner)
+        crate::testing::store_with_user("a@x.test")
     }
 
     fn names(store: &Store) -> Vec<String> {
