@@ -558,3 +558,37 @@ fn condstore_and_a_second_session_seeing_changes() {
     let noop = one.command("a7", "NOOP");
     assert!(noop.contains(&"* 3 EXPUNGE\r\n".to_string()), "{noop:?}");
 }
+
+#[test]
+fn idle_hears_of_mail_the_milter_journals_through_a_real_postfix() {
+    use support::origin::Origin;
+    use support::postfix::{Postfix, PostfixOptions};
+    let origin = Origin::new();
+    let outside = Origin::new();
+    let mut lifeboat = Lifeboat::new(origin.addr());
+    lifeboat.add_user(ALICE, &[]);
+    lifeboat.enable_imap("127.0.0.1", false, true);
+    let mut options = PostfixOptions::new(origin.addr(), outside.addr());
+    options.milter = Some(lifeboat.milter_spec());
+    let postfix = Postfix::start(&options);
+    lifeboat.start();
+
+    let mut raw = Raw::connect(plain(&lifeboat));
+    let login = raw.command("a1", &format!("LOGIN {ALICE} {PASSWORD}"));
+    assert!(tagged(&login).starts_with("a1 OK"), "{login:?}");
+    let select = raw.command("a2", "SELECT INBOX");
+    assert!(select.contains(&"* 0 EXISTS\r\n".to_string()), "{select:?}");
+    raw.send("a3 IDLE\r\n");
+    assert!(raw.line().starts_with("+ "));
+    postfix
+        .send("sender@else.test", &[ALICE], &message(1))
+        .unwrap();
+    // The journal copy (origin normal) wakes the IDLE session.
+    assert_eq!(raw.line(), "* 1 EXISTS\r\n");
+    raw.send("DONE\r\n");
+    let done = raw.until_tagged("a3");
+    assert!(tagged(&done).starts_with("a3 OK"), "{done:?}");
+    let fetched = raw.command("a4", "FETCH 1 (ENVELOPE)").concat();
+    assert!(fetched.contains("\"message 1\""), "{fetched}");
+    assert!(origin.wait_for_messages(1, Duration::from_secs(30)));
+}

@@ -258,7 +258,11 @@ impl Store {
             insert_row(conn, &owner, &folder, &row).map(Some)
         });
         match answer {
-            Ok(answer) => Ok(PendingDelivery { staged, answer }),
+            Ok(answer) => Ok(PendingDelivery {
+                staged,
+                answer,
+                store: self.clone(),
+            }),
             Err(e) => {
                 staged.discard();
                 Err(e)
@@ -271,6 +275,8 @@ impl Store {
 struct PendingDelivery {
     staged: StagedFile,
     answer: Answer<Option<Stored>>,
+    /// Told once the row is committed, so IMAP IDLE hears of the new message.
+    store: Store,
 }
 
 impl PendingDelivery {
@@ -280,6 +286,7 @@ impl PendingDelivery {
             Ok(Some(mut stored)) => {
                 stored.path = self.staged.cur_path.clone();
                 self.staged.commit();
+                self.store.notify_changed();
                 Ok(Some(stored))
             }
             Ok(None) => {

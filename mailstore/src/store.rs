@@ -133,9 +133,13 @@ impl Store {
     /// Wakes the subscribers of [`Store::changes`] after a committed write.
     fn changed<T>(&self, result: Result<T>) -> Result<T> {
         if result.is_ok() {
-            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+            self.notify_changed();
         }
         result
+    }
+
+    pub(crate) fn notify_changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A receiver that sees a new value after every write this process commits (other
