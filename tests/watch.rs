@@ -235,7 +235,7 @@ fn one_full_mailbox_never_starts_an_outage() {
 }
 
 #[test]
-fn recovery_goes_to_recovering_while_copies_wait_and_to_normal_when_none_do() {
+fn recovery_ends_in_normal_directly_or_after_the_replay_serve_starts() {
     let mut origin = Origin::new();
     let mut lifeboat = lifeboat_with(&origin, QUICK);
     lifeboat.add_user("alice@example.test", &[]);
@@ -266,16 +266,27 @@ fn recovery_goes_to_recovering_while_copies_wait_and_to_normal_when_none_do() {
         .unwrap();
     assert!(postfix.wait_queue_empty(WAIT), "{:?}", postfix.queue());
     origin.start();
-    let status = wait_for_state(&lifeboat, "recovering");
-    assert_eq!(status["copies"]["diverted_pending"], 1, "{status}");
+    // serve starts a replay at once: the copy goes to the origin, then normal.
+    let status = wait_for_state(&lifeboat, "normal");
+    assert_eq!(status["copies"]["diverted_pending"], 0, "{status}");
+    assert_eq!(status["copies"]["delivered"], 1, "{status}");
     assert_eq!(
         transitions(&lifeboat),
         [
             "normal->outage",
             "outage->normal",
             "normal->outage",
-            "outage->recovering"
+            "outage->recovering",
+            "recovering->normal"
         ]
+    );
+    let replayed = origin.messages();
+    assert_eq!(replayed.len(), 1);
+    assert!(replayed[0].text().contains("X-Lifeboat-Replay-ID: "));
+    assert!(
+        lifeboat.log().contains("replay started"),
+        "{}",
+        lifeboat.log()
     );
 }
 

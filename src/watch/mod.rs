@@ -254,6 +254,42 @@ impl Watch {
         );
         self.metrics.transition(&origin.name, from, now.state);
         self.notifier.state_changed(origin, from, now).await;
+        if now.state == OutageState::Recovering {
+            self.start_replay();
+        }
+    }
+
+    /// The origin is back: replay at once instead of waiting for the timer (which stays
+    /// the backstop). `lifeboat replay` takes its own lock, so a timer run at the same
+    /// moment simply finds it busy.
+    fn start_replay(&self) {
+        let config = self.config.get();
+        let program = match std::env::current_exe() {
+            Ok(program) => program,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a replay (the timer will)");
+                return;
+            }
+        };
+        let mut command = tokio::process::Command::new(program);
+        command
+            .arg("--config")
+            .arg(&config.path)
+            .arg("replay")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        match command.spawn() {
+            Ok(mut child) => {
+                tracing::info!("origin recovering: replay started");
+                tokio::spawn(async move {
+                    match child.wait().await {
+                        Ok(status) => tracing::info!(%status, "replay finished"),
+                        Err(e) => tracing::warn!(error = %e, "replay could not be waited for"),
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot start a replay (the timer will)"),
+        }
     }
 
     async fn read_status(&self, origin: &str) -> lifeboat_mailstore::Result<OriginStatus> {
