@@ -1,6 +1,7 @@
 //! One function per subcommand. Each loads what it needs, does one thing, and reports
 //! failure as an [`exit::Failure`] with a documented exit status.
 
+pub(crate) mod expire;
 mod outage;
 mod store;
 mod users;
@@ -21,7 +22,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Status { json } => outage::status(&load(&cli.config)?, json),
         Command::Serve => crate::serve::run(&cli.config),
         Command::Replay { .. } => not_yet("replay", 7),
-        Command::Expire => not_yet("expire", 7),
+        Command::Expire => expire::expire(&load(&cli.config)?),
     }
 }
 
