@@ -3,8 +3,10 @@
 # /etc/postfix: the tests run their own Postfix instances from temp dirs.
 set -euo pipefail
 
-# fetchmail, curl and python3 (poplib) are the POP3 tests' clients.
-packages=(postfix swaks fetchmail curl python3)
+# fetchmail, curl and python3 (poplib) are the POP3 tests' clients; systemd provides
+# systemd-analyze (tests/systemd.rs, nothing is started); groff and man-db render the
+# manual pages (tests/man.rs).
+packages=(postfix swaks fetchmail curl python3 systemd groff man-db)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
