@@ -4,9 +4,9 @@
 set -euo pipefail
 
 # fetchmail, curl and python3 (poplib) are the POP3 tests' clients; systemd provides
-# systemd-analyze (tests/systemd.rs, nothing is started); groff and man-db render the
+# systemd-analyze (tests/systemd.rs, nothing is started); groff-base and man-db render the
 # manual pages (tests/man.rs).
-packages=(postfix swaks fetchmail curl python3 systemd groff man-db)
+packages=(postfix swaks fetchmail curl python3 systemd groff-base man-db)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
