@@ -179,7 +179,7 @@ fn serve_expires_old_copies_and_the_command_waits_for_it() {
         let store = lifeboat.store();
         store.lock_for_delivery().unwrap();
         let owner = lifeboat_mailstore::Address::parse("alice@example.test").unwrap();
-        let mut deliver = |days_ago: i64| {
+        let deliver = |days_ago: i64| {
             let mut message = lifeboat_mailstore::NewMessage::new(
                 owner.clone(),
                 "INBOX",
