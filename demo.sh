@@ -81,8 +81,8 @@ else
     # Point the origin and the listeners at this demo's loopback ports.
     sed -i "s|^address = .*|address = \"smtp://127.0.0.1:$origin\"|" "$LIFEBOAT_CONFIG"
     printf '\n[milter]\nlisten = "inet:127.0.0.1:%s"\n\n[fallback]\nlisten = "127.0.0.1:%s"\n' "$milter" "$fallback" >> "$LIFEBOAT_CONFIG"
-    # The demo shows capture only: no POP3 or IMAP on the privileged default ports.
-    printf '\n[pop3]\nlisten = []\ntls_listen = []\n\n[imap]\nlisten = []\ntls_listen = []\n' >> "$LIFEBOAT_CONFIG"
+    # The demo shows capture only: no user-facing servers on the privileged default ports.
+    printf '\n[pop3]\nlisten = []\ntls_listen = []\n\n[imap]\nlisten = []\ntls_listen = []\n\n[submission]\nlisten = []\ntls_listen = []\n' >> "$LIFEBOAT_CONFIG"
     smtp-sink -u postfix 127.0.0.1:"$origin" 64 >/dev/null 2>&1 & sink=$!
     "$bin/lifeboat" serve 2>"$demo/serve.log" & serve=$!
     for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$milter") 2>/dev/null && break; sleep 0.1; done

@@ -89,6 +89,9 @@ tls_listen = []
 [imap]
 listen = []
 tls_listen = []
+[submission]
+listen = []
+tls_listen = []
 TOML
         export LIFEBOAT_CONFIG=$dir/lifeboat.toml
         echo bench | "$lifeboat" user add alice@example.test --password-stdin >/dev/null

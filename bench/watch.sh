@@ -63,6 +63,10 @@ tls_listen = []
 [pop3]
 listen = []
 tls_listen = []
+
+[submission]
+listen = []
+tls_listen = []
 TOML
 export LIFEBOAT_CONFIG=$work/lifeboat.toml
 

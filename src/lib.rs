@@ -11,5 +11,8 @@ pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod replay;
 pub mod serve;
+pub mod smtp;
+pub mod submission;
 pub mod watch;

@@ -456,16 +456,6 @@ fn config_check_names_file_key_and_line() {
         .stderr(predicate::str::contains("/nonexistent/lifeboat.toml"));
 }
 
-#[test]
-fn replay_is_not_available_yet() {
-    let s = Setup::new();
-    s.lifeboat()
-        .args(["replay", "--dry-run"])
-        .assert()
-        .code(69)
-        .stderr(predicate::str::contains("not available in this version"));
-}
-
 /// Stores a copy dated `days_ago` days back and puts its ledger row (if any) in `state`.
 fn deliver_dated(
     s: &Setup,

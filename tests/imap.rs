@@ -304,6 +304,22 @@ fn byte_level_session_with_literals_idle_and_bad_input() {
         "{select:?}"
     );
 
+    // RFC 3501 details clients trip over.
+    let past_the_end = raw.command("b1", "FETCH 9 (FLAGS)");
+    assert!(
+        tagged(&past_the_end).starts_with("b1 BAD"),
+        "{past_the_end:?}"
+    );
+    let seen = raw
+        .command("b2", "FETCH 1 (BODY[HEADER.FIELDS (SUBJECT)])")
+        .concat();
+    assert!(
+        seen.contains("Subject: message 1") && seen.contains("FLAGS (\\Seen)"),
+        "a FETCH that sets \\Seen reports it: {seen}"
+    );
+    let recent = raw.command("b3", "STORE 1 +FLAGS (\\Recent)");
+    assert!(tagged(&recent).starts_with("b3 BAD"), "{recent:?}");
+
     // Garbage gets BAD, and the session goes on.
     let bad = raw.command("a3", "FROBNICATE now");
     assert!(tagged(&bad).starts_with("a3 BAD"), "{bad:?}");

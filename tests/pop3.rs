@@ -475,6 +475,45 @@ fn a_pending_diverted_copy_deleted_over_pop3_still_waits_for_replay() {
 }
 
 #[test]
+fn retr_and_dele_find_a_message_whose_flags_changed_after_login() {
+    let mut lifeboat = lifeboat_with_mail(&[(&support::lifeboat::message(1), Class::Journal)]);
+    lifeboat.start();
+    let mut pop = Raw::connect(plain(&lifeboat));
+    pop.login();
+    // An IMAP client marks it \Seen meanwhile: the file is renamed (Maildir flags).
+    let record = lifeboat.inbox(ALICE)[0].clone();
+    let store = lifeboat.store();
+    store
+        .set_flags(
+            &Address::parse(ALICE).unwrap(),
+            "INBOX",
+            {
+                let reader = store.reader().unwrap();
+                let user = reader.user(ALICE).unwrap().unwrap();
+                reader.mailbox(user.id, "INBOX").unwrap().unwrap().id
+            },
+            vec![lifeboat_mailstore::flags::FlagChange {
+                row: record.row,
+                basename: record.basename.clone(),
+                old_flags: record.flags,
+                flags: lifeboat_mailstore::Flags::SEEN,
+                keywords: vec![],
+            }],
+        )
+        .unwrap();
+    assert!(pop.command("RETR 1").starts_with("+OK"));
+    assert!(pop.lines().contains(&"Subject: message 1".to_string()));
+    assert!(pop.command("DELE 1").starts_with("+OK"));
+    assert!(pop.command("QUIT").starts_with("+OK"));
+    assert!(lifeboat.inbox(ALICE).is_empty());
+    let files = std::fs::read_dir(lifeboat.user_dir(ALICE).join("cur"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 0);
+    assert_eq!(lifeboat.terminate(), Some(0));
+}
+
+#[test]
 fn a_second_session_on_the_same_maildrop_is_refused() {
     let mut lifeboat = lifeboat_with_mail(&[(&support::lifeboat::message(1), Class::Journal)]);
     lifeboat.start();
@@ -485,7 +524,8 @@ fn a_second_session_on_the_same_maildrop_is_refused() {
     let answer = second.command(&format!("PASS {PASSWORD}"));
     assert!(answer.starts_with("-ERR [IN-USE] "), "{answer}");
     assert!(first.command("QUIT").starts_with("+OK"));
-    wait_for_login(plain(&lifeboat));
+    // QUIT frees the maildrop before its +OK: logging in again at once works.
+    Raw::connect(plain(&lifeboat)).login();
     assert_eq!(lifeboat.terminate(), Some(0));
 }
 

@@ -372,13 +372,10 @@ fn notices_reach_the_admins_and_the_users_alternate_addresses() {
     let mut options = PostfixOptions::new(origin.addr(), outside.addr());
     options.milter = Some(lifeboat.milter_spec());
     let postfix = Postfix::start(&options);
+    // Notices go out through the submission relay: the test's Postfix.
+    let (submission, submissions) = lifeboat.enable_submission("127.0.0.1", postfix.smtpd, false);
     lifeboat.edit_config(|text| {
-        format!(
-            "{text}\n[notify]\nadmins = [\"ops@else.test\"]\nfrom = \"lifeboat@else.test\"\n\
-             [submission]\nlisten = [\"127.0.0.1:10587\"]\ntls_listen = [\"127.0.0.1:10465\"]\n\
-             relay = \"smtp://{}\"\n",
-            postfix.smtpd
-        )
+        format!("{text}\n[notify]\nadmins = [\"ops@else.test\"]\nfrom = \"lifeboat@else.test\"\n")
     });
     lifeboat.start();
 
@@ -397,10 +394,12 @@ fn notices_reach_the_admins_and_the_users_alternate_addresses() {
     assert!(user.contains("Auto-Submitted: auto-generated"), "{user}");
     assert!(user.contains("username: alice@example.test"), "{user}");
     assert!(user.contains("server:   lifeboat.test"), "{user}");
-    assert!(
-        user.contains("port 10465 (TLS) or 10587 (STARTTLS)"),
-        "{user}"
+    let ports = format!(
+        "port {} (TLS) or {} (STARTTLS)",
+        submissions.port(),
+        submission.port()
     );
+    assert!(user.contains(&ports), "{user}");
     assert_eq!(notices[1].rcpt_to, ["ops@else.test"]);
     let admin = notices[1].text();
     assert!(

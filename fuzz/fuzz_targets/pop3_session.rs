@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = Command::parse(line);
         out.clear();
         let next = session.handle_line(line, &mut out);
-        match next {
+        match &next {
             Next::Continue | Next::StartTls | Next::Close => {
                 assert!(
                     out.starts_with(b"+OK") || out.starts_with(b"-ERR") || out == b"+ \r\n",
@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
                     return;
                 }
             }
-            Next::Send { index, .. } => assert!(index < maildrop.messages.len()),
+            Next::Send { index, .. } => assert!(*index < maildrop.messages.len()),
             Next::Update { deleted } => {
                 assert!(deleted.iter().all(|&i| i < maildrop.messages.len()));
                 session.update_finished(true, &mut out);

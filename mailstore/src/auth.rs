@@ -255,6 +255,21 @@ fn check(
     if !password::verify(&record.password_hash, password) {
         return Err(AuthFailure::BadCredentials);
     }
+    let mut record = record;
+    if password::needs_rehash(&record.password_hash) {
+        // An imported hash (Dovecot's SHA512-CRYPT, bcrypt, …): now that the password is
+        // known to be right, store it as argon2id. Failing to is not a failed login.
+        let upgraded = password::hash(password);
+        match store.set_password(&record.address, upgraded.clone()) {
+            Ok(()) => {
+                tracing::info!(user = %record.address, "password hash upgraded to argon2id");
+                record.password_hash = upgraded;
+            }
+            Err(e) => {
+                tracing::warn!(user = %record.address, error = %e, "could not upgrade the password hash")
+            }
+        }
+    }
     cache.remember(user, &record.password_hash, password);
     Ok(record)
 }
@@ -412,6 +427,32 @@ mod tests {
             auth.login(IP, "alice@example.test", "new").await,
             Err(AuthFailure::BadCredentials)
         );
+    }
+
+    #[tokio::test]
+    async fn an_imported_hash_is_upgraded_to_argon2id_at_login() {
+        let (_dir, auth) = authenticator(quick());
+        let carol = Address::parse("carol@example.test").unwrap();
+        // `doveadm pw -s SHA512-CRYPT -p x`
+        let imported = "{SHA512-CRYPT}$6$8D9UqVIaAdMe9hMx$/F9vJVQZjnDF2ncLOWGL1SCughI4kP2RVcN5h5NrPUlwyiFQY/JF6Z5mWmoKVHpQQiUSiYE3O7UtZKiB.LplD/";
+        auth.store
+            .add_user(NewUser {
+                address: carol.clone(),
+                password_hash: imported.to_string(),
+                aliases: vec![],
+                active: true,
+                alternate_email: None,
+            })
+            .unwrap();
+        let user = auth.login(IP, "carol@example.test", "x").await.unwrap();
+        assert!(user.password_hash.starts_with("{ARGON2ID}$argon2id$"));
+        let stored = auth
+            .store
+            .with_reader(|r| r.user("carol@example.test"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.password_hash, user.password_hash);
+        assert!(password::verify(&stored.password_hash, "x"));
     }
 
     #[test]

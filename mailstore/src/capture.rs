@@ -390,7 +390,7 @@ fn find_copy(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<Option
 }
 
 /// The message without the trace block `deliver` put in front of it.
-fn strip_trace_block(content: &[u8]) -> &[u8] {
+pub(crate) fn strip_trace_block(content: &[u8]) -> &[u8] {
     let mut rest = content;
     loop {
         let line_end = rest

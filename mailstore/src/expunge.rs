@@ -107,10 +107,18 @@ impl Store {
             let Ok(owner) = Address::parse(&file.owner) else {
                 continue;
             };
-            let path: PathBuf = self
-                .folder_dir(&owner, &file.folder)
-                .join("cur")
-                .join(FileName::cur_name(&file.basename, file.flags));
+            let cur = self.folder_dir(&owner, &file.folder).join("cur");
+            let path: PathBuf = cur.join(FileName::cur_name(&file.basename, file.flags));
+            // A flag change (IMAP STORE) queued before this expunge's commit may have
+            // renamed the file since: find it by its basename.
+            let path = if path.exists() {
+                path
+            } else {
+                match crate::flags::find_by_basename(&cur, &file.basename) {
+                    Some(renamed) => renamed,
+                    None => continue,
+                }
+            };
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -357,6 +365,30 @@ mod tests {
         // UIDs are not reused after an expunge.
         let next = deliver(&store, &alice, Class::Journal);
         assert!(next.uid > kept.uid);
+    }
+
+    #[test]
+    fn a_file_renamed_by_a_flag_change_is_still_removed() {
+        let (_dir, store, alice) = store_with_user();
+        let journal = deliver(&store, &alice, Class::Journal);
+        // What a flag change queued just before the expunge leaves behind: the file
+        // carries other flags than the ones the expunge read.
+        let renamed = journal.path.with_file_name(FileName::cur_name(
+            journal
+                .path
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .split(":2,")
+                .next()
+                .unwrap(),
+            Flags::SEEN,
+        ));
+        fs::rename(&journal.path, &renamed).unwrap();
+        let report = store.expunge(journal.mailbox_id, &[journal.uid]).unwrap();
+        assert_eq!(report.removed, vec![journal.uid]);
+        assert!(!renamed.exists());
     }
 
     #[test]

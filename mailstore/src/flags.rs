@@ -80,11 +80,25 @@ impl Store {
         folder: &str,
         message: &MessageRecord,
     ) -> Result<Vec<u8>> {
-        let path = self.message_path(owner, folder, message);
+        self.read_file(owner, folder, &message.basename, message.flags)
+    }
+
+    /// The bytes of the file `basename` with `flags` in its name (or other flags: see
+    /// [`Store::set_flags`]).
+    pub fn read_file(
+        &self,
+        owner: &Address,
+        folder: &str,
+        basename: &str,
+        flags: Flags,
+    ) -> Result<Vec<u8>> {
+        let path = self
+            .folder_dir(owner, folder)
+            .join("cur")
+            .join(FileName::cur_name(basename, flags));
         match std::fs::read(&path) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                let found =
-                    find_by_basename(path.parent().unwrap_or(Path::new(".")), &message.basename);
+                let found = find_by_basename(path.parent().unwrap_or(Path::new(".")), basename);
                 match found {
                     Some(other) => {
                         std::fs::read(&other).context(|| format!("reading {}", other.display()))
@@ -98,7 +112,7 @@ impl Store {
 }
 
 /// The file in `cur` whose basename is `basename`, whatever flags its name carries.
-fn find_by_basename(cur: &Path, basename: &str) -> Option<PathBuf> {
+pub(crate) fn find_by_basename(cur: &Path, basename: &str) -> Option<PathBuf> {
     let prefix = format!("{basename}:2,");
     std::fs::read_dir(cur)
         .ok()?

@@ -24,6 +24,7 @@ pub mod password;
 pub mod pop3;
 pub mod reader;
 pub mod reloadable;
+pub mod replay;
 pub mod sasl;
 mod schema;
 pub mod store;

@@ -123,7 +123,7 @@ impl Store {
     }
 }
 
-fn transition(
+pub(crate) fn transition(
     conn: &Connection,
     origin: &str,
     state: OutageState,
@@ -235,6 +235,11 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Copies of the users of `domains` still waiting for replay.
+pub(crate) fn pending_count(conn: &Connection, domains: &[String]) -> Result<i64> {
+    Ok(ReplayCounts::load(conn, domains)?.pending)
 }
 
 /// Copies held for the users of some domains, by class and replay state.

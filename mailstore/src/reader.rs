@@ -164,6 +164,38 @@ impl Reader {
             .optional()?)
     }
 
+    /// The user's mailbox with this RFC 6154 attribute (`\\Sent`, ...).
+    pub fn special_use_mailbox(
+        &self,
+        user_id: i64,
+        special_use: &str,
+    ) -> Result<Option<MailboxRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+                 FROM mailboxes WHERE user_id = ?1 AND special_use = ?2",
+                params![user_id, special_use],
+                mailbox_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Whether the mailbox holds a sent copy (hidden or not) with this Message-ID: a
+    /// message sent during continuity is recorded for replay once.
+    pub fn has_sent_copy(&self, mailbox_id: i64, message_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND class = 'sent'
+                 AND header_message_id = ?2",
+                params![mailbox_id, message_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     pub fn mailbox_by_id(&self, mailbox_id: i64) -> Result<Option<MailboxRecord>> {
         Ok(self
             .conn

@@ -10,7 +10,7 @@ use lifeboat_mailstore::{Address, Store};
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::Config;
-use crate::exit::{self, CommandResult, Failure};
+use crate::exit::{CommandResult, Failure};
 
 pub fn run(cli: Cli) -> CommandResult {
     match cli.command {
@@ -21,7 +21,11 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Outage(command) => outage::outage(&load(&cli.config)?, command),
         Command::Status { json } => outage::status(&load(&cli.config)?, json),
         Command::Serve => crate::serve::run(&cli.config),
-        Command::Replay { .. } => not_yet("replay", 7),
+        Command::Replay { dry_run } => {
+            let config = load(&cli.config)?;
+            let store = open_store(&config)?;
+            crate::replay::run(&config, store, dry_run)
+        }
         Command::Expire => expire::expire(&load(&cli.config)?),
     }
 }
@@ -42,13 +46,6 @@ fn check_config(path: &std::path::Path) -> CommandResult {
         );
     }
     Ok(())
-}
-
-fn not_yet(name: &str, issue: u32) -> CommandResult {
-    Err(Failure::new(
-        exit::UNAVAILABLE,
-        format!("`lifeboat {name}` is not available in this version yet (planned: issue {issue})"),
-    ))
 }
 
 /// Opens the store named by the configuration. Run as root, first becomes the account

@@ -415,11 +415,23 @@ impl Default for TlsConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Allow login without TLS on listeners that are not loopback.
     pub allow_plaintext: bool,
+    /// Seconds a successful login is remembered, so clients that log in every few
+    /// minutes do not cost a password hash each time; 0 turns the cache off.
+    pub login_cache_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            allow_plaintext: false,
+            login_cache_seconds: 900,
+        }
+    }
 }
 
 // ---- defaults ----
@@ -594,6 +606,7 @@ domains = ["Example.COM", "example.org."]
         );
         assert_eq!(config.tls.key, Path::new("/etc/lifeboat/tls/privkey.pem"));
         assert!(!config.auth.allow_plaintext);
+        assert_eq!(config.auth.login_cache_seconds, 900);
 
         let origin = &config.origins[0];
         assert_eq!(

@@ -1,13 +1,15 @@
-//! The user-facing servers inside `lifeboat serve` (IMAP and POP3; submission will join
-//! here): binding before the privilege drop, the shared TLS certificate and
-//! authenticator, reload on SIGHUP, and draining on shutdown.
+//! The user-facing servers inside `lifeboat serve` (IMAP, POP3 and submission): binding
+//! before the privilege drop, the shared TLS certificate and authenticator, reload on
+//! SIGHUP, and draining on shutdown.
 //!
 //! The certificate is read before the privilege drop too, so a key readable only by root
 //! works at start; a reload runs as the service account and needs the files readable by
 //! it (a failed reload keeps the running certificate). A missing certificate does not
 //! stop `serve` (capture must go on): see `lifeboat_mailstore::tls`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lifeboat_mailstore::Store;
 use lifeboat_mailstore::auth::{AuthLimits, Authenticator};
@@ -17,39 +19,53 @@ use lifeboat_mailstore::tls::Tls;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ServerListeners};
+use crate::config::Config;
 use crate::exit::Failure;
+use crate::submission::{self, Submission};
 
 /// Listeners bound and certificate loaded, not serving yet.
 pub struct Bound {
     imap: Vec<Pop3Listener>,
     pop3: Vec<Pop3Listener>,
+    submission: Vec<Pop3Listener>,
     tls: Arc<Tls>,
 }
 
-/// Binds the `[imap]` and `[pop3]` listeners and loads `[tls]` (as root, before the
-/// privilege drop).
+/// Binds the `[imap]`, `[pop3]` and `[submission]` listeners and loads `[tls]` (as root,
+/// before the privilege drop).
 pub async fn bind(config: &Config) -> Result<Bound, Failure> {
-    let imap = bind_section("imap", &config.imap).await?;
-    let pop3 = bind_section("pop3", &config.pop3).await?;
+    let imap = bind_section("imap", &config.imap.listen, &config.imap.tls_listen).await?;
+    let pop3 = bind_section("pop3", &config.pop3.listen, &config.pop3.tls_listen).await?;
+    let submission = bind_section(
+        "submission",
+        &config.submission.listen,
+        &config.submission.tls_listen,
+    )
+    .await?;
     // Without user-facing listeners there is nothing to use a certificate for, and
     // nothing to warn about.
-    let tls = if imap.is_empty() && pop3.is_empty() {
+    let tls = if imap.is_empty() && pop3.is_empty() && submission.is_empty() {
         Tls::disabled()
     } else {
         Tls::load(&config.tls.cert, &config.tls.key)
     };
-    Ok(Bound { imap, pop3, tls })
+    Ok(Bound {
+        imap,
+        pop3,
+        submission,
+        tls,
+    })
 }
 
 async fn bind_section(
     section: &str,
-    listeners: &ServerListeners,
+    listen: &[SocketAddr],
+    tls_listen: &[SocketAddr],
 ) -> Result<Vec<Pop3Listener>, Failure> {
-    pop3::bind(&listeners.listen, &listeners.tls_listen)
+    pop3::bind(listen, tls_listen)
         .await
         .map_err(|(address, e)| {
-            let key = if listeners.tls_listen.contains(&address) {
+            let key = if tls_listen.contains(&address) {
                 "tls_listen"
             } else {
                 "listen"
@@ -63,18 +79,30 @@ pub struct Running {
     tls: Arc<Tls>,
     imap: Arc<Imap>,
     pop3: Arc<Pop3>,
+    submission: Arc<Submission>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Bound {
     pub fn start(self, store: &Store, config: &Config, stopped: watch::Receiver<bool>) -> Running {
-        let auth = Authenticator::new(store.clone(), AuthLimits::default());
+        let limits = AuthLimits {
+            cache_ttl: Duration::from_secs(config.auth.login_cache_seconds),
+            ..AuthLimits::default()
+        };
+        let auth = Authenticator::new(store.clone(), limits);
         let imap = Imap::new(
             store.clone(),
             auth.clone(),
             self.tls.clone(),
             imap_settings(config),
             imap::DEFAULT_LIMITS,
+        );
+        let submission = Submission::new(
+            store.clone(),
+            auth.clone(),
+            self.tls.clone(),
+            submission_settings(config),
+            submission::DEFAULT_LIMITS,
         );
         let pop3 = Pop3::new(
             store.clone(),
@@ -94,6 +122,16 @@ impl Bound {
                 stopped.clone(),
             )));
         }
+        if !self.submission.is_empty() {
+            for listener in &self.submission {
+                tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "submission listening");
+            }
+            tasks.push(tokio::spawn(submission::serve(
+                self.submission,
+                submission.clone(),
+                stopped.clone(),
+            )));
+        }
         if !self.pop3.is_empty() {
             for listener in &self.pop3 {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "pop3 listening");
@@ -104,6 +142,7 @@ impl Bound {
             tls: self.tls,
             imap,
             pop3,
+            submission,
             tasks,
         }
     }
@@ -114,6 +153,7 @@ impl Running {
     pub fn reload(&self, config: &Config) {
         self.imap.reload(imap_settings(config));
         self.pop3.reload(pop3_settings(config));
+        self.submission.reload(submission_settings(config));
         if !self.tasks.is_empty() {
             let _ = self.tls.reload(&config.tls.cert, &config.tls.key);
         }
@@ -131,6 +171,20 @@ fn imap_settings(config: &Config) -> imap::Settings {
     imap::Settings {
         hostname: config.hostname.clone(),
         allow_plaintext: config.auth.allow_plaintext,
+        routes: super::routes(config),
+    }
+}
+
+fn submission_settings(config: &Config) -> submission::Settings {
+    submission::Settings {
+        hostname: config.hostname.clone(),
+        allow_plaintext: config.auth.allow_plaintext,
+        relay: (
+            config.submission.relay.host.clone(),
+            config.submission.relay.port,
+        ),
+        max_message_size: config.milter.max_message_size,
+        save_sent: config.submission.save_sent,
         routes: super::routes(config),
     }
 }

@@ -217,6 +217,8 @@ fn reload(current: &Config, running: &Running) {
                 || config.watch.postfix_log != current.watch.postfix_log
                 || config.pop3 != current.pop3
                 || config.imap != current.imap
+                || config.submission.listen != current.submission.listen
+                || config.submission.tls_listen != current.submission.tls_listen
                 || config.data_dir != current.data_dir
             {
                 tracing::warn!(

@@ -15,6 +15,8 @@ use smtp_proto::Response;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::smtp::reply_text;
+
 use crate::config::{Origin, Protocol};
 
 /// What a probe needs to know about its origin.
@@ -184,17 +186,6 @@ async fn converse(target: &Target) -> Result<String, Failure> {
     }
     let _ = client.cmd(b"QUIT\r\n").await;
     Ok(reply_text(&banner))
-}
-
-/// A reply as the server wrote it (smtp-proto splits off the enhanced status code).
-fn reply_text(reply: &Response<String>) -> String {
-    let [class, subject, detail] = reply.esc;
-    let message = reply.message.trim_end();
-    if class == 0 {
-        format!("{} {message}", reply.code)
-    } else {
-        format!("{} {class}.{subject}.{detail} {message}", reply.code)
-    }
 }
 
 async fn expect_ok(

@@ -23,6 +23,8 @@ pub struct Lifeboat {
     pub pop3: Option<(SocketAddr, SocketAddr)>,
     /// IMAP listeners once [`Lifeboat::enable_imap`] was called: (STARTTLS, implicit TLS).
     pub imap: Option<(SocketAddr, SocketAddr)>,
+    /// Submission listeners once [`Lifeboat::enable_submission`] was called.
+    pub submission: Option<(SocketAddr, SocketAddr)>,
     child: Option<Child>,
     /// Extra environment for every command (e.g. NOTIFY_SOCKET).
     env: Vec<(String, String)>,
@@ -43,7 +45,8 @@ impl Lifeboat {
                  [[origin]]\nname = \"main\"\naddress = \"smtp://{origin}\"\ndomains = [\"example.test\"]\n\n\
                  [milter]\nlisten = \"inet:{milter}\"\n\n[fallback]\nlisten = \"{fallback}\"\n\n\
                  [pop3]\nlisten = []\ntls_listen = []\n\n\
-                 [imap]\nlisten = []\ntls_listen = []\n",
+                 [imap]\nlisten = []\ntls_listen = []\n\n\
+                 [submission]\nlisten = []\ntls_listen = []\n",
                 data = dir.path().join("data").display()
             ),
         )
@@ -55,6 +58,7 @@ impl Lifeboat {
             fallback,
             pop3: None,
             imap: None,
+            submission: None,
             child: None,
             env: Vec::new(),
         }
@@ -70,6 +74,28 @@ impl Lifeboat {
     /// Turns IMAP on, like [`Lifeboat::enable_pop3`] (STARTTLS listener on `plain_ip`).
     pub fn enable_imap(&mut self, plain_ip: &str, allow_plaintext: bool, with_cert: bool) {
         self.imap = Some(self.enable_server("imap", plain_ip, allow_plaintext, with_cert));
+    }
+
+    /// Turns submission on (STARTTLS listener on `plain_ip`, implicit TLS on 127.0.0.1),
+    /// handing mail to `relay` (the test's Postfix).
+    pub fn enable_submission(
+        &mut self,
+        plain_ip: &str,
+        relay: SocketAddr,
+        save_sent: bool,
+    ) -> (SocketAddr, SocketAddr) {
+        let listeners = self.enable_server("submission", plain_ip, false, true);
+        self.edit_config(|text| {
+            text.replace(
+                &format!("[submission]\nlisten = [\"{}\"]\n", listeners.0),
+                &format!(
+                    "[submission]\nrelay = \"smtp://{relay}\"\nsave_sent = {save_sent}\nlisten = [\"{}\"]\n",
+                    listeners.0
+                ),
+            )
+        });
+        self.submission = Some(listeners);
+        listeners
     }
 
     fn enable_server(
@@ -196,7 +222,7 @@ impl Lifeboat {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        let servers = [self.pop3, self.imap];
+        let servers = [self.pop3, self.imap, self.submission];
         let servers_up = || {
             servers
                 .iter()

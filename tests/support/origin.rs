@@ -28,6 +28,8 @@ pub enum Mode {
     /// `450 4.2.2` (mailbox full) for these recipients only, compared without regard to
     /// ASCII case; everybody else is accepted.
     TempFailFor(HashSet<String>),
+    /// `550 5.1.1` (no such user) for these recipients; everybody else is accepted.
+    RejectFor(HashSet<String>),
     /// Accept the TCP connection but never send a banner (a wedged server). Applies to
     /// connections made after the switch.
     Hang,
@@ -287,6 +289,11 @@ fn serve(stream: &TcpStream, shared: &Shared) -> io::Result<()> {
                         if full.iter().any(|f| f.eq_ignore_ascii_case(&rcpt)) =>
                     {
                         format!("450 4.2.2 <{rcpt}>: Mailbox full, try again later")
+                    }
+                    Mode::RejectFor(unknown)
+                        if unknown.iter().any(|u| u.eq_ignore_ascii_case(&rcpt)) =>
+                    {
+                        format!("550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown")
                     }
                     _ => {
                         rcpt_to.push(rcpt);

@@ -26,7 +26,6 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use super::mailbox::{MailboxView, Selected};
 use super::{fetch, mutf7, search};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
-use rusqlite::OptionalExtension;
 
 use crate::address::Address;
 use crate::deliver::{Class, NewMessage};
@@ -687,15 +686,12 @@ impl Session {
         let State::Selected(_, selected) = &mut self.state else {
             return Ok(Vec::new());
         };
-        let Some(record) = reader.mailbox_by_id(selected.record.id)? else {
-            return Ok(vec![Response::Status(
+        match selected.refresh(reader, true, condstore, &[])? {
+            Some(responses) => Ok(responses),
+            None => Ok(vec![Response::Status(
                 Status::bye(None, "the selected mailbox was deleted").expect("valid text"),
-            )]);
-        };
-        let fresh = MailboxView::load(reader, &record)?;
-        let responses = selected.view.sync(fresh, true, condstore, &[]);
-        selected.record = record;
-        Ok(responses)
+            )]),
+        }
     }
 
     // ---- messages ----
@@ -714,6 +710,12 @@ impl Session {
         let State::Selected(user, selected) = &mut self.state else {
             unreachable!("checked by dispatch")
         };
+        if !uid && !selected.view.valid_sequence(set) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "invalid message sequence number",
+            )]));
+        }
         let mut positions = selected.view.resolve(set, uid);
         if let Some(since) = changed_since {
             // RFC 7162 §3.1.4: only messages changed after that modseq.
@@ -756,6 +758,15 @@ impl Session {
                 seen_uids.push(message.uid);
             }
             let seq = nz(index as u32 + 1);
+            // RFC 3501 §6.4.5: a FETCH that sets \Seen reports the new flags.
+            let with_flags;
+            let items =
+                if seen_uids.last() == Some(&message.uid) && !items.contains(&fetch::Item::Flags) {
+                    with_flags = [items, &[fetch::Item::Flags]].concat();
+                    &with_flags[..]
+                } else {
+                    items
+                };
             let values = fetch::values(items, &message, bytes.as_deref(), condstore);
             responses.push(data(Data::Fetch { seq, items: values }));
         }
@@ -768,10 +779,8 @@ impl Session {
             )?;
         }
         // Others' changes (no EXPUNGE during FETCH); ours is already in the responses.
-        if let Some(record) = reader.mailbox_by_id(selected.record.id)? {
-            let fresh = MailboxView::load(reader, &record)?;
-            responses.extend(selected.view.sync(fresh, false, condstore, &seen_uids));
-            selected.record = record;
+        if let Some(changes) = selected.refresh(reader, false, condstore, &seen_uids)? {
+            responses.extend(changes);
         }
         responses.push(ok(tag, "FETCH completed"));
         Ok(Reply::new(responses))
@@ -799,6 +808,19 @@ impl Session {
             return Ok(Reply::new(vec![status_no(
                 tag,
                 "[READ-ONLY] mailbox is read-only",
+            )]));
+        }
+        if !uid && !selected.view.valid_sequence(set) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "invalid message sequence number",
+            )]));
+        }
+        // \Recent belongs to the server; other unknown system flags cannot be kept.
+        if flags.iter().any(|f| matches!(f, Flag::Extension(_))) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "that system flag cannot be stored",
             )]));
         }
         let (system, keywords) = split_flags(&flags);
@@ -858,27 +880,24 @@ impl Session {
                 changes,
             )?;
         }
-        let mut responses = Vec::new();
-        if let Some(record) = reader.mailbox_by_id(selected.record.id)? {
-            let fresh = MailboxView::load(reader, &record)?;
-            let ours: Vec<u32> = positions
-                .iter()
-                .filter_map(|&i| selected.view.messages.get(i).map(|m| m.uid))
-                .collect();
-            // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
-            let reported = if silent { &[][..] } else { &ours[..] };
-            responses = selected.view.sync(fresh, false, condstore, reported);
-            if !silent {
-                for (index, message) in selected.view.messages.iter().enumerate() {
-                    if ours.contains(&message.uid) {
-                        responses.push(data(Data::Fetch {
-                            seq: nz(index as u32 + 1),
-                            items: fetch::flags_update(message, uid, condstore),
-                        }));
-                    }
+        let ours: Vec<u32> = positions
+            .iter()
+            .filter_map(|&i| selected.view.messages.get(i).map(|m| m.uid))
+            .collect();
+        // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
+        let reported = if silent { &[][..] } else { &ours[..] };
+        let mut responses = selected
+            .refresh(reader, false, condstore, reported)?
+            .unwrap_or_default();
+        if !silent {
+            for (index, message) in selected.view.messages.iter().enumerate() {
+                if ours.contains(&message.uid) {
+                    responses.push(data(Data::Fetch {
+                        seq: nz(index as u32 + 1),
+                        items: fetch::flags_update(message, uid, condstore),
+                    }));
                 }
             }
-            selected.record = record;
         }
         if modified.is_empty() {
             responses.push(ok(tag, "STORE completed"));
@@ -1037,21 +1056,12 @@ impl Session {
     }
 
     /// Whether a sent copy with this message's Message-ID is already in the mailbox
-    /// (sent through submission with `save_sent`, or appended twice by a client).
+    /// (sent through submission, or appended twice by a client).
     fn already_sent(&self, reader: &Reader, mailbox_id: i64, content: &[u8]) -> StoreResult<bool> {
-        let Some(message_id) = crate::deliver::header_value(content, "Message-ID") else {
-            return Ok(false);
-        };
-        Ok(reader
-            .connection()
-            .query_row(
-                "SELECT 1 FROM messages WHERE mailbox_id = ?1 AND class = 'sent'
-                 AND header_message_id = ?2",
-                rusqlite::params![mailbox_id, message_id],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        match crate::deliver::header_value(content, "Message-ID") {
+            Some(message_id) => reader.has_sent_copy(mailbox_id, &message_id),
+            None => Ok(false),
+        }
     }
 
     /// COPY and MOVE (RFC 6851): copies are new messages of class `other` in the target
@@ -1078,6 +1088,12 @@ impl Session {
             return Ok(Reply::new(vec![status_no(
                 tag,
                 "[READ-ONLY] mailbox is read-only",
+            )]));
+        }
+        if !uid && !selected.view.valid_sequence(set) {
+            return Ok(Reply::new(vec![bad(
+                tag,
+                "invalid message sequence number",
             )]));
         }
         let mut pairs = Vec::new();

@@ -336,15 +336,27 @@ async fn handle(
             }
             Next::Send { index, top_lines } => {
                 let Some(user) = &logged_in else { break };
-                let record = &user.messages[index];
-                let path = pop3.store.message_path(&user.owner, "INBOX", record);
-                match tokio::fs::read(&path).await {
-                    Ok(content) => {
-                        out.extend_from_slice(format!("+OK {} octets\r\n", record.size).as_bytes());
+                let record = user.messages[index].clone();
+                let size = record.size;
+                // read_message finds the file even if IMAP renamed it (flags) since login.
+                let (store, owner) = (pop3.store.clone(), user.owner.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    store.read_message(&owner, "INBOX", &record)
+                })
+                .await;
+                match read {
+                    Ok(Ok(content)) => {
+                        out.extend_from_slice(format!("+OK {size} octets\r\n").as_bytes());
                         message::write_message(&mut out, &content, top_lines);
                     }
+                    Ok(Err(e)) => {
+                        tracing::warn!(%peer, error = %e, "pop3: message file unreadable");
+                        out.extend_from_slice(
+                            b"-ERR [SYS/TEMP] message not available right now\r\n",
+                        );
+                    }
                     Err(e) => {
-                        tracing::warn!(%peer, path = %path.display(), error = %e, "pop3: message file unreadable");
+                        tracing::warn!(%peer, error = %e, "pop3: message file unreadable");
                         out.extend_from_slice(
                             b"-ERR [SYS/TEMP] message not available right now\r\n",
                         );
@@ -377,6 +389,9 @@ async fn handle(
                     }
                     _ => true,
                 };
+                // The maildrop is free before the client hears +OK: a client that logs in
+                // again right after QUIT must not find its own old session holding it.
+                drop(logged_in.take());
                 session.update_finished(ok, &mut out);
                 write(&mut conn, &mut out, idle).await?;
                 break;

@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# IMAP benchmark: Lifeboat's IMAP server against Dovecot's, on loopback, in one run.
+#
+#   imap_load (CONCURRENCY clients, one user each, whole sessions back to back:
+#   LOGIN, SELECT INBOX, then OPS: FETCH 1:* (FLAGS ENVELOPE), FETCH n BODY.PEEK[] x
+#   BODIES, STORE n +FLAGS (\Seen), APPEND a small message, UID STORE +FLAGS (\Deleted)
+#   on it + EXPUNGE; LOGOUT)  ->  the server under test
+#
+# Both servers get the same users with the same argon2id password hashes (Lifeboat's
+# default), and the same MESSAGES synthetic messages per user: Lifeboat's Maildir is
+# copied for Dovecot. If Lifeboat does not take APPEND yet, append and expunge are left
+# out of the mix for every server (the output says which operations ran). Three
+# servers, measured REPEAT times each, alternating:
+#   lifeboat         `lifeboat serve` with an [imap] listener (plaintext: loopback)
+#   dovecot          Dovecot's imap with its default settings (auth cache off, a new
+#                    login process per connection)
+#   dovecot-tuned    the same with auth_cache_size = 10M (Dovecot's counterpart of
+#                    Lifeboat's login cache) and reused login processes
+# Then, on Lifeboat and the default Dovecot:
+#   idle    IDLE_CONNECTIONS logged-in connections that SELECTed INBOX sit idle; RSS
+#           before and after, per connection (Lifeboat: the serve process; Dovecot: the
+#           sum of its `imap` processes, and of its whole process tree)
+#   select  SELECT of a mailbox of BIG messages (built with lifeboat-store-writer,
+#           fsync skipped with eatmydata when available), median of 7 in one session
+#           (Dovecot's first SELECT builds its index and is shown apart)
+# Dovecot runs from its own config in a temp dir (the system's dovecot service and
+# /etc/dovecot are not touched). Not a test: nothing here asserts a time.
+#
+# usage: bench/imap.sh [SECONDS] [CONCURRENCY] [MESSAGES] [REPEAT] [IDLE_CONNECTIONS] [BIG] [OPS]
+#        (as root; OPS defaults to fetch,body,store,append,expunge; BIG=0 skips select)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/sbin:/sbin:$PATH"
+
+SECS=${1:-10}
+CONCURRENCY=${2:-16}
+MESSAGES=${3:-20}
+REPEAT=${4:-3}
+IDLE=${5:-500}
+BIG=${6:-100000}
+OPS=${7:-fetch,body,store,append,expunge}
+BODIES=${BODIES:-3}
+PASSWORD=bench-password
+
+[ "$(id -u)" -eq 0 ] || { echo "bench/imap.sh: run as root (Dovecot drops privileges)" >&2; exit 1; }
+if ! command -v dovecot >/dev/null || [ ! -e /usr/lib/dovecot/imap ]; then
+    apt-get install -y -qq --no-install-recommends dovecot-imapd >/dev/null
+fi
+command -v eatmydata >/dev/null || apt-get install -y -qq --no-install-recommends eatmydata >/dev/null || true
+cargo build --release --quiet --bin lifeboat
+cargo build --release --quiet -p lifeboat-mailstore --example imap_load --bin lifeboat-store-writer
+target=${CARGO_TARGET_DIR:-$PWD/target}/release
+lifeboat=$target/lifeboat
+load=$target/examples/imap_load
+writer=$target/lifeboat-store-writer
+nosync=()
+command -v eatmydata >/dev/null && nosync=(eatmydata)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true # Dovecot's master holds a descriptor per connection
+
+work=$(mktemp -d /tmp/lifeboat-imap-bench.XXXXXX)
+chmod 755 "$work" # Dovecot's processes run as dovecot/dovenull and must reach their files
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${BENCH_KEEP:-}" ] && echo "bench: kept $work" >&2 || rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 400); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+# ---- one store for Lifeboat, copied as Dovecot's Maildirs ----
+lifeboat_port=$(free_port)
+export LIFEBOAT_CONFIG=$work/lifeboat.toml
+cat > "$LIFEBOAT_CONFIG" <<TOML
+data_dir = "$work/data"
+hostname = "lifeboat.bench"
+user = "root"
+[log]
+level = "warn"
+[[origin]]
+name = "main"
+address = "smtp://127.0.0.1:9"
+domains = ["example.test"]
+[milter]
+listen = "inet:127.0.0.1:$(free_port)"
+[fallback]
+listen = "127.0.0.1:$(free_port)"
+[imap]
+listen = ["127.0.0.1:$lifeboat_port"]
+tls_listen = []
+[tls]
+cert = "$work/tls/cert.pem"
+key = "$work/tls/key.pem"
+TOML
+mkdir -p "$work/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" 2>/dev/null
+: > "$work/passwd"
+for n in $(seq "$CONCURRENCY"); do
+    echo "$PASSWORD" | "$lifeboat" user add "user$n@example.test" --password-stdin >/dev/null
+    "${nosync[@]}" "$writer" "$work/data" "user$n@example.test" 1 "$MESSAGES" >/dev/null
+done
+if [ "$BIG" -gt 0 ]; then
+    echo "$PASSWORD" | "$lifeboat" user add "big@example.test" --password-stdin >/dev/null
+    started=$(date +%s)
+    "${nosync[@]}" "$writer" "$work/data" "big@example.test" 1 "$BIG" >/dev/null
+    echo "bench: stored $BIG messages for big@example.test in $(($(date +%s) - started))s ${nosync[*]:+(with eatmydata)}" >&2
+fi
+# The same argon2id hashes for Dovecot ({ARGON2ID}$argon2id$...).
+python3 - "$work/data/index.sqlite" >> "$work/passwd" <<'PY'
+import sqlite3, sys
+for address, hash in sqlite3.connect(sys.argv[1]).execute("SELECT address, password_hash FROM users"):
+    print(f"{address}:{hash}")
+PY
+mkdir -p "$work/dovecot/mail"
+cp -a "$work/data/mail/example.test" "$work/dovecot/mail/"
+chown -R dovecot:dovecot "$work/dovecot/mail"
+bytes=$(du -sb "$work/data/mail" | cut -f1)
+echo "bench: $CONCURRENCY users x $MESSAGES messages, big@ x $BIG ($((bytes / 1024)) KiB in all), ${SECS}s per run, $REPEAT runs per server" >&2
+
+# dovecot_config NAME PORT TUNED: writes $work/NAME/dovecot.conf
+dovecot_config() {
+    local dir=$work/$1
+    mkdir -p "$dir/run" "$dir/state"
+    cat > "$dir/dovecot.conf" <<CONF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = 1
+mail_location = maildir:$work/dovecot/mail/%d/%n
+# Room for the idle measurement (defaults: 100 processes, 10 connections per user+IP).
+default_process_limit = $((IDLE + 100))
+default_client_limit = $((IDLE * 4 + 1000))
+mail_max_userip_connections = $((IDLE + 100))
+passdb {
+  driver = passwd-file
+  args = $work/passwd
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=$work/dovecot/mail/%d/%n
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $2
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = 0
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+CONF
+    if [ "$3" = tuned ]; then
+        cat >> "$dir/dovecot.conf" <<CONF
+auth_cache_size = 10M
+auth_cache_ttl = 15 mins
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+}
+CONF
+    fi
+}
+
+# measure SERVER PORT: one run; prints sessions per second
+measure() {
+    local out
+    out=$("$load" load "127.0.0.1:$2" "$CONCURRENCY" "$SECS" example.test "$PASSWORD" "$OPS" "$BODIES")
+    echo "bench: $1 $out" >&2
+    case "$out" in *" failed=0 "*) ;; *) echo "bench: $1 had failed sessions" >&2 ;; esac
+    sed 's/.*rate=//' <<<"$out"
+}
+
+start_lifeboat() {
+    "$lifeboat" serve >/dev/null 2>"$work/serve.log" & pids+=($!)
+    lifeboat_pid=$!
+    wait_port "$lifeboat_port"
+}
+
+start_dovecot() { # NAME PORT
+    dovecot -F -c "$work/$1/dovecot.conf" & pids+=($!)
+    eval "${1//-/_}_pid=$!"
+    wait_port "$2"
+}
+
+dovecot_port=$(free_port)
+tuned_port=$(free_port)
+dovecot_config dovecot "$dovecot_port" default
+dovecot_config dovecot-tuned "$tuned_port" tuned
+start_lifeboat
+start_dovecot dovecot "$dovecot_port"
+start_dovecot dovecot-tuned "$tuned_port"
+
+# Which operations Lifeboat takes: APPEND and EXPUNGE come out of the mix when not.
+case ",$OPS," in
+*,append,*)
+    probe=$("$load" load "127.0.0.1:$lifeboat_port" 1 1 example.test "$PASSWORD" append,expunge 0 2>&1 || true)
+    case "$probe" in
+    *" failed=0 "*"ops=append,expunge "*) ;;
+    *)
+        echo "bench: Lifeboat does not take APPEND/EXPUNGE yet ($(grep -m1 imap_load <<<"$probe" || echo "${probe##*ops=}")); leaving them out" >&2
+        OPS=$(tr ',' '\n' <<<"$OPS" | grep -vx -e append -e expunge | paste -sd,)
+        ;;
+    esac
+    ;;
+esac
+echo "bench: operations per session: LOGIN, SELECT, $OPS (BODY.PEEK[] x $BODIES), LOGOUT" >&2
+
+# Warm up each (page cache, Dovecot's index files, Lifeboat's login cache) once.
+SECS=2 measure lifeboat "$lifeboat_port" >/dev/null
+SECS=2 measure dovecot "$dovecot_port" >/dev/null
+SECS=2 measure dovecot-tuned "$tuned_port" >/dev/null
+
+declare -A rates
+for round in $(seq "$REPEAT"); do
+    rates[lifeboat]+="$(measure lifeboat "$lifeboat_port") "
+    rates[dovecot]+="$(measure dovecot "$dovecot_port") "
+    rates[dovecot-tuned]+="$(measure dovecot-tuned "$tuned_port") "
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+lb=$(median <<<"${rates[lifeboat]}")
+dc=$(median <<<"${rates[dovecot]}")
+dt=$(median <<<"${rates[dovecot-tuned]}")
+
+# ---- SELECT of a big mailbox ----
+select_line() { # SERVER PORT
+    local out
+    out=$("$load" select "127.0.0.1:$2" big@example.test "$PASSWORD" 7)
+    echo "bench: select $1 $out" >&2
+    echo "$out"
+}
+if [ "$BIG" -gt 0 ]; then
+    sel_lb=$(select_line lifeboat "$lifeboat_port")
+    sel_dc=$(select_line dovecot "$dovecot_port")
+fi
+
+# ---- idle connections ----
+idle_line() { # SERVER PORT PID COMM
+    local out
+    out=$("$load" idle "127.0.0.1:$2" "$IDLE" "$CONCURRENCY" example.test "$PASSWORD" "$3" "$4" 3)
+    echo "bench: idle $1 $out" >&2
+    echo "$out"
+}
+idle_lb=$(idle_line lifeboat "$lifeboat_port" "$lifeboat_pid" lifeboat)
+idle_dc=$(idle_line dovecot "$dovecot_port" "$dovecot_pid" imap)
+
+field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
+echo "operations per session: LOGIN SELECT ${OPS//,/ } LOGOUT"
+printf '%-15s %10s  %s\n' server sessions/s "runs"
+printf '%-15s %10.1f  %s\n' lifeboat "$lb" "${rates[lifeboat]}"
+printf '%-15s %10.1f  %s\n' dovecot "$dc" "${rates[dovecot]}"
+printf '%-15s %10.1f  %s\n' dovecot-tuned "$dt" "${rates[dovecot-tuned]}"
+awk -v lb="$lb" -v dc="$dc" -v dt="$dt" 'BEGIN {
+    printf "lifeboat / dovecot       = %.2fx\n", lb / dc
+    printf "lifeboat / dovecot-tuned = %.2fx\n", lb / dt
+}'
+printf 'idle %s connections, KB per connection: lifeboat rss %s (pss %s); dovecot imap rss %s (pss %s), whole dovecot tree rss %s\n' \
+    "$IDLE" "$(field rss_per_conn_kb "$idle_lb")" "$(field pss_per_conn_kb "$idle_lb")" \
+    "$(field rss_per_conn_kb "$idle_dc")" "$(field pss_per_conn_kb "$idle_dc")" "$(field tree_rss_per_conn_kb "$idle_dc")"
+if [ "$BIG" -gt 0 ]; then
+    printf 'SELECT of %s messages, median ms: lifeboat %s; dovecot %s (its first, indexing: %s)\n' \
+        "$(field messages "$sel_lb")" "$(field median_ms "$sel_lb")" "$(field median_ms "$sel_dc")" "$(field first_ms "$sel_dc")"
+fi

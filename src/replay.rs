@@ -1,0 +1,348 @@
+//! `lifeboat replay`: delivers every copy waiting for replay back to its origin, one run
+//! (the timer repeats it).
+//!
+//! - One run at a time (a lock file); an origin in `outage`, or whose probe fails, is
+//!   left for a later run.
+//! - Directly to the origin's address over SMTP or LMTP, never through Postfix (no
+//!   loop through the milter), per user in arrival order, with the original envelope
+//!   sender and recipients, a trace line and a stable `X-Lifeboat-Replay-ID`.
+//! - Each outcome is committed before the next copy is sent: 2xx `delivered`, 4xx stays
+//!   `pending` with a backoff (and the user's later copies wait, to keep the order), 5xx
+//!   `rejected` (kept, shown in `status`).
+//! - When an origin in `recovering` has nothing left, it becomes `normal` in the same
+//!   transaction that saw the backlog empty.
+
+use std::fs::File;
+use std::time::Duration;
+
+use lifeboat_mailstore::Class;
+use lifeboat_mailstore::replay::{PendingCopy, ReplayOutcome, replay_content};
+use lifeboat_mailstore::{OutageState, Store};
+use mail_send::SmtpClient;
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::TcpStream;
+
+use crate::config::{Config, Origin, Protocol};
+use crate::exit::{self, CommandResult, Failure};
+use crate::smtp::reply_text;
+use crate::watch::probe::{self, Target};
+
+const LOCK_FILE: &str = "replay.lock";
+/// Limit on each exchange with the origin.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// First retry after a 4xx; doubles per attempt up to an hour.
+const BACKOFF: i64 = 60;
+const MAX_BACKOFF: i64 = 3600;
+
+/// What one run did for one origin.
+#[derive(Default, Debug)]
+struct Tally {
+    delivered: usize,
+    deferred: usize,
+    rejected: usize,
+}
+
+pub fn run(config: &Config, store: Store, dry_run: bool) -> CommandResult {
+    let lock_path = config.data_dir.join(LOCK_FILE);
+    let file = File::create(&lock_path)
+        .map_err(|e| Failure::failed(format!("{}: {e}", lock_path.display())))?;
+    let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+        println!("another `lifeboat replay` is running; nothing to do");
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
+    let mut try_later = false;
+    for origin in &config.origins {
+        let done = runtime.block_on(replay_origin(config, &store, origin, dry_run))?;
+        try_later |= done;
+    }
+    if try_later {
+        return Err(Failure::new(
+            exit::TEMPFAIL,
+            "some copies wait for a later run (see above)",
+        ));
+    }
+    Ok(())
+}
+
+/// Replays one origin's queue; true when something is left for a later run.
+async fn replay_origin(
+    config: &Config,
+    store: &Store,
+    origin: &Origin,
+    dry_run: bool,
+) -> Result<bool, Failure> {
+    let reader = store.reader()?;
+    let status = reader.origin_status(&origin.name)?;
+    let queue = reader.replay_queue(&origin.domains)?;
+    drop(reader);
+    if status.state == OutageState::Outage {
+        println!(
+            "{}: in outage; {} copies wait for the origin to recover",
+            origin.name,
+            queue.len()
+        );
+        return Ok(false);
+    }
+    if dry_run {
+        println!("{}: {} copies would be replayed", origin.name, queue.len());
+        for copy in &queue {
+            println!(
+                "  {} {} from <{}> to {} (replay id {}, {} attempts)",
+                copy.owner,
+                copy.class,
+                copy.envelope_from,
+                copy.recipients().join(", "),
+                copy.replay_id,
+                copy.attempts
+            );
+        }
+        return Ok(false);
+    }
+    if !queue.is_empty() {
+        let target = Target::new(origin, &config.hostname, config.watch.probe_timeout);
+        let probe = probe::probe(&target).await;
+        if !probe.health.is_up() {
+            println!(
+                "{}: the origin does not take mail ({}); {} copies wait",
+                origin.name,
+                probe.detail,
+                queue.len()
+            );
+            return Ok(true);
+        }
+    }
+    let tally = deliver_queue(config, store, origin, queue).await?;
+    if tally.delivered + tally.deferred + tally.rejected > 0 {
+        println!(
+            "{}: {} delivered, {} deferred, {} rejected",
+            origin.name, tally.delivered, tally.deferred, tally.rejected
+        );
+    }
+    if status.state == OutageState::Recovering
+        && let Some(change) = store.finish_recovery(
+            &origin.name,
+            origin.domains.clone(),
+            "replay delivered every waiting copy",
+        )?
+    {
+        tracing::warn!(origin = %origin.name, from = %change.from, to = %change.to.state, "origin state changed");
+        println!("{}: {} -> {}", origin.name, change.from, change.to.state);
+    }
+    Ok(tally.deferred > 0)
+}
+
+async fn deliver_queue(
+    config: &Config,
+    store: &Store,
+    origin: &Origin,
+    queue: Vec<PendingCopy>,
+) -> Result<Tally, Failure> {
+    let mut tally = Tally::default();
+    let mut connection: Option<SmtpClient<TcpStream>> = None;
+    // A user whose copy was deferred keeps the rest for later: order per recipient.
+    let mut held_users: Vec<String> = Vec::new();
+    let now = lifeboat_mailstore::store::now();
+    for copy in queue {
+        let user = copy.owner.to_string();
+        if held_users.contains(&user) {
+            continue;
+        }
+        if copy.not_before.is_some_and(|at| at > now) {
+            held_users.push(user);
+            tally.deferred += 1;
+            continue;
+        }
+        let stored = store.read_file(&copy.owner, &copy.folder, &copy.basename, copy.flags)?;
+        let message = with_trace(config, &copy, replay_content(&stored));
+        if connection.is_none() {
+            connection = connect(origin, &config.hostname).await.ok();
+        }
+        let outcome = match connection.as_mut() {
+            Some(client) => send(client, origin.address.protocol, &copy, &message).await,
+            None => Err("cannot connect to the origin".to_string()),
+        };
+        let outcome = outcome.unwrap_or_else(|why| {
+            connection = None;
+            ReplayOutcome::Deferred {
+                response: why,
+                retry_at: now + backoff(copy.attempts),
+            }
+        });
+        let outcome = match outcome {
+            ReplayOutcome::Deferred { response, .. } => ReplayOutcome::Deferred {
+                response,
+                retry_at: now + backoff(copy.attempts),
+            },
+            other => other,
+        };
+        log_outcome(origin, &copy, &outcome);
+        match &outcome {
+            ReplayOutcome::Delivered(_) => tally.delivered += 1,
+            ReplayOutcome::Deferred { .. } => {
+                tally.deferred += 1;
+                held_users.push(user);
+            }
+            ReplayOutcome::Rejected(_) => tally.rejected += 1,
+        }
+        store.record_replay(copy.row, outcome)?;
+    }
+    if let Some(client) = connection {
+        let _ = client.quit().await;
+    }
+    Ok(tally)
+}
+
+fn backoff(attempts: i64) -> i64 {
+    (BACKOFF << attempts.clamp(0, 10)).min(MAX_BACKOFF)
+}
+
+fn log_outcome(origin: &Origin, copy: &PendingCopy, outcome: &ReplayOutcome) {
+    let recipients = copy.recipients().join(",");
+    match outcome {
+        ReplayOutcome::Delivered(response) => tracing::info!(
+            origin = %origin.name, user = %copy.owner, replay_id = %copy.replay_id,
+            %recipients, %response, "replay: delivered"
+        ),
+        ReplayOutcome::Deferred { response, .. } => tracing::warn!(
+            origin = %origin.name, user = %copy.owner, replay_id = %copy.replay_id,
+            %recipients, %response, "replay: deferred"
+        ),
+        ReplayOutcome::Rejected(response) => tracing::error!(
+            origin = %origin.name, user = %copy.owner, replay_id = %copy.replay_id,
+            %recipients, %response, "replay: rejected by the origin; kept for an admin"
+        ),
+    }
+}
+
+/// The message as the origin gets it: a trace line, the replay id (and for sent copies
+/// the marker an origin-side rule can file into Sent) on top of the original.
+fn with_trace(config: &Config, copy: &PendingCopy, original: &[u8]) -> Vec<u8> {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let mut message = format!(
+        "Received: by {} (Lifeboat replay); {now}\r\nX-Lifeboat-Replay-ID: {}\r\n",
+        config.hostname, copy.replay_id
+    )
+    .into_bytes();
+    if copy.class == Class::Sent {
+        message.extend_from_slice(b"X-Lifeboat-Sent: yes\r\n");
+    }
+    message.extend_from_slice(original);
+    message
+}
+
+async fn connect(origin: &Origin, hostname: &str) -> Result<SmtpClient<TcpStream>, String> {
+    let address = (origin.address.host.as_str(), origin.address.port);
+    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let mut client = SmtpClient {
+        stream,
+        timeout: TIMEOUT,
+    };
+    let banner = tokio::time::timeout(TIMEOUT, client.read())
+        .await
+        .map_err(|_| "no banner".to_string())?
+        .map_err(|e| e.to_string())?;
+    if banner.code != 220 {
+        return Err(reply_text(&banner));
+    }
+    let greeting = match origin.address.protocol {
+        Protocol::Smtp => client.ehlo(hostname).await,
+        Protocol::Lmtp => client.lhlo(hostname).await,
+    };
+    greeting.map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+/// One copy, one transaction. `Err` means the connection is unusable (the copy is
+/// deferred and the next one reconnects).
+async fn send(
+    client: &mut SmtpClient<TcpStream>,
+    protocol: Protocol,
+    copy: &PendingCopy,
+    message: &[u8],
+) -> Result<ReplayOutcome, String> {
+    let command = |text: String| text.into_bytes();
+    let reply = client
+        .cmd(command(format!("MAIL FROM:<{}>\r\n", copy.envelope_from)))
+        .await
+        .map_err(|e| e.to_string())?;
+    if reply.code / 100 != 2 {
+        let _ = client.cmd(b"RSET\r\n").await;
+        return Ok(judge(reply.code, reply_text(&reply)));
+    }
+    let mut accepted = 0;
+    let mut refusals = Vec::new();
+    let mut temporary = false;
+    for recipient in copy.recipients() {
+        let reply = client
+            .cmd(command(format!("RCPT TO:<{recipient}>\r\n")))
+            .await
+            .map_err(|e| e.to_string())?;
+        match reply.code / 100 {
+            2 => accepted += 1,
+            4 => {
+                temporary = true;
+                refusals.push(format!("<{recipient}>: {}", reply_text(&reply)));
+            }
+            _ => refusals.push(format!("<{recipient}>: {}", reply_text(&reply))),
+        }
+    }
+    // A recipient that may accept later keeps the whole copy back: sending to the others
+    // now would mean sending it to them twice later.
+    if temporary || accepted == 0 {
+        let _ = client.cmd(b"RSET\r\n").await;
+        let response = refusals.join("; ");
+        return Ok(if temporary {
+            ReplayOutcome::Deferred {
+                response,
+                retry_at: 0,
+            }
+        } else {
+            ReplayOutcome::Rejected(response)
+        });
+    }
+    let go = client.cmd(b"DATA\r\n").await.map_err(|e| e.to_string())?;
+    if go.code != 354 {
+        let _ = client.cmd(b"RSET\r\n").await;
+        return Ok(judge(go.code, reply_text(&go)));
+    }
+    client
+        .write_message(message)
+        .await
+        .map_err(|e| e.to_string())?;
+    // LMTP answers once per accepted recipient; the copy is delivered when all took it.
+    let replies = match protocol {
+        Protocol::Smtp => vec![client.read().await.map_err(|e| e.to_string())?],
+        Protocol::Lmtp => client
+            .read_many(accepted)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let worst = replies
+        .iter()
+        .max_by_key(|r| r.code)
+        .expect("at least one reply");
+    let mut response = reply_text(worst);
+    if !refusals.is_empty() {
+        response.push_str(&format!(" (refused: {})", refusals.join("; ")));
+    }
+    Ok(judge(worst.code, response))
+}
+
+fn judge(code: u16, response: String) -> ReplayOutcome {
+    match code / 100 {
+        2 => ReplayOutcome::Delivered(response),
+        4 => ReplayOutcome::Deferred {
+            response,
+            retry_at: 0,
+        },
+        _ => ReplayOutcome::Rejected(response),
+    }
+}

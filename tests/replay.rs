@@ -1,0 +1,226 @@
+//! `lifeboat replay` against an origin the test controls: order, envelopes, the replay
+//! id, idempotent reruns, 4xx and 5xx, and the flip from recovering to normal.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::Output;
+
+use lifeboat_mailstore::{Address, Class, NewMessage, Store};
+use support::lifeboat::Lifeboat;
+use support::origin::{Mode, Origin};
+
+const ALICE: &str = "alice@example.test";
+const BOB: &str = "bob@example.test";
+
+fn message(n: usize) -> Vec<u8> {
+    format!("From: someone@else.test\r\nSubject: message {n}\r\nMessage-ID: <r{n}@else.test>\r\n\r\nBody {n}.\r\n")
+        .into_bytes()
+}
+
+/// Stores a copy as the capture paths would (serve is not running).
+fn store_copy(lifeboat: &Lifeboat, owner: &str, to: &[&str], class: Class, n: usize) {
+    let store = Store::open(&lifeboat.data_dir(), "lifeboat.test").unwrap();
+    store.lock_for_delivery().unwrap();
+    let folder = if class == Class::Sent {
+        "Sent"
+    } else {
+        "INBOX"
+    };
+    let mut copy = NewMessage::new(Address::parse(owner).unwrap(), folder, message(n), class);
+    copy.envelope_from = Some(if class == Class::Sent {
+        owner.to_string()
+    } else {
+        "someone@else.test".to_string()
+    });
+    copy.envelope_to = to.iter().map(|a| Address::parse(a).unwrap()).collect();
+    store.deliver(copy).unwrap();
+}
+
+fn replay(lifeboat: &Lifeboat, args: &[&str]) -> Output {
+    lifeboat
+        .command()
+        .arg("replay")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn state(lifeboat: &Lifeboat) -> String {
+    let status: serde_json::Value =
+        serde_json::from_str(&lifeboat.admin(&["status", "--json"])).unwrap();
+    status["origins"][0]["state"].as_str().unwrap().to_string()
+}
+
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": ")))
+}
+
+fn setup(origin: &Origin) -> Lifeboat {
+    let lifeboat = Lifeboat::new(origin.addr());
+    lifeboat.add_user(ALICE, &["sales@example.test"]);
+    lifeboat.add_user(BOB, &[]);
+    lifeboat
+}
+
+#[test]
+fn replay_delivers_in_order_once_and_ends_the_recovery() {
+    let origin = Origin::new();
+    let lifeboat = setup(&origin);
+    lifeboat.outage(true);
+    store_copy(&lifeboat, ALICE, &[ALICE], Class::Diverted, 1);
+    store_copy(
+        &lifeboat,
+        ALICE,
+        &["sales@example.test"],
+        Class::Diverted,
+        2,
+    );
+    store_copy(&lifeboat, BOB, &[BOB], Class::Diverted, 3);
+    store_copy(&lifeboat, ALICE, &[], Class::Sent, 4);
+    store_copy(&lifeboat, ALICE, &[ALICE], Class::Journal, 5);
+
+    // In outage nothing is sent, and that is not an error.
+    let out = replay(&lifeboat, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("in outage"));
+    assert!(origin.messages().is_empty());
+
+    lifeboat.outage(false);
+    assert_eq!(state(&lifeboat), "recovering");
+    let dry = replay(&lifeboat, &["--dry-run"]);
+    let listing = String::from_utf8_lossy(&dry.stdout);
+    assert!(listing.contains("4 copies would be replayed"), "{listing}");
+    assert!(origin.messages().is_empty());
+
+    let out = replay(&lifeboat, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("4 delivered, 0 deferred, 0 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("recovering -> normal"), "{stdout}");
+    assert_eq!(state(&lifeboat), "normal");
+
+    let received = origin.messages();
+    let subjects: Vec<(String, Vec<String>, String)> = received
+        .iter()
+        .map(|m| {
+            let text = m.text();
+            (
+                header(&text, "Subject").unwrap().to_string(),
+                m.rcpt_to.clone(),
+                m.mail_from.clone(),
+            )
+        })
+        .collect();
+    // Per user in arrival order; the journal copy is never replayed; the alias copy
+    // goes to the original recipient; the sent copy to the sender's own mailbox.
+    assert_eq!(
+        subjects,
+        [
+            (
+                "message 1".into(),
+                vec![ALICE.to_string()],
+                "someone@else.test".into()
+            ),
+            (
+                "message 2".into(),
+                vec!["sales@example.test".to_string()],
+                "someone@else.test".into()
+            ),
+            ("message 4".into(), vec![ALICE.to_string()], ALICE.into()),
+            (
+                "message 3".into(),
+                vec![BOB.to_string()],
+                "someone@else.test".into()
+            ),
+        ]
+    );
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|m| {
+            header(&m.text(), "X-Lifeboat-Replay-ID")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 4, "a stable, distinct replay id per copy");
+    let sent = received[2].text();
+    assert!(sent.contains("X-Lifeboat-Sent: yes"), "{sent}");
+    // The trace block Lifeboat keeps in its files does not travel.
+    assert!(
+        !received[0].text().contains("X-Lifeboat-Class"),
+        "{}",
+        received[0].text()
+    );
+
+    // A second run has nothing to do.
+    let again = replay(&lifeboat, &[]);
+    assert!(again.status.success());
+    assert_eq!(origin.messages().len(), 4);
+}
+
+#[test]
+fn a_full_mailbox_waits_and_keeps_the_order_an_unknown_user_is_rejected() {
+    let origin = Origin::with_mode(Mode::TempFailFor(HashSet::from([ALICE.to_string()])));
+    let lifeboat = setup(&origin);
+    lifeboat.outage(true);
+    store_copy(&lifeboat, ALICE, &[ALICE], Class::Diverted, 1);
+    store_copy(
+        &lifeboat,
+        ALICE,
+        &["sales@example.test"],
+        Class::Diverted,
+        2,
+    );
+    store_copy(&lifeboat, BOB, &[BOB], Class::Diverted, 3);
+    lifeboat.outage(false);
+
+    let out = replay(&lifeboat, &[]);
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    // Alice's first copy was deferred, so her second waits too (order); Bob's went.
+    let received = origin.messages();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, [BOB]);
+    assert_eq!(state(&lifeboat), "recovering");
+
+    // Bob's address is now unknown at the origin: a rejected copy is kept and counted.
+    store_copy(&lifeboat, BOB, &[BOB], Class::Diverted, 4);
+    origin.set_mode(Mode::RejectFor(HashSet::from([BOB.to_string()])));
+    let out = replay(&lifeboat, &[]);
+    // Alice's copies are in backoff (not due yet): still a later run's work.
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    let status: serde_json::Value =
+        serde_json::from_str(&lifeboat.admin(&["status", "--json"])).unwrap();
+    assert_eq!(status["origins"][0]["copies"]["rejected"], 1, "{status}");
+    assert_eq!(
+        status["origins"][0]["copies"]["diverted_pending"], 2,
+        "{status}"
+    );
+    assert_eq!(origin.messages().len(), 1);
+}
+
+#[test]
+fn an_unreachable_origin_is_a_temporary_failure() {
+    let mut origin = Origin::new();
+    let lifeboat = setup(&origin);
+    lifeboat.outage(true);
+    store_copy(&lifeboat, ALICE, &[ALICE], Class::Diverted, 1);
+    lifeboat.outage(false);
+    origin.stop();
+    let out = replay(&lifeboat, &[]);
+    assert_eq!(out.status.code(), Some(75));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("does not take mail"),
+        "{out:?}"
+    );
+    assert_eq!(state(&lifeboat), "recovering");
+}
