@@ -456,12 +456,137 @@ fn config_check_names_file_key_and_line() {
         .stderr(predicate::str::contains("/nonexistent/lifeboat.toml"));
 }
 
+/// Stores a copy dated `days_ago` days back and puts its ledger row (if any) in `state`.
+fn deliver_dated(
+    s: &Setup,
+    user: &str,
+    class: Class,
+    days_ago: i64,
+    state: Option<&str>,
+) -> lifeboat_mailstore::Stored {
+    let store = s.store();
+    store.lock_for_delivery().unwrap();
+    let mut message = NewMessage::new(
+        Address::parse(user).unwrap(),
+        "INBOX",
+        synthetic::message(1),
+        class,
+    );
+    message.internal_date = Some(lifeboat_mailstore::store::now() - days_ago * 86_400);
+    let stored = store.deliver(message).unwrap();
+    drop(store);
+    if let Some(state) = state {
+        let conn = rusqlite::Connection::open(s.data_dir().join("index.sqlite")).unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE replay_ledger SET state = ?1 WHERE message_row = ?2",
+                rusqlite::params![state, stored.message_row],
+            )
+            .unwrap();
+        assert_eq!(changed, 1, "{class:?} copies have a ledger row");
+    }
+    stored
+}
+
 #[test]
-fn later_subcommands_say_they_are_not_available() {
+fn expire_removes_old_journal_and_replayed_copies_only() {
     let s = Setup::new();
+    s.add_user("alice@example.test", "pw");
+    s.add_user("bob@example.test", "pw");
+    let gone = [
+        deliver_dated(&s, "alice@example.test", Class::Journal, 40, None),
+        deliver_dated(&s, "alice@example.test", Class::Journal, 31, None),
+        deliver_dated(
+            &s,
+            "bob@example.test",
+            Class::Diverted,
+            40,
+            Some("delivered"),
+        ),
+        deliver_dated(&s, "bob@example.test", Class::Sent, 40, Some("delivered")),
+    ];
+    let kept = [
+        deliver_dated(&s, "alice@example.test", Class::Journal, 29, None),
+        deliver_dated(&s, "alice@example.test", Class::Diverted, 40, None),
+        deliver_dated(
+            &s,
+            "alice@example.test",
+            Class::Diverted,
+            40,
+            Some("rejected"),
+        ),
+        deliver_dated(&s, "bob@example.test", Class::Sent, 40, None),
+        deliver_dated(&s, "bob@example.test", Class::Sent, 40, Some("rejected")),
+        deliver_dated(
+            &s,
+            "bob@example.test",
+            Class::Diverted,
+            1,
+            Some("delivered"),
+        ),
+        deliver_dated(&s, "bob@example.test", Class::Other, 40, None),
+    ];
+
+    s.lifeboat().arg("expire").assert().success().stdout(
+        predicate::str::contains("alice@example.test: 2 journal copies removed")
+            .and(predicate::str::contains(
+                "bob@example.test: 1 diverted copies removed",
+            ))
+            .and(predicate::str::contains(
+                "bob@example.test: 1 sent copies removed",
+            ))
+            .and(predicate::str::contains(
+                "4 copies older than 30 days removed",
+            )),
+    );
+    for stored in &gone {
+        assert!(!stored.path.exists(), "{} removed", stored.path.display());
+    }
+    for stored in &kept {
+        assert!(stored.path.exists(), "{} kept", stored.path.display());
+    }
+    let reader = s.store().reader().unwrap();
+    let mut rows: Vec<i64> = Vec::new();
+    for stored in gone.iter().chain(&kept) {
+        rows.extend(
+            reader
+                .messages(stored.mailbox_id)
+                .unwrap()
+                .iter()
+                .map(|m| m.row),
+        );
+    }
+    for stored in &gone {
+        assert!(!rows.contains(&stored.message_row), "index row removed");
+    }
+    for stored in &kept {
+        assert!(rows.contains(&stored.message_row), "index row kept");
+    }
+    s.lifeboat()
+        .args(["store", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("consistent"));
+
+    // A second run finds nothing more.
     s.lifeboat()
         .arg("expire")
         .assert()
-        .code(69)
-        .stderr(predicate::str::contains("not available in this version"));
+        .success()
+        .stdout(predicate::str::contains(
+            "0 copies older than 30 days removed",
+        ));
+}
+
+#[test]
+fn expire_waits_while_serve_holds_the_store() {
+    let s = Setup::new();
+    s.add_user("alice@example.test", "pw");
+    let store = s.store();
+    store.lock_for_delivery().unwrap();
+    s.lifeboat()
+        .arg("expire")
+        .assert()
+        .code(75)
+        .stderr(predicate::str::contains("serve is running"));
 }

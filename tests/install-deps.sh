@@ -5,8 +5,10 @@ set -euo pipefail
 
 # fetchmail, curl and python3 (poplib) are the POP3 tests' clients; curl, isync (mbsync)
 # and python3 (imaplib) the IMAP tests';
-# libio-socket-ssl-perl lets swaks speak TLS (submission tests).
-packages=(postfix swaks fetchmail curl isync python3 libio-socket-ssl-perl)
+# libio-socket-ssl-perl lets swaks speak TLS (submission tests); systemd provides
+# systemd-analyze (tests/systemd.rs, nothing is started); groff-base and man-db render the
+# manual pages (tests/man.rs).
+packages=(postfix swaks fetchmail curl isync python3 libio-socket-ssl-perl systemd groff-base man-db)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

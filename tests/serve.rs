@@ -167,3 +167,38 @@ fn tells_systemd_when_it_is_ready_and_when_it_stops() {
     assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
     assert_eq!(lifeboat.terminate(), Some(0));
 }
+
+/// Expiry needs the delivery lock `serve` holds: serve expires at start (then daily) and
+/// `lifeboat expire` beside it exits 75.
+#[test]
+fn serve_expires_old_copies_and_the_command_waits_for_it() {
+    let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    lifeboat.add_user("alice@example.test", &[]);
+    let (old, recent) = {
+        let store = lifeboat.store();
+        store.lock_for_delivery().unwrap();
+        let owner = lifeboat_mailstore::Address::parse("alice@example.test").unwrap();
+        let deliver = |days_ago: i64| {
+            let mut message = lifeboat_mailstore::NewMessage::new(
+                owner.clone(),
+                "INBOX",
+                support::lifeboat::message(1),
+                lifeboat_mailstore::Class::Journal,
+            );
+            message.internal_date = Some(lifeboat_mailstore::store::now() - days_ago * 86_400);
+            store.deliver(message).unwrap()
+        };
+        (deliver(31), deliver(1))
+    };
+    lifeboat.start();
+    wait_for("serve's expiry", || !old.path.exists());
+    assert!(recent.path.exists());
+    wait_for("the expiry log line", || {
+        lifeboat.log().contains("expiry done")
+    });
+    let out = lifeboat.command().arg("expire").output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serve is running"));
+    assert_eq!(lifeboat.terminate(), Some(0));
+}

@@ -13,6 +13,11 @@
 //!   [`Store::purge_expunged`] removes it.
 //!
 //! UIDs are never reused either way: `uidnext` only grows.
+//!
+//! Expiry ([`Store::expire`], `lifeboat expire` and `serve`'s daily run) follows the same
+//! rule by age: journal copies and `delivered` copies whose internal date is older than
+//! the cut-off go (rows first, in one transaction, then files); `pending` and `rejected`
+//! copies, and copies of any other class without a ledger row, stay.
 
 use std::fs;
 use std::io;
@@ -32,6 +37,22 @@ pub struct ExpungeReport {
     pub removed: Vec<u32>,
     /// Hidden from the user but kept, because the origin has not received them.
     pub kept_for_replay: Vec<u32>,
+}
+
+/// What [`Store::expire`] removed, per user and class (`journal`, `diverted`, `sent`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpireReport {
+    /// (user, class) -> copies removed.
+    pub removed: std::collections::BTreeMap<(String, String), usize>,
+    /// Hidden copies whose replay finished, removed by [`Store::purge_expunged`].
+    pub purged: usize,
+}
+
+impl ExpireReport {
+    /// Copies removed by age (not counting `purged`).
+    pub fn total(&self) -> usize {
+        self.removed.values().sum()
+    }
 }
 
 /// A file whose index row is gone, to remove once the transaction has committed.
@@ -62,6 +83,20 @@ impl Store {
         let count = doomed.len();
         self.remove_files(doomed);
         Ok(count)
+    }
+
+    /// Removes journal copies and copies replay has delivered whose internal date is
+    /// before `cutoff` (seconds since the epoch), then purges hidden copies whose replay
+    /// finished. Pending and rejected copies are never touched (DESIGN.md, invariant 4).
+    /// Rows go in one transaction on the single writer, then the files
+    /// ([`Store::remove_files`]), so a crash in between leaves only files that
+    /// `store check --repair` re-indexes.
+    pub fn expire(&self, cutoff: i64) -> Result<ExpireReport> {
+        self.require_delivery_lock()?;
+        let (removed, doomed) = self.write(move |conn| expire_rows(conn, cutoff))?;
+        self.remove_files(doomed);
+        let purged = self.purge_expunged()?;
+        Ok(ExpireReport { removed, purged })
     }
 
     /// The rows are committed as gone before their files are removed: a crash in between
@@ -160,6 +195,53 @@ fn expunge_rows(
 /// received it (`pending`), or refused it and an admin must see it (`rejected`).
 fn waits_for_origin(state: Option<&str>) -> bool {
     matches!(state, Some("pending") | Some("rejected"))
+}
+
+type ExpiredCounts = std::collections::BTreeMap<(String, String), usize>;
+
+fn expire_rows(conn: &Connection, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doomed>)> {
+    let mut stmt = conn.prepare(
+        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags, m.class
+         FROM messages m
+         JOIN mailboxes b ON b.id = m.mailbox_id
+         JOIN users u ON u.id = b.user_id
+         LEFT JOIN replay_ledger l ON l.message_row = m.id
+         WHERE m.internal_date < ?1
+           AND ((m.class = 'journal' AND l.state IS NULL) OR l.state = 'delivered')",
+    )?;
+    let old = stmt
+        .query_map([cutoff], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                Doomed {
+                    owner: r.get(2)?,
+                    folder: r.get(3)?,
+                    basename: r.get(4)?,
+                    flags: Flags::from_bits(r.get(5)?),
+                },
+                r.get::<_, String>(6)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut counts = ExpiredCounts::new();
+    let mut doomed = Vec::new();
+    let mut touched = std::collections::BTreeSet::new();
+    for (row, mailbox_id, file, class) in old {
+        conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
+        conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
+        *counts.entry((file.owner.clone(), class)).or_default() += 1;
+        touched.insert(mailbox_id);
+        doomed.push(file);
+    }
+    // One modseq step per mailbox, so IMAP CONDSTORE clients see the change.
+    for mailbox_id in touched {
+        conn.execute(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1",
+            [mailbox_id],
+        )?;
+    }
+    Ok((counts, doomed))
 }
 
 fn purge_rows(conn: &Connection) -> Result<Vec<Doomed>> {

@@ -40,7 +40,7 @@ pub use address::Address;
 pub use capture::{DivertOutcome, Fate, PlannedCopy, Routes};
 pub use deliver::{Class, NewMessage, Stored};
 pub use error::{Error, Result};
-pub use expunge::ExpungeReport;
+pub use expunge::{ExpireReport, ExpungeReport};
 pub use maildir::Flags;
 pub use outage::{OriginStatus, OutageState, ProbeRecord, ReplayCounts, Transition};
 pub use reader::{MailboxRecord, MessageRecord, Reader, UserRecord};

@@ -1,6 +1,7 @@
 //! One function per subcommand. Each loads what it needs, does one thing, and reports
 //! failure as an [`exit::Failure`] with a documented exit status.
 
+pub(crate) mod expire;
 mod outage;
 mod store;
 mod users;
@@ -9,7 +10,7 @@ use lifeboat_mailstore::{Address, Store};
 
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::config::Config;
-use crate::exit::{self, CommandResult, Failure};
+use crate::exit::{CommandResult, Failure};
 
 pub fn run(cli: Cli) -> CommandResult {
     match cli.command {
@@ -25,7 +26,7 @@ pub fn run(cli: Cli) -> CommandResult {
             let store = open_store(&config)?;
             crate::replay::run(&config, store, dry_run)
         }
-        Command::Expire => not_yet("expire", 7),
+        Command::Expire => expire::expire(&load(&cli.config)?),
     }
 }
 
@@ -45,13 +46,6 @@ fn check_config(path: &std::path::Path) -> CommandResult {
         );
     }
     Ok(())
-}
-
-fn not_yet(name: &str, issue: u32) -> CommandResult {
-    Err(Failure::new(
-        exit::UNAVAILABLE,
-        format!("`lifeboat {name}` is not available in this version yet (planned: issue {issue})"),
-    ))
 }
 
 /// Opens the store named by the configuration. Run as root, first becomes the account

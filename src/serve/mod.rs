@@ -106,6 +106,12 @@ async fn serve(config: Config) -> CommandResult {
         },
     ));
     let mailservers = mailservers.start(&store, &config, stopped.clone());
+    // Expiry needs the delivery lock this process holds, so serve runs it (daily).
+    let expiry_task = tokio::spawn(crate::commands::expire::run_daily(
+        store.clone(),
+        config.history_days,
+        stopped.clone(),
+    ));
     let fallback_task = tokio::spawn(fallback::serve(
         fallback_listener,
         fallback.clone(),
@@ -144,6 +150,7 @@ async fn serve(config: Config) -> CommandResult {
             let _ = task.await;
         }
         running.mailservers.join().await;
+        let _ = expiry_task.await;
     })
     .await;
     if drained.is_err() {

@@ -16,14 +16,26 @@ pub mod lifeboat;
 pub mod origin;
 pub mod postfix;
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
+use std::sync::Mutex;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port,
-/// close). Another process may take it before the caller binds it; callers that can
-/// should bind port 0 themselves and keep the socket.
+/// close), and not handed out before in this test process: the kernel may offer a port
+/// it just gave back, and two listeners of one test config must not share it. Another
+/// process may still take it before the caller binds it; callers that can should bind
+/// port 0 themselves and keep the socket.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
