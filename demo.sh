@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The Lifeboat demo, on loopback, in a throw-away directory (nothing in /etc is touched).
-# What exists today: configuration, protected users (added and imported), the durable
-# Maildir store, and capture through a real Postfix gateway: journal copies while the
-# origin is up, diversion during an outage. The rest of the outage drill (automatic
-# detection, IMAP, replay) grows here as those parts land.
+# The Lifeboat demo, on loopback, in a throw-away directory (nothing in /etc is touched):
+# configuration, users and the store, then (as root) a real outage drill through a
+# private Postfix gateway: journal copies while the origin is up; the origin dies and
+# Lifeboat detects it; new mail is diverted; a user reads it over IMAP and replies over
+# submission; the origin returns; replay delivers everything; the counts are checked.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -68,48 +68,143 @@ run "$bin/lifeboat" outage end
 run "$bin/lifeboat" status --json
 
 if [ "$(id -u)" -ne 0 ]; then
-    say "Skipping the Postfix part: it installs and starts Postfix, so run the demo as root"
+    say "Skipping the outage drill: it installs and starts Postfix, so run the demo as root"
 else
-    say "7. A real Postfix gateway on loopback, with Lifeboat's milter and fallback relay"
+    say "7. A real Postfix gateway on loopback, with Lifeboat attached, and an origin server"
     ./tests/install-deps.sh
     export PATH="/usr/sbin:$PATH"
     port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
     smtpd=$(port); origin=$(port); outside=$(port); milter=$(port); fallback=$(port)
+    imap=$(port); submission=$(port)
     chmod 755 "$demo"
     # A demo runs everything as root; a real install runs serve as the `lifeboat` account.
     sed -i 's|^hostname = .*|&\nuser = "root"|' "$LIFEBOAT_CONFIG"
-    # Point the origin and the listeners at this demo's loopback ports.
     sed -i "s|^address = .*|address = \"smtp://127.0.0.1:$origin\"|" "$LIFEBOAT_CONFIG"
-    printf '\n[milter]\nlisten = "inet:127.0.0.1:%s"\n\n[fallback]\nlisten = "127.0.0.1:%s"\n' "$milter" "$fallback" >> "$LIFEBOAT_CONFIG"
-    # The demo shows capture only: no user-facing servers on the privileged default ports.
-    printf '\n[pop3]\nlisten = []\ntls_listen = []\n\n[imap]\nlisten = []\ntls_listen = []\n\n[submission]\nlisten = []\ntls_listen = []\n' >> "$LIFEBOAT_CONFIG"
-    smtp-sink -u postfix 127.0.0.1:"$origin" 64 >/dev/null 2>&1 & sink=$!
+    cat >> "$LIFEBOAT_CONFIG" <<TOML
+
+[milter]
+listen = "inet:127.0.0.1:$milter"
+
+[fallback]
+listen = "127.0.0.1:$fallback"
+
+# Loopback listeners may take logins without TLS; a real install also listens on the
+# network with a certificate ([tls]).
+[imap]
+listen = ["127.0.0.1:$imap"]
+tls_listen = []
+
+[submission]
+listen = ["127.0.0.1:$submission"]
+tls_listen = []
+relay = "smtp://127.0.0.1:$smtpd"
+
+[pop3]
+listen = []
+tls_listen = []
+
+[notify]
+admins = ["postmaster@else.example"]
+TOML
+    # The origin: Postfix's smtp-sink, keeping every message it takes as a file.
+    mkdir -p "$demo/origin-mail" "$demo/outside-mail" && chmod 777 "$demo/origin-mail" "$demo/outside-mail"
+    start_origin() {
+        for _ in $(seq 50); do
+            smtp-sink -u postfix -d "$demo/origin-mail/%H%M%S." 127.0.0.1:"$origin" 64 >/dev/null 2>&1 & sink=$!
+            sleep 0.2
+            kill -0 "$sink" 2>/dev/null && return 0
+        done
+        return 1
+    }
+    start_origin
+    smtp-sink -u postfix -d "$demo/outside-mail/%H%M%S." 127.0.0.1:"$outside" 64 >/dev/null 2>&1 & world=$!
     "$bin/lifeboat" serve 2>"$demo/serve.log" & serve=$!
     for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$milter") 2>/dev/null && break; sleep 0.1; done
     kill -0 "$serve" 2>/dev/null || { cat "$demo/serve.log"; exit 1; }
-    trap 'kill $serve $sink 2>/dev/null; ./tests/support/postfix-instance "$demo/postfix" stop >/dev/null 2>&1 || true' EXIT
+    trap 'kill $serve $sink $world 2>/dev/null; ./tests/support/postfix-instance "$demo/postfix" stop >/dev/null 2>&1 || true' EXIT
     ./tests/support/postfix-instance "$demo/postfix" start --smtpd-port "$smtpd" \
-        --origin 127.0.0.1:"$origin" --outside 127.0.0.1:"$origin" \
+        --origin 127.0.0.1:"$origin" --outside 127.0.0.1:"$outside" \
         --milter inet:127.0.0.1:"$milter" --fallback 127.0.0.1:"$fallback"
-    echo "Postfix listens on 127.0.0.1:$smtpd; the origin (smtp-sink) on $origin; Lifeboat's milter on $milter"
+    echo "Postfix (the gateway) listens on 127.0.0.1:$smtpd; the origin on $origin; the"
+    echo "outside world on $outside; Lifeboat's IMAP on $imap and submission on $submission."
 
     send() { swaks --server 127.0.0.1:"$smtpd" --from partner@else.example --to "$1" --header "Subject: $2" >/dev/null; }
     decisions() { sleep 1; grep "milter decision" "$demo/serve.log" | tail -"$1" | sed 's/.*milter decision//'; }
+    state() { "$bin/lifeboat" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["origins"][0]["state"])'; }
+    wait_state() { for _ in $(seq 600); do [ "$(state)" = "$1" ] && return 0; sleep 0.1; done; echo "state never became $1" >&2; return 1; }
+    at_origin() { grep -l "$1" "$demo"/origin-mail/* 2>/dev/null | wc -l; }
 
-    say "8. Origin up: Postfix delivers to the origin, Lifeboat keeps a journal copy"
+    say "8. The origin is up: Postfix delivers to it, Lifeboat keeps a journal copy"
     run send sales@example.test "quarterly numbers"
-    echo "Lifeboat's log line for it (Postfix itself says nothing about milter decisions):"
     decisions 1
 
-    say "9. The origin goes into maintenance: new mail for protected users is diverted"
-    run "$bin/lifeboat" outage begin --reason "origin maintenance"
+    say "9. The origin dies. The next delivery fails, Lifeboat probes at once and declares the outage"
+    kill "$sink"; wait "$sink" 2>/dev/null || true
+    started=$(date +%s.%N)
     run send alice@example.test "are you there?"
-    run send outsider@example.test "not a protected user"
-    decisions 2
-    echo "alice's message was diverted: Lifeboat holds the only copy (to be replayed to the"
-    echo "origin after the outage) and removed her from Postfix's transaction; the address"
-    echo "Lifeboat does not protect went to the origin as usual."
+    wait_state outage
+    echo "outage declared $(python3 -c "print(round($(date +%s.%N) - $started, 1))") s after the message arrived"
+    run send alice@example.test "the contract, signed"
+    run send bob@example.test "lunch?"
+    sleep 2
     run "$bin/lifeboat" status
+    echo "Postfix's queue is empty: Lifeboat holds the only copies until the origin is back."
+    run postqueue -c "$demo/postfix/etc" -p
+
+    say "10. Alice reads her mail over IMAP (any client works; this is Python's imaplib)"
+    python3 - "$imap" <<'PY'
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("alice@example.test", "s3cret-pass")
+typ, count = m.select("INBOX")
+print(f"INBOX holds {count[0].decode()} messages:")
+typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+for part in data:
+    if isinstance(part, tuple):
+        print("  ", part[1].decode().strip())
+m.logout()
+PY
+
+    say "11. Alice replies over submission: to a partner outside, and to Bob, a colleague"
+    python3 - "$submission" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+s.login("alice@example.test", "s3cret-pass")
+s.sendmail("alice@example.test", ["partner@else.example", "bob@example.test"],
+    b"From: Alice <alice@example.test>\r\nTo: partner@else.example, bob@example.test\r\n"
+    b"Subject: Re: the contract, signed\r\nMessage-ID: <reply1@example.test>\r\n\r\nThanks, received.\r\n")
+s.quit()
+print("sent")
+PY
+    sleep 2
+    echo "The partner got it through Postfix: $(grep -l 'Re: the contract' "$demo"/outside-mail/* 2>/dev/null | wc -l) message(s) at the outside sink."
+    run "$bin/lifeboat" status
+
+    say "12. The origin returns. Lifeboat sees it recover, and replay sends everything back"
+    start_origin
+    started=$(date +%s.%N)
+    wait_state normal
+    echo "back to normal $(python3 -c "print(round($(date +%s.%N) - $started, 1))") s after the origin returned (3 good probes over 10 s, then replay)"
+    grep "origin state changed" "$demo/serve.log" | sed 's/^[^ ]* *//' || true
+    run "$bin/lifeboat" status
+    replayed=$(at_origin "X-Lifeboat-Replay-ID")
+    sent=$(at_origin "X-Lifeboat-Sent: yes")
+    echo "The origin received $replayed replayed message(s), $sent of them Alice's sent copy; each"
+    echo "carries its own X-Lifeboat-Replay-ID, so a repeat would be visible."
+    expected=5 # 3 diverted for alice and bob, Bob's copy of Alice's reply, Alice's sent copy
+    if [ "$replayed" -eq "$expected" ]; then
+        echo "The counts match: $expected held during the outage, $expected replayed."
+    else
+        echo "MISMATCH: expected $expected replayed messages, found $replayed" >&2
+        exit 1
+    fi
+
+    say "Try it yourself (Lifeboat keeps running until you press Enter, or for 10 minutes)"
+    echo "  IMAP:        127.0.0.1:$imap         user alice@example.test, password s3cret-pass"
+    echo "  submission:  127.0.0.1:$submission"
+    echo "  send mail:   swaks --server 127.0.0.1:$smtpd --to alice@example.test"
+    echo "  outage:      LIFEBOAT_CONFIG=$LIFEBOAT_CONFIG $bin/lifeboat outage begin"
+    if [ -t 0 ]; then read -r -t 600 _ || true; fi
 fi
 
 say "Done"
