@@ -224,3 +224,94 @@ fn an_unreachable_origin_is_a_temporary_failure() {
     );
     assert_eq!(state(&lifeboat), "recovering");
 }
+
+#[test]
+fn replay_killed_at_random_points_and_rerun_loses_nothing() {
+    use std::time::{Duration, Instant};
+    let origin = Origin::new();
+    let lifeboat = setup(&origin);
+    lifeboat.add_user("carol@example.test", &[]);
+    lifeboat.outage(true);
+    let users = [ALICE, BOB, "carol@example.test"];
+    const PER_USER: usize = 20;
+    for n in 0..PER_USER * users.len() {
+        let user = users[n % users.len()];
+        store_copy(&lifeboat, user, &[user], Class::Diverted, n);
+    }
+    lifeboat.outage(false);
+
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "replay never finished");
+        let mut child = lifeboat
+            .command()
+            .arg("replay")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill at a random point of the run (a run takes a few hundred ms here), 25
+        // times; then let the last run finish.
+        if kills < 25 {
+            std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 400));
+        } else {
+            child.wait().unwrap();
+        }
+        match child.try_wait().unwrap() {
+            Some(status) if status.success() && state(&lifeboat) == "normal" => break,
+            Some(_) => {}
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+
+    let received = origin.messages();
+    let mut first_seen: Vec<String> = Vec::new();
+    for m in &received {
+        let id = header(&m.text(), "X-Lifeboat-Replay-ID")
+            .unwrap()
+            .to_string();
+        if !first_seen.contains(&id) {
+            first_seen.push(id);
+        }
+    }
+    let duplicates = received.len() - first_seen.len();
+    eprintln!(
+        "replay killed {kills} times: {} copies, {} deliveries, {duplicates} duplicates",
+        PER_USER * users.len(),
+        received.len()
+    );
+    // Nothing lost: every copy reached the origin.
+    assert_eq!(first_seen.len(), PER_USER * users.len());
+    // A duplicate needs a kill between the origin's 250 and the ledger's commit.
+    assert!(
+        duplicates <= kills,
+        "{duplicates} duplicates from {kills} kills"
+    );
+    // Per user, first deliveries come in arrival order.
+    for user in users {
+        let numbers: Vec<usize> = received
+            .iter()
+            .filter(|m| m.rcpt_to == [user])
+            .map(|m| {
+                header(&m.text(), "Subject")
+                    .unwrap()
+                    .trim_start_matches("message ")
+                    .parse()
+                    .unwrap()
+            })
+            .fold(Vec::new(), |mut seen, n| {
+                if !seen.contains(&n) {
+                    seen.push(n);
+                }
+                seen
+            });
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        assert_eq!(numbers, sorted, "{user} got its copies out of order");
+    }
+}
