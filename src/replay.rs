@@ -13,7 +13,8 @@
 //!   transaction that saw the backlog empty.
 
 use std::fs::File;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use lifeboat_mailstore::Class;
 use lifeboat_mailstore::replay::{PendingCopy, ReplayOutcome, replay_content};
@@ -50,7 +51,7 @@ pub fn run(config: &Config, store: Store, dry_run: bool) -> CommandResult {
         println!("another `lifeboat replay` is running; nothing to do");
         return Ok(());
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
@@ -135,65 +136,246 @@ async fn replay_origin(
     Ok(tally.deferred > 0)
 }
 
+/// Delivers the queue over up to `[replay] connections` connections: each worker takes
+/// one user's copies at a time and sends them in order; a shared pacer holds the rate
+/// to `max_rate`, climbing to it over `slow_start`.
 async fn deliver_queue(
     config: &Config,
     store: &Store,
     origin: &Origin,
     queue: Vec<PendingCopy>,
 ) -> Result<Tally, Failure> {
-    let mut tally = Tally::default();
-    let mut connection: Option<SmtpClient<TcpStream>> = None;
-    // A user whose copy was deferred keeps the rest for later: order per recipient.
-    let mut held_users: Vec<String> = Vec::new();
-    let now = lifeboat_mailstore::store::now();
+    let total = queue.len();
+    let mut by_user: Vec<Vec<PendingCopy>> = Vec::new();
     for copy in queue {
-        let user = copy.owner.to_string();
-        if held_users.contains(&user) {
-            continue;
+        match by_user.last_mut() {
+            Some(group) if group[0].owner == copy.owner => group.push(copy),
+            _ => by_user.push(vec![copy]),
         }
-        if copy.not_before.is_some_and(|at| at > now) {
-            held_users.push(user);
-            tally.deferred += 1;
-            continue;
+    }
+    let workers = (config.replay.connections as usize).min(by_user.len());
+    let shared = Arc::new(Shared {
+        users: Mutex::new(by_user.into_iter().collect()),
+        tally: Mutex::new(Tally::default()),
+        pacer: Pacer::new(config.replay.max_rate, config.replay.slow_start),
+        progress: Progress::new(total),
+        store: store.clone(),
+        origin: origin.clone(),
+        hostname: config.hostname.clone(),
+        now: lifeboat_mailstore::store::now(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let shared = shared.clone();
+        tasks.spawn(async move { shared.work().await });
+    }
+    let mut failure = None;
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(Failure::failed(format!("replay worker: {e}"))),
         }
-        let stored = store.read_file(&copy.owner, &copy.folder, &copy.basename, copy.flags)?;
-        let message = with_trace(config, &copy, replay_content(&stored));
+    }
+    shared.progress.finish();
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let tally = std::mem::take(&mut *shared.tally.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(tally)
+}
+
+/// What the workers of one origin share.
+struct Shared {
+    /// Users still to do, each with their copies in arrival order.
+    users: Mutex<std::collections::VecDeque<Vec<PendingCopy>>>,
+    tally: Mutex<Tally>,
+    pacer: Pacer,
+    progress: Progress,
+    store: Store,
+    origin: Origin,
+    hostname: String,
+    now: i64,
+}
+
+impl Shared {
+    async fn work(self: Arc<Self>) -> Result<(), Failure> {
+        let mut connection: Option<SmtpClient<TcpStream>> = None;
+        loop {
+            let next = self
+                .users
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            let Some(copies) = next else { break };
+            for copy in copies {
+                // A copy in backoff holds the user's later ones: order per recipient.
+                if copy.not_before.is_some_and(|at| at > self.now) {
+                    self.count(&ReplayOutcome::Deferred {
+                        response: String::new(),
+                        retry_at: 0,
+                    });
+                    break;
+                }
+                self.pacer.wait().await;
+                let outcome = self.deliver(&mut connection, &copy).await?;
+                log_outcome(&self.origin, &copy, &outcome);
+                let held = matches!(outcome, ReplayOutcome::Deferred { .. });
+                self.count(&outcome);
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.record_replay(copy.row, outcome))
+                    .await
+                    .map_err(|e| Failure::failed(format!("replay: {e}")))??;
+                self.progress.step();
+                if held {
+                    break;
+                }
+            }
+        }
+        if let Some(client) = connection {
+            let _ = client.quit().await;
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        connection: &mut Option<SmtpClient<TcpStream>>,
+        copy: &PendingCopy,
+    ) -> Result<ReplayOutcome, Failure> {
+        let (store, read) = (self.store.clone(), copy.clone());
+        let stored = tokio::task::spawn_blocking(move || {
+            store.read_file(&read.owner, &read.folder, &read.basename, read.flags)
+        })
+        .await
+        .map_err(|e| Failure::failed(format!("replay: {e}")))??;
+        let message = with_trace(&self.hostname, copy, replay_content(&stored));
         if connection.is_none() {
-            connection = connect(origin, &config.hostname).await.ok();
+            *connection = connect(&self.origin, &self.hostname).await.ok();
         }
-        let outcome = match connection.as_mut() {
-            Some(client) => send(client, origin.address.protocol, &copy, &message).await,
+        let sent = match connection.as_mut() {
+            Some(client) => send(client, self.origin.address.protocol, copy, &message).await,
             None => Err("cannot connect to the origin".to_string()),
         };
-        let outcome = outcome.unwrap_or_else(|why| {
-            connection = None;
-            ReplayOutcome::Deferred {
-                response: why,
-                retry_at: now + backoff(copy.attempts),
+        let retry_at = self.now + backoff(copy.attempts);
+        Ok(match sent {
+            Ok(ReplayOutcome::Deferred { response, .. }) => {
+                ReplayOutcome::Deferred { response, retry_at }
             }
-        });
-        let outcome = match outcome {
-            ReplayOutcome::Deferred { response, .. } => ReplayOutcome::Deferred {
-                response,
-                retry_at: now + backoff(copy.attempts),
-            },
-            other => other,
-        };
-        log_outcome(origin, &copy, &outcome);
-        match &outcome {
+            Ok(other) => other,
+            Err(why) => {
+                *connection = None;
+                ReplayOutcome::Deferred {
+                    response: why,
+                    retry_at,
+                }
+            }
+        })
+    }
+
+    fn count(&self, outcome: &ReplayOutcome) {
+        let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
             ReplayOutcome::Delivered(_) => tally.delivered += 1,
-            ReplayOutcome::Deferred { .. } => {
-                tally.deferred += 1;
-                held_users.push(user);
-            }
+            ReplayOutcome::Deferred { .. } => tally.deferred += 1,
             ReplayOutcome::Rejected(_) => tally.rejected += 1,
         }
-        store.record_replay(copy.row, outcome)?;
     }
-    if let Some(client) = connection {
-        let _ = client.quit().await;
+}
+
+/// Spaces sends so the rate never exceeds `max_rate`, starting at a tenth of it and
+/// climbing linearly over `slow_start`: an origin that has just recovered is not hit
+/// with the whole backlog at once.
+struct Pacer {
+    started: Instant,
+    max_rate: f64,
+    slow_start: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(max_rate: u32, slow_start: Duration) -> Pacer {
+        let now = Instant::now();
+        Pacer {
+            started: now,
+            max_rate: f64::from(max_rate.max(1)),
+            slow_start,
+            next: Mutex::new(now),
+        }
     }
-    Ok(tally)
+
+    /// Messages per second allowed `elapsed` into the run.
+    fn rate(&self, elapsed: Duration) -> f64 {
+        let ramp = if self.slow_start.is_zero() {
+            1.0
+        } else {
+            (elapsed.as_secs_f64() / self.slow_start.as_secs_f64()).min(1.0)
+        };
+        self.max_rate * (0.1 + 0.9 * ramp)
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            let interval = Duration::from_secs_f64(1.0 / self.rate(slot - self.started));
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+/// done/total, rate and ETA: a line rewritten in place on a terminal, a log line every
+/// 100 copies otherwise (so the slow start is visible in the log).
+struct Progress {
+    total: usize,
+    done: Mutex<(usize, Instant)>,
+    started: Instant,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        let now = Instant::now();
+        Progress {
+            total,
+            done: Mutex::new((0, now)),
+            started: now,
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn step(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        done.0 += 1;
+        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = done.0 as f64 / elapsed;
+        let eta = (self.total - done.0.min(self.total)) as f64 / rate.max(0.001);
+        if self.terminal {
+            if done.1.elapsed() >= Duration::from_millis(200) || done.0 == self.total {
+                eprint!(
+                    "\rreplay: {}/{} copies, {rate:.0}/s, ETA {eta:.0} s   ",
+                    done.0, self.total
+                );
+                done.1 = Instant::now();
+            }
+        } else if done.0 % 100 == 0 {
+            tracing::info!(
+                done = done.0,
+                total = self.total,
+                rate = format!("{rate:.0}/s"),
+                "replay progress"
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal && self.total > 0 {
+            eprintln!();
+        }
+    }
 }
 
 fn backoff(attempts: i64) -> i64 {
@@ -220,11 +402,11 @@ fn log_outcome(origin: &Origin, copy: &PendingCopy, outcome: &ReplayOutcome) {
 
 /// The message as the origin gets it: a trace line, the replay id (and for sent copies
 /// the marker an origin-side rule can file into Sent) on top of the original.
-fn with_trace(config: &Config, copy: &PendingCopy, original: &[u8]) -> Vec<u8> {
+fn with_trace(hostname: &str, copy: &PendingCopy, original: &[u8]) -> Vec<u8> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let mut message = format!(
-        "Received: by {} (Lifeboat replay); {now}\r\nX-Lifeboat-Replay-ID: {}\r\n",
-        config.hostname, copy.replay_id
+        "Received: by {hostname} (Lifeboat replay); {now}\r\nX-Lifeboat-Replay-ID: {}\r\n",
+        copy.replay_id
     )
     .into_bytes();
     if copy.class == Class::Sent {

@@ -21,7 +21,8 @@ pub use error::ConfigError;
 use error::KeyPath;
 pub use value::{ListenSpec, OriginAddress, Protocol};
 pub use watch::{
-    MetricsConfig, NotifyConfig, PostfixLog, TEMPLATE_FIELDS, WatchConfig, fill_template,
+    MetricsConfig, NotifyConfig, PostfixLog, ReplayConfig, TEMPLATE_FIELDS, WatchConfig,
+    fill_template,
 };
 
 /// Where the configuration is read from unless `--config` or `LIFEBOAT_CONFIG` says otherwise.
@@ -72,6 +73,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub replay: ReplayConfig,
 }
 
 impl Config {

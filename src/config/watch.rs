@@ -211,6 +211,31 @@ impl NotifyConfig {
     }
 }
 
+/// `[replay]`: how hard `lifeboat replay` may push an origin that has just recovered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Connections to an origin at once (each carries one user's copies, in order).
+    #[serde(deserialize_with = "at_least_one")]
+    pub connections: u32,
+    /// Messages per second at most, once the slow start is over.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_rate: u32,
+    /// The rate climbs from a tenth of `max_rate` to all of it over this long.
+    #[serde(with = "duration")]
+    pub slow_start: Duration,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> ReplayConfig {
+        ReplayConfig {
+            connections: 4,
+            max_rate: 1000,
+            slow_start: Duration::from_secs(30),
+        }
+    }
+}
+
 /// `[metrics]`: Prometheus text metrics over HTTP; off unless `listen` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
