@@ -361,7 +361,7 @@ impl Progress {
                 );
                 done.1 = Instant::now();
             }
-        } else if done.0 % 100 == 0 {
+        } else if done.0.is_multiple_of(100) {
             tracing::info!(
                 done = done.0,
                 total = self.total,
@@ -526,5 +526,30 @@ fn judge(code: u16, response: String) -> ReplayOutcome {
             retry_at: 0,
         },
         _ => ReplayOutcome::Rejected(response),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pace_climbs_from_a_tenth_to_the_full_rate() {
+        let pacer = Pacer::new(1000, Duration::from_secs(30));
+        assert_eq!(pacer.rate(Duration::ZERO), 100.0);
+        assert_eq!(pacer.rate(Duration::from_secs(15)), 550.0);
+        assert_eq!(pacer.rate(Duration::from_secs(30)), 1000.0);
+        assert_eq!(pacer.rate(Duration::from_secs(300)), 1000.0);
+        let at_once = Pacer::new(50, Duration::ZERO);
+        assert_eq!(at_once.rate(Duration::ZERO), 50.0);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!(backoff(0), 60);
+        assert_eq!(backoff(1), 120);
+        assert_eq!(backoff(5), 1920);
+        assert_eq!(backoff(6), 3600);
+        assert_eq!(backoff(100), 3600);
     }
 }
