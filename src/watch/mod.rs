@@ -34,6 +34,8 @@ pub struct Watch {
     config: Reloadable<Config>,
     /// Per origin name; the set of origins is fixed until restart.
     signals: HashMap<String, Arc<Signals>>,
+    /// A replay started by this watch is running.
+    replaying: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How the rest of `serve` talks to one origin's task.
@@ -64,6 +66,7 @@ impl Watch {
             notifier,
             config: Reloadable::new(config),
             signals,
+            replaying: Arc::default(),
         })
     }
 
@@ -173,6 +176,11 @@ impl Watch {
                 }
             }
             let state = known.as_ref().map_or(OutageState::Normal, |s| s.state);
+            // Mail goes on being diverted while recovering: replay again until a run
+            // finds the backlog empty and turns the origin normal.
+            if state == OutageState::Recovering && probe.health.is_up() {
+                self.start_replay();
+            }
             let undecided = verdict.undecided(state, limits);
             if !undecided {
                 signals.settled.send_modify(|generation| *generation += 1);
@@ -260,9 +268,14 @@ impl Watch {
     }
 
     /// The origin is back: replay at once instead of waiting for the timer (which stays
-    /// the backstop). `lifeboat replay` takes its own lock, so a timer run at the same
-    /// moment simply finds it busy.
+    /// the backstop), and again after each probe while recovering, one run at a time.
+    /// `lifeboat replay` takes its own lock, so a timer run at the same moment simply
+    /// finds it busy.
     fn start_replay(&self) {
+        use std::sync::atomic::Ordering;
+        if self.replaying.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let config = self.config.get();
         let program = match std::env::current_exe() {
             Ok(program) => program,
@@ -281,14 +294,19 @@ impl Watch {
         match command.spawn() {
             Ok(mut child) => {
                 tracing::info!("origin recovering: replay started");
+                let replaying = self.replaying.clone();
                 tokio::spawn(async move {
                     match child.wait().await {
                         Ok(status) => tracing::info!(%status, "replay finished"),
                         Err(e) => tracing::warn!(error = %e, "replay could not be waited for"),
                     }
+                    replaying.store(false, Ordering::SeqCst);
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "cannot start a replay (the timer will)"),
+            Err(e) => {
+                self.replaying.store(false, Ordering::SeqCst);
+                tracing::warn!(error = %e, "cannot start a replay (the timer will)");
+            }
         }
     }
 
