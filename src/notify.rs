@@ -81,6 +81,22 @@ impl Notifier {
         }
     }
 
+    /// Tells the admins something that is not a change of state (copies the origin
+    /// refused during replay). Rate-limited per admin and `kind` like every notice.
+    pub async fn tell_admins(&self, kind: &str, subject: String, body: String) {
+        let config = self.config.get();
+        let min_interval = config.notify.min_interval.as_secs() as i64;
+        for admin in &config.notify.admins {
+            let notice = Notice {
+                recipient: admin.to_string(),
+                kind: kind.to_string(),
+                subject: subject.clone(),
+                body: body.clone(),
+            };
+            self.send_rate_limited(&config, notice, min_interval).await;
+        }
+    }
+
     async fn user_contacts(
         &self,
         domains: &[String],

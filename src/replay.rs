@@ -41,6 +41,8 @@ struct Tally {
     delivered: usize,
     deferred: usize,
     rejected: usize,
+    /// One line per rejected copy, for the admins' notice.
+    refusals: Vec<String>,
 }
 
 pub fn run(config: &Config, store: Store, dry_run: bool) -> CommandResult {
@@ -123,6 +125,24 @@ async fn replay_origin(
             origin.name, tally.delivered, tally.deferred, tally.rejected
         );
     }
+    if !tally.refusals.is_empty() {
+        let notifier = crate::notify::Notifier::new(store.clone(), config.clone());
+        let subject = format!(
+            "[lifeboat] origin {}: {} replayed copies refused",
+            origin.name,
+            tally.refusals.len()
+        );
+        let body = format!(
+            "The origin {} ({}) refused these copies for good. Lifeboat keeps them (shown \
+             as rejected in `lifeboat status`); deliver or remove them by hand.\n\n{}\n",
+            origin.name,
+            origin.address,
+            tally.refusals.join("\n")
+        );
+        notifier
+            .tell_admins(&format!("admin:{}:rejected", origin.name), subject, body)
+            .await;
+    }
     if status.state == OutageState::Recovering
         && let Some(change) = store.finish_recovery(
             &origin.name,
@@ -162,6 +182,7 @@ async fn deliver_queue(
         store: store.clone(),
         origin: origin.clone(),
         hostname: config.hostname.clone(),
+        sent_subject_tag: config.replay.sent_subject_tag.clone(),
         now: lifeboat_mailstore::store::now(),
     });
     let mut tasks = tokio::task::JoinSet::new();
@@ -195,6 +216,7 @@ struct Shared {
     store: Store,
     origin: Origin,
     hostname: String,
+    sent_subject_tag: String,
     now: i64,
 }
 
@@ -222,6 +244,18 @@ impl Shared {
                 log_outcome(&self.origin, &copy, &outcome);
                 let held = matches!(outcome, ReplayOutcome::Deferred { .. });
                 self.count(&outcome);
+                if let ReplayOutcome::Rejected(response) = &outcome {
+                    self.tally
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .refusals
+                        .push(format!(
+                            "{} (replay id {}, to {}): {response}",
+                            copy.owner,
+                            copy.replay_id,
+                            copy.recipients().join(", ")
+                        ));
+                }
                 let store = self.store.clone();
                 tokio::task::spawn_blocking(move || store.record_replay(copy.row, outcome))
                     .await
@@ -249,7 +283,12 @@ impl Shared {
         })
         .await
         .map_err(|e| Failure::failed(format!("replay: {e}")))??;
-        let message = with_trace(&self.hostname, copy, replay_content(&stored));
+        let message = with_trace(
+            &self.hostname,
+            &self.sent_subject_tag,
+            copy,
+            replay_content(&stored),
+        );
         if connection.is_none() {
             *connection = connect(&self.origin, &self.hostname).await.ok();
         }
@@ -402,7 +441,7 @@ fn log_outcome(origin: &Origin, copy: &PendingCopy, outcome: &ReplayOutcome) {
 
 /// The message as the origin gets it: a trace line, the replay id (and for sent copies
 /// the marker an origin-side rule can file into Sent) on top of the original.
-fn with_trace(hostname: &str, copy: &PendingCopy, original: &[u8]) -> Vec<u8> {
+fn with_trace(hostname: &str, tag: &str, copy: &PendingCopy, original: &[u8]) -> Vec<u8> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let mut message = format!(
         "Received: by {hostname} (Lifeboat replay); {now}\r\nX-Lifeboat-Replay-ID: {}\r\n",
@@ -412,8 +451,40 @@ fn with_trace(hostname: &str, copy: &PendingCopy, original: &[u8]) -> Vec<u8> {
     if copy.class == Class::Sent {
         message.extend_from_slice(b"X-Lifeboat-Sent: yes\r\n");
     }
-    message.extend_from_slice(original);
+    match (copy.class, tag) {
+        (Class::Sent, tag) if !tag.is_empty() => message.extend(tag_subject(original, tag)),
+        _ => message.extend_from_slice(original),
+    }
     message
+}
+
+/// The message with `tag` in front of its Subject (a Subject is added when it has
+/// none). Only the header section is touched.
+fn tag_subject(message: &[u8], tag: &str) -> Vec<u8> {
+    let header_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message.len(), |i| i + 2);
+    let mut at = 0;
+    while at < header_end {
+        let line_end = message[at..header_end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(header_end, |i| at + i + 1);
+        let line = &message[at..line_end];
+        if line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"Subject:") {
+            let value_start = at + 8 + line[8..].iter().take_while(|&&b| b == b' ').count();
+            let mut out = message[..value_start].to_vec();
+            out.extend_from_slice(tag.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(&message[value_start..]);
+            return out;
+        }
+        at = line_end;
+    }
+    let mut out = format!("Subject: {tag}\r\n").into_bytes();
+    out.extend_from_slice(message);
+    out
 }
 
 async fn connect(origin: &Origin, hostname: &str) -> Result<SmtpClient<TcpStream>, String> {
@@ -542,6 +613,20 @@ mod tests {
         assert_eq!(pacer.rate(Duration::from_secs(300)), 1000.0);
         let at_once = Pacer::new(50, Duration::ZERO);
         assert_eq!(at_once.rate(Duration::ZERO), 50.0);
+    }
+
+    #[test]
+    fn the_sent_tag_goes_in_front_of_the_subject_or_makes_one() {
+        let tagged = tag_subject(
+            b"From: a\r\nSubject: hello\r\n\r\nSubject: body\r\n",
+            "[sent]",
+        );
+        assert_eq!(
+            tagged,
+            b"From: a\r\nSubject: [sent] hello\r\n\r\nSubject: body\r\n"
+        );
+        let added = tag_subject(b"From: a\r\n\r\nbody\r\n", "[sent]");
+        assert_eq!(added, b"Subject: [sent]\r\nFrom: a\r\n\r\nbody\r\n");
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn setup(origin: &Origin) -> Lifeboat {
 fn replay_delivers_in_order_once_and_ends_the_recovery() {
     let origin = Origin::new();
     let lifeboat = setup(&origin);
+    lifeboat.edit_config(|text| format!("{text}\n[replay]\nsent_subject_tag = \"[sent]\"\n"));
     lifeboat.outage(true);
     store_copy(&lifeboat, ALICE, &[ALICE], Class::Diverted, 1);
     store_copy(
@@ -142,7 +143,11 @@ fn replay_delivers_in_order_once_and_ends_the_recovery() {
                 vec!["sales@example.test".to_string()],
                 "someone@else.test".into()
             ),
-            ("message 4".into(), vec![ALICE.to_string()], ALICE.into()),
+            (
+                "[sent] message 4".into(),
+                vec![ALICE.to_string()],
+                ALICE.into()
+            ),
         ]
     );
     assert!(deliveries.contains(&(
@@ -181,7 +186,21 @@ fn replay_delivers_in_order_once_and_ends_the_recovery() {
 #[test]
 fn a_full_mailbox_waits_and_keeps_the_order_an_unknown_user_is_rejected() {
     let origin = Origin::with_mode(Mode::TempFailFor(HashSet::from([ALICE.to_string()])));
+    let relay = Origin::new();
     let lifeboat = setup(&origin);
+    // Notices about rejected copies go to the admins through the relay.
+    lifeboat.edit_config(|text| {
+        format!(
+            "{}\n[notify]\nadmins = [\"ops@else.test\"]\n",
+            text.replace(
+                "[submission]\nlisten = []\ntls_listen = []\n",
+                &format!(
+                    "[submission]\nlisten = []\ntls_listen = []\nrelay = \"smtp://{}\"\n",
+                    relay.addr()
+                )
+            )
+        )
+    });
     lifeboat.outage(true);
     store_copy(&lifeboat, ALICE, &[ALICE], Class::Diverted, 1);
     store_copy(
@@ -216,6 +235,12 @@ fn a_full_mailbox_waits_and_keeps_the_order_an_unknown_user_is_rejected() {
         "{status}"
     );
     assert_eq!(origin.messages().len(), 1);
+    let notices = relay.messages();
+    assert_eq!(notices.len(), 1, "one notice to the admin");
+    assert_eq!(notices[0].rcpt_to, ["ops@else.test"]);
+    let notice = notices[0].text();
+    assert!(notice.contains("1 replayed copies refused"), "{notice}");
+    assert!(notice.contains("550 5.1.1"), "{notice}");
 }
 
 #[test]

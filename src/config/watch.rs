@@ -224,6 +224,9 @@ pub struct ReplayConfig {
     /// The rate climbs from a tenth of `max_rate` to all of it over this long.
     #[serde(with = "duration")]
     pub slow_start: Duration,
+    /// Put in front of the Subject of replayed sent copies (empty: none), for origins
+    /// without a rule on `X-Lifeboat-Sent`.
+    pub sent_subject_tag: String,
 }
 
 impl Default for ReplayConfig {
@@ -232,6 +235,7 @@ impl Default for ReplayConfig {
             connections: 4,
             max_rate: 1000,
             slow_start: Duration::from_secs(30),
+            sent_subject_tag: String::new(),
         }
     }
 }
