@@ -2,7 +2,7 @@
 //! (the timer repeats it).
 //!
 //! - One run at a time (a lock file); an origin in `outage`, or whose probe fails, is
-//!   left for a later run.
+//!   left for a later run (exit 0, saying why: nothing went wrong).
 //! - Directly to the origin's address over SMTP or LMTP, never through Postfix (no
 //!   loop through the milter), per user in arrival order, with the original envelope
 //!   sender and recipients, a trace line and a stable `X-Lifeboat-Replay-ID`.
@@ -109,13 +109,14 @@ async fn replay_origin(
         let target = Target::new(origin, &config.hostname, config.watch.probe_timeout);
         let probe = probe::probe(&target).await;
         if !probe.health.is_up() {
+            // Nothing failed here: the origin is not ready yet. The next run tries again.
             println!(
-                "{}: the origin does not take mail ({}); {} copies wait",
+                "{}: the origin does not take mail ({}); {} copies wait for a later run",
                 origin.name,
                 probe.detail,
                 queue.len()
             );
-            return Ok(true);
+            return Ok(false);
         }
     }
     let tally = deliver_queue(config, store, origin, queue).await?;

@@ -244,15 +244,16 @@ fn a_full_mailbox_waits_and_keeps_the_order_an_unknown_user_is_rejected() {
 }
 
 #[test]
-fn an_unreachable_origin_is_a_temporary_failure() {
+fn an_unreachable_origin_is_left_for_a_later_run() {
     let mut origin = Origin::new();
     let lifeboat = setup(&origin);
     lifeboat.outage(true);
     store_copy(&lifeboat, ALICE, &[ALICE], Class::Diverted, 1);
     lifeboat.outage(false);
     origin.stop();
+    // Not an error: the origin is not ready yet, and the run says so.
     let out = replay(&lifeboat, &[]);
-    assert_eq!(out.status.code(), Some(75));
+    assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("does not take mail"),
         "{out:?}"
