@@ -10,8 +10,6 @@ use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{OriginStatus, OutageState, Store};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::text::Text;
-use mail_send::SmtpClient;
-use tokio::net::TcpStream;
 use tokio::task::spawn_blocking;
 
 use crate::config::{Config, Origin, fill_template};
@@ -247,28 +245,13 @@ async fn send(config: &Config, notice: &Notice) -> Result<(), String> {
         .map_err(|e| format!("building the message: {e}"))?;
 
     let relay = &config.submission.relay;
-    let stream = tokio::time::timeout(
+    let mut client = crate::smtp::connect(
+        (relay.host.as_str(), relay.port),
+        &config.hostname,
+        false,
         RELAY_TIMEOUT,
-        TcpStream::connect((relay.host.as_str(), relay.port)),
     )
-    .await
-    .map_err(|_| "connect: timed out".to_string())?
-    .map_err(|e| format!("connect: {e}"))?;
-    let mut client = SmtpClient {
-        stream,
-        timeout: RELAY_TIMEOUT,
-    };
-    let banner = tokio::time::timeout(RELAY_TIMEOUT, client.read())
-        .await
-        .map_err(|_| "banner: timed out".to_string())?
-        .map_err(|e| format!("banner: {e}"))?;
-    if banner.code != 220 {
-        return Err(format!("banner: {} {}", banner.code, banner.message));
-    }
-    client
-        .ehlo(&config.hostname)
-        .await
-        .map_err(|e| format!("EHLO: {e}"))?;
+    .await?;
     let envelope = mail_send::smtp::message::Message::new(
         sender.as_str(),
         [notice.recipient.as_str()],

@@ -490,28 +490,8 @@ fn tag_subject(message: &[u8], tag: &str) -> Vec<u8> {
 
 async fn connect(origin: &Origin, hostname: &str) -> Result<SmtpClient<TcpStream>, String> {
     let address = (origin.address.host.as_str(), origin.address.port);
-    let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let mut client = SmtpClient {
-        stream,
-        timeout: TIMEOUT,
-    };
-    let banner = tokio::time::timeout(TIMEOUT, client.read())
-        .await
-        .map_err(|_| "no banner".to_string())?
-        .map_err(|e| e.to_string())?;
-    if banner.code != 220 {
-        return Err(reply_text(&banner));
-    }
-    let greeting = match origin.address.protocol {
-        Protocol::Smtp => client.ehlo(hostname).await,
-        Protocol::Lmtp => client.lhlo(hostname).await,
-    };
-    greeting.map_err(|e| e.to_string())?;
-    Ok(client)
+    let lmtp = origin.address.protocol == Protocol::Lmtp;
+    crate::smtp::connect(address, hostname, lmtp, TIMEOUT).await
 }
 
 /// One copy, one transaction. `Err` means the connection is unusable (the copy is
@@ -522,9 +502,8 @@ async fn send(
     copy: &PendingCopy,
     message: &[u8],
 ) -> Result<ReplayOutcome, String> {
-    let command = |text: String| text.into_bytes();
     let reply = client
-        .cmd(command(format!("MAIL FROM:<{}>\r\n", copy.envelope_from)))
+        .cmd(format!("MAIL FROM:<{}>\r\n", copy.envelope_from))
         .await
         .map_err(|e| e.to_string())?;
     if reply.code / 100 != 2 {
@@ -536,7 +515,7 @@ async fn send(
     let mut temporary = false;
     for recipient in copy.recipients() {
         let reply = client
-            .cmd(command(format!("RCPT TO:<{recipient}>\r\n")))
+            .cmd(format!("RCPT TO:<{recipient}>\r\n"))
             .await
             .map_err(|e| e.to_string())?;
         match reply.code / 100 {

@@ -28,26 +28,9 @@ impl Relay {
             tracing::error!(relay = %format!("{host}:{port}"), %why, "submission: cannot hand mail to Postfix");
             "451 4.4.1 the mail relay is not reachable; try again later".to_string()
         };
-        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect((host.as_str(), *port)))
+        let client = crate::smtp::connect((host.as_str(), *port), hostname, false, TIMEOUT)
             .await
-            .map_err(|_| unreachable("connect timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let mut client = SmtpClient {
-            stream,
-            timeout: TIMEOUT,
-        };
-        let banner = tokio::time::timeout(TIMEOUT, client.read())
-            .await
-            .map_err(|_| unreachable("no banner".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        if banner.code != 220 {
-            return Err(unreachable(reply_text(&banner)));
-        }
-        client
-            .ehlo(hostname)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(unreachable)?;
         let size = if size > 0 {
             format!(" SIZE={size}")
         } else {
