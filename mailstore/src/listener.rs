@@ -2,16 +2,24 @@
 //! connections within the connection limits, and draining on shutdown.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
 
 use crate::limits::{ConnectionCounter, ConnectionSlot, Refusal};
+use crate::tls::Tls;
+
+/// Limit on a TLS handshake (implicit TLS, or after STARTTLS/STLS).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound listening socket: plain (STARTTLS/STLS offered) or implicit TLS.
 pub struct ServerListener {
@@ -49,6 +57,72 @@ pub struct Accepted {
     /// The listener's own address (loopback listeners may allow plaintext logins).
     pub local: SocketAddr,
     pub implicit_tls: bool,
+}
+
+impl Accepted {
+    /// The connection's byte stream: TLS from the first byte on an implicit-TLS listener
+    /// (`None`, logged, when no certificate is loaded: the client cannot be served).
+    pub async fn open(self, tls: &Tls, server: &str) -> io::Result<Option<Stream>> {
+        let _ = self.stream.set_nodelay(true);
+        if !self.implicit_tls {
+            return Ok(Some(Stream::Plain(self.stream)));
+        }
+        let Some(acceptor) = tls.acceptor() else {
+            tracing::warn!(server, peer = %self.peer, local = %self.local,
+                "no TLS certificate loaded; closing an implicit-TLS connection");
+            return Ok(None);
+        };
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(self.stream))
+            .await
+            .map_err(|_| io::Error::other("TLS handshake timed out"))??;
+        Ok(Some(Stream::Tls(Box::new(tls))))
+    }
+}
+
+/// A connection's bytes: plain TCP, or TLS (from the start, or after STARTTLS).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// A protocol server behind [`serve`].

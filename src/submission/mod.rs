@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use lifeboat_mailstore::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
 use lifeboat_mailstore::limits::{ConnectionCounter, ConnectionLimits, Refusal};
-use lifeboat_mailstore::listener::{Accepted, Server};
-use lifeboat_mailstore::pop3::connection::{Connection, ReadError, Stream};
+use lifeboat_mailstore::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
+use lifeboat_mailstore::pop3::connection::{Connection, ReadError};
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::tls::Tls;
 use lifeboat_mailstore::{Address, Class, NewMessage, Routes, Store};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::spawn_blocking;
 
@@ -29,7 +28,7 @@ use session::{Policy, Session, Step};
 /// RFC 5321 §4.5.3.2: at least 5 minutes for a command; 10 for the whole DATA.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 const DATA_TIMEOUT: Duration = Duration::from_secs(600);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Command lines and message lines (RFC 5321 allows 1000; clients exceed it).
 const MAX_LINE: usize = 64 * 1024;
 
@@ -101,13 +100,7 @@ impl Server for Submission {
         connection: Accepted,
         _shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
-        let Accepted {
-            stream,
-            peer,
-            local,
-            implicit_tls,
-        } = connection;
-        handle(stream, peer, local, implicit_tls, self).await
+        handle(connection, self).await
     }
 }
 
@@ -119,25 +112,10 @@ struct Client {
     sender: String,
 }
 
-async fn handle(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    implicit_tls: bool,
-    submission: Arc<Submission>,
-) -> std::io::Result<()> {
-    let _ = tcp.set_nodelay(true);
-    let stream = if implicit_tls {
-        let Some(acceptor) = submission.tls.acceptor() else {
-            tracing::warn!(%peer, "submission: no TLS certificate loaded; closing an implicit-TLS connection");
-            return Ok(());
-        };
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-            .await
-            .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
-        Stream::Tls(Box::new(tls))
-    } else {
-        Stream::Plain(tcp)
+async fn handle(connection: Accepted, submission: Arc<Submission>) -> std::io::Result<()> {
+    let (peer, local, implicit_tls) = (connection.peer, connection.local, connection.implicit_tls);
+    let Some(stream) = connection.open(&submission.tls, "submission").await? else {
+        return Ok(());
     };
     let settings = submission.settings.get();
     let mut session = Session::new(Policy {

@@ -17,14 +17,13 @@ use imap_codec::imap_types::response::{
 use imap_next::server::{Event, Options, ResponseHandle, Server};
 use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::session::{After, Session, SessionConfig};
 use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
-use crate::listener::{self, Accepted};
-use crate::pop3::connection::Stream;
+use crate::listener::Stream;
+use crate::listener::{self, Accepted, HANDSHAKE_TIMEOUT};
 use crate::reloadable::Reloadable;
 use crate::store::Store;
 use crate::tls::Tls;
@@ -37,7 +36,7 @@ const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// How often an IDLE session looks for changes other processes made (changes made in
 /// this process wake it at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Largest literal (an APPEND) and command line accepted.
 pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
 const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
@@ -108,13 +107,7 @@ impl listener::Server for Imap {
         connection: Accepted,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
-        let Accepted {
-            stream,
-            peer,
-            local,
-            implicit_tls,
-        } = connection;
-        handle(stream, peer, local, implicit_tls, self, shutdown).await
+        handle(connection, self, shutdown).await
     }
 }
 
@@ -193,25 +186,13 @@ impl Shell {
 }
 
 async fn handle(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    implicit_tls: bool,
+    connection: Accepted,
     imap: Arc<Imap>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let _ = tcp.set_nodelay(true);
-    let stream = if implicit_tls {
-        let Some(acceptor) = imap.tls.acceptor() else {
-            tracing::warn!(%peer, %local, "imap: no TLS certificate loaded; closing an implicit-TLS connection");
-            return Ok(());
-        };
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-            .await
-            .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
-        Stream::Tls(Box::new(tls))
-    } else {
-        Stream::Plain(tcp)
+    let (peer, local, implicit_tls) = (connection.peer, connection.local, connection.implicit_tls);
+    let Some(stream) = connection.open(&imap.tls, "imap").await? else {
+        return Ok(());
     };
     let settings = imap.settings.get();
     let config = Arc::new(SessionConfig {

@@ -18,22 +18,20 @@ pub mod message;
 pub mod session;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::address::Address;
 use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
-use crate::listener::{Accepted, Server};
+use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
 use crate::reader::MessageRecord;
 use crate::reloadable::Reloadable;
 use crate::store::Store;
 use crate::tls::Tls;
-use connection::{Connection, ReadError, Stream};
+use connection::{Connection, ReadError};
 use session::{Listing, LoginRefusal, Maildrop, Next, Policy, Session};
 
 /// RFC 1939 §3: the autologout timer must be at least 10 minutes.
@@ -41,8 +39,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Longest command line. RFC 2449 allows 255 octets for commands; SASL responses (a
 /// base64 user name and password) may be longer.
 pub const MAX_LINE: usize = 4096;
-/// A TLS handshake that takes longer than this is a stuck or hostile client.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Answers are written once this much is buffered even while the client pipelines.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -144,13 +140,7 @@ impl Server for Pop3 {
         connection: Accepted,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
-        let Accepted {
-            stream,
-            peer,
-            local,
-            implicit_tls,
-        } = connection;
-        handle(stream, peer, local, implicit_tls, self, shutdown).await
+        handle(connection, self, shutdown).await
     }
 }
 
@@ -163,25 +153,13 @@ struct LoggedIn {
 }
 
 async fn handle(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    implicit_tls: bool,
+    connection: Accepted,
     pop3: Arc<Pop3>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let _ = tcp.set_nodelay(true);
-    let stream = if implicit_tls {
-        let Some(acceptor) = pop3.tls.acceptor() else {
-            tracing::warn!(%peer, %local, "pop3: no TLS certificate loaded; closing an implicit-TLS connection");
-            return Ok(());
-        };
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-            .await
-            .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
-        Stream::Tls(Box::new(tls))
-    } else {
-        Stream::Plain(tcp)
+    let (peer, local, implicit_tls) = (connection.peer, connection.local, connection.implicit_tls);
+    let Some(stream) = connection.open(&pop3.tls, "pop3").await? else {
+        return Ok(());
     };
     let settings = pop3.settings.get();
     let policy = Policy {
