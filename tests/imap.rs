@@ -5,11 +5,11 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::Duration;
 
-use lifeboat_mailstore::{Address, Class, NewMessage, Store};
+use lifeboat_mailstore::Class;
 use support::lifeboat::Lifeboat;
+use support::python;
 
 const ALICE: &str = "alice@example.test";
 const PASSWORD: &str = "secret"; // what Lifeboat::add_user sets
@@ -30,25 +30,10 @@ fn lifeboat_with_mail(count: usize) -> Lifeboat {
     let mut lifeboat = Lifeboat::new(origin);
     lifeboat.add_user(ALICE, &["sales@example.test"]);
     lifeboat.add_user("bob@example.test", &[]);
-    deliver(
-        &lifeboat,
-        ALICE,
-        (1..=count).map(|n| (message(n), Class::Journal)),
-    );
+    lifeboat.deliver_offline(ALICE, (1..=count).map(|n| (message(n), Class::Journal)));
     lifeboat.enable_imap("127.0.0.1", false, true);
     lifeboat.start();
     lifeboat
-}
-
-fn deliver(lifeboat: &Lifeboat, user: &str, messages: impl IntoIterator<Item = (Vec<u8>, Class)>) {
-    let store = Store::open(&lifeboat.data_dir(), "lifeboat.test").unwrap();
-    store.lock_for_delivery().unwrap();
-    for (content, class) in messages {
-        let mut message = NewMessage::new(Address::parse(user).unwrap(), "INBOX", content, class);
-        message.envelope_from = Some("sender@else.test".into());
-        message.envelope_to = vec![Address::parse(user).unwrap()];
-        store.deliver(message).unwrap();
-    }
 }
 
 fn plain(lifeboat: &Lifeboat) -> SocketAddr {
@@ -57,24 +42,6 @@ fn plain(lifeboat: &Lifeboat) -> SocketAddr {
 
 fn implicit_tls(lifeboat: &Lifeboat) -> SocketAddr {
     lifeboat.imap.unwrap().1
-}
-
-/// Runs a Python script with `args`; returns its stdout. The script failing fails the
-/// test with its output.
-fn python(script: &str, args: &[String]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A hand-driven IMAP connection for byte-level checks.

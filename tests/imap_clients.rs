@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lifeboat_mailstore::{Address, Class, NewMessage, Store};
+use lifeboat_mailstore::Class;
 use support::lifeboat::Lifeboat;
 
 const ALICE: &str = "alice@example.test";
@@ -31,20 +31,7 @@ fn lifeboat_with_mail(count: usize) -> Lifeboat {
     let origin: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let mut lifeboat = Lifeboat::new(origin);
     lifeboat.add_user(ALICE, &[]);
-    let store = Store::open(&lifeboat.data_dir(), "lifeboat.test").unwrap();
-    store.lock_for_delivery().unwrap();
-    for n in 1..=count {
-        let mut new = NewMessage::new(
-            Address::parse(ALICE).unwrap(),
-            "INBOX",
-            message(n),
-            Class::Journal,
-        );
-        new.envelope_from = Some("sender@else.test".into());
-        new.envelope_to = vec![Address::parse(ALICE).unwrap()];
-        store.deliver(new).unwrap();
-    }
-    drop(store);
+    lifeboat.deliver_offline(ALICE, (1..=count).map(|n| (message(n), Class::Journal)));
     lifeboat.enable_imap("127.0.0.1", false, true);
     lifeboat.start();
     lifeboat

@@ -8,9 +8,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use lifeboat_mailstore::{Address, Class, NewMessage, Store};
+use lifeboat_mailstore::{Address, Class};
 use nix::sys::signal::Signal;
 use support::lifeboat::Lifeboat;
+use support::python;
 
 const ALICE: &str = "alice@example.test";
 const PASSWORD: &str = "secret"; // what Lifeboat::add_user sets
@@ -21,25 +22,9 @@ fn lifeboat_with_mail(messages: &[(&[u8], Class)]) -> Lifeboat {
     let origin: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let mut lifeboat = Lifeboat::new(origin);
     lifeboat.add_user(ALICE, &[]);
-    deliver(&lifeboat, messages);
+    lifeboat.deliver_offline(ALICE, messages.iter().map(|(c, k)| (c.to_vec(), *k)));
     lifeboat.enable_pop3("127.0.0.1", false, true);
     lifeboat
-}
-
-fn deliver(lifeboat: &Lifeboat, messages: &[(&[u8], Class)]) {
-    let store = Store::open(&lifeboat.data_dir(), "lifeboat.test").unwrap();
-    store.lock_for_delivery().unwrap();
-    for (content, class) in messages {
-        let mut message = NewMessage::new(
-            Address::parse(ALICE).unwrap(),
-            "INBOX",
-            content.to_vec(),
-            *class,
-        );
-        message.envelope_from = Some("sender@else.test".into());
-        message.envelope_to = vec![Address::parse(ALICE).unwrap()];
-        store.deliver(message).unwrap();
-    }
 }
 
 fn plain(lifeboat: &Lifeboat) -> SocketAddr {
@@ -48,24 +33,6 @@ fn plain(lifeboat: &Lifeboat) -> SocketAddr {
 
 fn implicit_tls(lifeboat: &Lifeboat) -> SocketAddr {
     lifeboat.pop3.unwrap().1
-}
-
-/// Runs a Python script with `args` and returns its stdout; the script failing fails
-/// the test with its stderr.
-fn python(script: &str, args: &[String]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 (tests/install-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A hand-driven POP3 connection, for what clients will not do (drop without QUIT).
@@ -399,10 +366,7 @@ fn deletions_happen_on_quit_only_and_uidls_stay() {
 
     // A new message gets a UIDL never used before.
     lifeboat.terminate();
-    deliver(
-        &lifeboat,
-        &[(&support::lifeboat::message(4), Class::Journal)],
-    );
+    lifeboat.deliver_offline(ALICE, [(support::lifeboat::message(4), Class::Journal)]);
     lifeboat.start();
     let mut pop = Raw::connect(plain(&lifeboat));
     pop.login();

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lifeboat_mailstore::{Address, MessageRecord, Store};
+use lifeboat_mailstore::{Address, Class, MessageRecord, NewMessage, Store};
 
 use super::free_port;
 
@@ -275,6 +275,24 @@ impl Lifeboat {
 
     pub fn outage(&self, begin: bool) {
         self.admin(&["outage", if begin { "begin" } else { "end" }]);
+    }
+
+    /// Stores messages in `user`'s INBOX as the capture paths would (from
+    /// sender@else.test to the user), while `serve` is not running.
+    pub fn deliver_offline(
+        &self,
+        user: &str,
+        messages: impl IntoIterator<Item = (Vec<u8>, Class)>,
+    ) {
+        let store = Store::open(&self.data_dir(), "lifeboat.test").unwrap();
+        store.lock_for_delivery().unwrap();
+        let owner = Address::parse(user).unwrap();
+        for (content, class) in messages {
+            let mut message = NewMessage::new(owner.clone(), "INBOX", content, class);
+            message.envelope_from = Some("sender@else.test".into());
+            message.envelope_to = vec![owner.clone()];
+            store.deliver(message).unwrap();
+        }
     }
 
     /// A read-only look at the store (the running `serve` holds the delivery lock).

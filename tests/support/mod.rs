@@ -39,3 +39,21 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// Runs a Python script with `args` and returns its stdout; the script failing fails
+/// the test with its output.
+pub fn python(script: &str, args: &[String]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 (tests/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
