@@ -299,6 +299,17 @@ impl Store {
     }
 }
 
+impl crate::reader::Reader {
+    /// Whether the origin that owns `user`'s domain is judged down (outage or
+    /// recovering): what a user sends meanwhile is a sent copy, replayed later.
+    pub fn in_continuity(&self, routes: &Routes, user: &Address) -> Result<bool> {
+        match routes.origin_of(user.domain()) {
+            Some(origin) => Ok(self.origin_status(origin)?.state.diverts()),
+            None => Ok(false),
+        }
+    }
+}
+
 /// Groups captured recipients into one copy per user, in first-seen order.
 pub fn plan(fates: &[Fate]) -> Vec<PlannedCopy> {
     let mut copies: Vec<PlannedCopy> = Vec::new();

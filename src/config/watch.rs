@@ -1,5 +1,6 @@
-//! `[watch]`, `[notify]` and `[metrics]`: how Lifeboat judges an origin's health, whom it
-//! tells about changes, and where it publishes metrics.
+//! `[watch]`, `[notify]`, `[replay]` and `[metrics]`: how Lifeboat judges an origin's
+//! health, whom it tells about changes, how hard replay pushes a recovered origin, and
+//! where it publishes metrics.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

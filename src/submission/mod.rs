@@ -317,24 +317,26 @@ fn record_sent(
     user: &Address,
     message: Vec<u8>,
 ) -> lifeboat_mailstore::Result<()> {
-    let reader = store.reader()?;
-    let in_continuity = match settings.routes.origin_of(user.domain()) {
-        Some(origin) => reader.origin_status(origin)?.state.diverts(),
-        None => false,
-    };
-    if !in_continuity && !settings.save_sent {
-        return Ok(());
-    }
-    let Some(owner) = reader.user(user.as_str())? else {
-        return Ok(());
-    };
-    let Some(sent) = reader.special_use_mailbox(owner.id, "\\Sent")? else {
-        return Ok(());
-    };
     let message_id = lifeboat_mailstore::deliver::header_value(&message, "Message-ID");
-    let already = match &message_id {
-        Some(id) => reader.has_sent_copy(sent.id, id)?,
-        None => false,
+    let found = store.with_reader(|reader| {
+        let in_continuity = reader.in_continuity(&settings.routes, user)?;
+        if !in_continuity && !settings.save_sent {
+            return Ok(None);
+        }
+        let Some(owner) = reader.user(user.as_str())? else {
+            return Ok(None);
+        };
+        let Some(sent) = reader.special_use_mailbox(owner.id, "\\Sent")? else {
+            return Ok(None);
+        };
+        let already = match &message_id {
+            Some(id) => reader.has_sent_copy(sent.id, id)?,
+            None => false,
+        };
+        Ok(Some((in_continuity, sent, already)))
+    })?;
+    let Some((in_continuity, sent, already)) = found else {
+        return Ok(());
     };
     let class = if in_continuity && !already {
         Class::Sent

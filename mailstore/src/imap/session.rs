@@ -983,7 +983,7 @@ impl Session {
         };
         let (system, keywords) = split_flags(flags);
         let class = if target.special_use.as_deref() == Some("\\Sent")
-            && self.in_continuity(reader, &user.address)?
+            && reader.in_continuity(&self.config.routes, &user.address)?
             && !self.already_sent(reader, target.id, &content)?
         {
             Class::Sent
@@ -1045,14 +1045,6 @@ impl Session {
             }],
         )?;
         Ok(())
-    }
-
-    /// Whether the user's origin is judged down (outage or recovering).
-    fn in_continuity(&self, reader: &Reader, user: &Address) -> StoreResult<bool> {
-        match self.config.routes.origin_of(user.domain()) {
-            Some(origin) => Ok(reader.origin_status(origin)?.state.diverts()),
-            None => Ok(false),
-        }
     }
 
     /// Whether a sent copy with this message's Message-ID is already in the mailbox
