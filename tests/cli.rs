@@ -20,10 +20,11 @@ impl Setup {
         fs::write(
             &config,
             format!(
-                "data_dir = \"{}\"\nhostname = \"continuity.example.test\"\n\n\
+                "data_dir = \"{}\"\nhostname = \"continuity.example.test\"\nuser = \"{}\"\n\n\
                  [[origin]]\nname = \"main\"\naddress = \"smtp://127.0.0.1:2526\"\ndomains = [\"example.test\"]\n\n\
                  [[origin]]\nname = \"branch\"\naddress = \"lmtp://127.0.0.1:2424\"\ndomains = [\"branch.test\"]\n",
-                dir.path().join("data").display()
+                dir.path().join("data").display(),
+                current_account()
             ),
         )
         .unwrap();
@@ -90,6 +91,14 @@ impl Setup {
             .unwrap()
             .password_hash
     }
+}
+
+/// The account running the tests: admin commands then run as it without switching.
+fn current_account() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .expect("the test runs as a named account")
+        .name
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -589,4 +598,39 @@ fn expire_waits_while_serve_holds_the_store() {
         .assert()
         .code(75)
         .stderr(predicate::str::contains("serve is running"));
+}
+
+#[test]
+fn admin_commands_as_root_refuse_a_missing_account_like_serve() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching accounts only happens as root");
+        return;
+    }
+    let setup = Setup::new();
+    let text = fs::read_to_string(&setup.config).unwrap();
+    let user_line = format!("user = \"{}\"", current_account());
+    fs::write(
+        &setup.config,
+        text.replace(&user_line, "user = \"no-such-lifeboat-account\""),
+    )
+    .unwrap();
+    let message = "no system account `no-such-lifeboat-account`";
+    setup
+        .lifeboat()
+        .args(["user", "add", "alice@example.test", "--password-stdin"])
+        .write_stdin("pw-alice-123\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(message))
+        .stderr(predicate::str::contains("sysusers.d/lifeboat.conf"));
+    assert!(
+        !setup.data_dir().exists(),
+        "nothing is created as root for an account that does not exist"
+    );
+    setup
+        .lifeboat()
+        .arg("serve")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(message));
 }

@@ -49,9 +49,10 @@ fn check_config(path: &std::path::Path) -> CommandResult {
 }
 
 /// Opens the store named by the configuration. Run as root, first becomes the account
-/// `serve` runs as (when it exists), so files the command creates stay usable by `serve`.
+/// `serve` runs as, so files the command creates stay usable by `serve`; a missing
+/// account stops the command with the same message `serve` gives.
 fn open_store(config: &Config) -> Result<Store, Failure> {
-    if let Ok(Some(account)) = crate::serve::privileges::target(config) {
+    if let Some(account) = crate::serve::privileges::target(config)? {
         crate::serve::privileges::become_user(config, &account)?;
     }
     Ok(Store::open(&config.data_dir, &config.hostname)?)

@@ -21,7 +21,7 @@ pub fn target(config: &Config) -> Result<Option<User>, Failure> {
         Ok(None) => Err(Failure::new(
             crate::exit::CONFIG,
             format!(
-                "{}: user: no system account `{}` (create it, e.g. with contrib/systemd/lifeboat.sysusers, or set user)",
+                "{}: user: no system account `{}` (create it, e.g. with systemd-sysusers and contrib/systemd/sysusers.d/lifeboat.conf, or set user)",
                 config.path.display(),
                 config.user
             ),
