@@ -48,7 +48,7 @@ if ! command -v dovecot >/dev/null || [ ! -e /usr/lib/dovecot/imap ]; then
 fi
 command -v eatmydata >/dev/null || apt-get install -y -qq --no-install-recommends eatmydata >/dev/null || true
 cargo build --release --quiet --bin lifeboat
-cargo build --release --quiet -p lifeboat-mailstore --example imap_load --bin lifeboat-store-writer
+cargo build --release --quiet -p lifeboat-servers --example imap_load && cargo build --release --quiet -p lifeboat-mailstore --bin lifeboat-store-writer
 target=${CARGO_TARGET_DIR:-$PWD/target}/release
 lifeboat=$target/lifeboat
 load=$target/examples/imap_load

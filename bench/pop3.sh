@@ -39,7 +39,7 @@ if ! command -v dovecot >/dev/null || [ ! -e /usr/lib/dovecot/pop3 ]; then
     apt-get install -y -qq --no-install-recommends dovecot-pop3d >/dev/null
 fi
 cargo build --release --quiet --bin lifeboat
-cargo build --release --quiet -p lifeboat-mailstore --example pop3_load --bin lifeboat-store-writer
+cargo build --release --quiet -p lifeboat-servers --example pop3_load && cargo build --release --quiet -p lifeboat-mailstore --bin lifeboat-store-writer
 target=${CARGO_TARGET_DIR:-$PWD/target}/release
 lifeboat=$target/lifeboat
 load=$target/examples/pop3_load

@@ -13,6 +13,4 @@ pub mod metrics;
 pub mod notify;
 pub mod replay;
 pub mod serve;
-pub mod smtp;
-pub mod submission;
 pub mod watch;

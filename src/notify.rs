@@ -245,7 +245,7 @@ async fn send(config: &Config, notice: &Notice) -> Result<(), String> {
         .map_err(|e| format!("building the message: {e}"))?;
 
     let relay = &config.submission.relay;
-    let mut client = crate::smtp::connect(
+    let mut client = lifeboat_servers::smtp::connect(
         (relay.host.as_str(), relay.port),
         &config.hostname,
         false,

@@ -25,8 +25,8 @@ use tokio::net::TcpStream;
 
 use crate::config::{Config, Origin, Protocol};
 use crate::exit::{self, CommandResult, Failure};
-use crate::smtp::reply_text;
 use crate::watch::probe::{self, Target};
+use lifeboat_servers::smtp::reply_text;
 
 const LOCK_FILE: &str = "replay.lock";
 /// Limit on each exchange with the origin.
@@ -491,7 +491,7 @@ fn tag_subject(message: &[u8], tag: &str) -> Vec<u8> {
 async fn connect(origin: &Origin, hostname: &str) -> Result<SmtpClient<TcpStream>, String> {
     let address = (origin.address.host.as_str(), origin.address.port);
     let lmtp = origin.address.protocol == Protocol::Lmtp;
-    crate::smtp::connect(address, hostname, lmtp, TIMEOUT).await
+    lifeboat_servers::smtp::connect(address, hostname, lmtp, TIMEOUT).await
 }
 
 /// One copy, one transaction. `Err` means the connection is unusable (the copy is

@@ -41,6 +41,7 @@ fn world() -> &'static World {
                 max_message_size: 64 * 1024,
                 allowed_clients: vec![],
             },
+            None,
         );
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         World { _dir: dir, fallback, runtime }

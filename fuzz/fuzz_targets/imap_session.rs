@@ -17,7 +17,7 @@ use imap_codec::encode::Encoder;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::{CommandCodec, ResponseCodec};
 use libfuzzer_sys::fuzz_target;
-use lifeboat_mailstore::imap::session::{After, Session, SessionConfig};
+use lifeboat_servers::imap::session::{After, Session, SessionConfig};
 use lifeboat_mailstore::{Address, Class, NewMessage, NewUser, Store, UserRecord, password};
 
 const USER: &str = "a@example.test";
@@ -108,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
         hostname: "fuzz.test".into(),
         plaintext_login: flags & 1 == 1,
         starttls: flags & 2 == 2,
+        routes: lifeboat_mailstore::Routes::new([("main", ["example.test".to_string()].as_slice())]),
     });
     let mut session = Session::new(world.store.clone(), config, flags & 4 == 4);
     // Log in after this many commands (never when the high bit is set).

@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lifeboat_mailstore::auth::AuthFailure;
-use lifeboat_mailstore::pop3::command::Command;
-use lifeboat_mailstore::pop3::message::write_message;
-use lifeboat_mailstore::pop3::session::{Listing, LoginRefusal, Maildrop, Next, Policy, Session};
+use lifeboat_servers::auth::AuthFailure;
+use lifeboat_servers::pop3::command::Command;
+use lifeboat_servers::pop3::message::write_message;
+use lifeboat_servers::pop3::session::{Listing, LoginRefusal, Maildrop, Next, Policy, Session};
 
 fuzz_target!(|data: &[u8]| {
     let policy = Policy {

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::address::{Address, normalise_domain};
-use crate::deliver::{Class, NewMessage, Stored, add_to_ledger, stored_form};
+use crate::class::Class;
+use crate::deliver::{NewMessage, Stored, add_to_ledger, stored_form};
 use crate::error::{Result, refused};
 use crate::maildir::{FileName, StagedFile};
 use crate::store::{Store, now};

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::params;
 
 use crate::address::Address;
-use crate::deliver::{CLASS_HEADER, Class, IndexRow, header_value, insert_message};
+use crate::class::{CLASS_HEADER, Class};
+use crate::deliver::{IndexRow, header_value, insert_message};
 use crate::error::{Error, IoContext, Result};
 use crate::maildir::{self, FileName, Flags, STANDARD_FOLDERS};
 use crate::password;
@@ -50,7 +51,7 @@ pub enum Problem {
         unreplayed: bool,
     },
     /// The file is shorter or longer than the index recorded (and the `S=` in its name
-    /// says): its write never reached the disk whole (journal copies are not fsynced, see `deliver::FileSync`).
+    /// says): its write never reached the disk whole (journal copies are not fsynced, see `writer::FileSync`).
     /// Repair removes a torn journal copy and its row (Postfix delivered that message to
     /// the origin); any other torn copy is only reported.
     TornFile {

@@ -12,69 +12,17 @@
 //! lock resolves (see `Store::lock_for_delivery`).
 
 use std::borrow::Cow;
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::address::Address;
+use crate::class::{CLASS_HEADER, Class};
 use crate::error::{Error, Result, refused};
+use crate::folder::canonical_folder;
 use crate::maildir::{Flags, StagedFile};
 use crate::store::{Store, now};
-use crate::writer::Answer;
-
-/// Why a copy is in the store (see DESIGN.md, "Words").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Class {
-    /// Postfix also delivers it to the origin; history only, never replayed.
-    Journal,
-    /// Lifeboat holds the only copy until replay.
-    Diverted,
-    /// Sent by the user during continuity; replayed to the user's own mailbox.
-    Sent,
-    /// Anything else a client stored.
-    Other,
-}
-
-impl Class {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Journal => "journal",
-            Class::Diverted => "diverted",
-            Class::Sent => "sent",
-            Class::Other => "other",
-        }
-    }
-
-    /// Copies that must go back to the origin get a replay ledger row.
-    pub fn is_replayed(self) -> bool {
-        matches!(self, Class::Diverted | Class::Sent)
-    }
-}
-
-impl fmt::Display for Class {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Class {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Class, String> {
-        match s {
-            "journal" => Ok(Class::Journal),
-            "diverted" => Ok(Class::Diverted),
-            "sent" => Ok(Class::Sent),
-            "other" => Ok(Class::Other),
-            _ => Err(format!("unknown message class `{s}`")),
-        }
-    }
-}
-
-/// Header naming a copy's class in its trace block, so an index rebuilt from the Maildirs
-/// still knows which copies must be replayed.
-pub const CLASS_HEADER: &str = "X-Lifeboat-Class";
+use crate::writer::{Answer, FileSync};
 
 /// A message to store for one protected user.
 #[derive(Clone, Debug)]
@@ -135,18 +83,6 @@ pub(crate) struct IndexRow {
     pub envelope_to: String,
     pub lifeboat_id: Option<String>,
     pub header_message_id: Option<String>,
-}
-
-/// How a delivery makes its file survive a crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FileSync {
-    /// The file and its folder are fsynced before the index row commits: a copy the
-    /// index lists is on disk whole. Every copy Lifeboat may hold alone needs this.
-    Durable,
-    /// Neither is fsynced; the kernel writes them back later. For journal copies only:
-    /// Postfix still has the mail, and a copy torn by a crash is found by `store check`
-    /// (its length differs from the `S=` in its name) and removed by `--repair`.
-    Unsynced,
 }
 
 /// Whether a delivery may store a second copy of a message the user already has.
@@ -398,15 +334,6 @@ pub(crate) fn add_to_ledger(conn: &Connection, message_row: i64) -> Result<Strin
     )?
     .execute(params![message_row, replay_id, now()])?;
     Ok(replay_id)
-}
-
-/// INBOX is case-insensitive (RFC 3501); other names are exact.
-pub fn canonical_folder(name: &str) -> &str {
-    if name.eq_ignore_ascii_case("INBOX") {
-        "INBOX"
-    } else {
-        name
-    }
 }
 
 fn join_addresses(addresses: &[Address]) -> String {

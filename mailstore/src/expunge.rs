@@ -282,7 +282,8 @@ fn purge_rows(conn: &Connection) -> Result<Vec<Doomed>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::{Class, NewMessage};
+    use crate::class::Class;
+    use crate::deliver::NewMessage;
 
     fn store_with_user() -> (tempfile::TempDir, Store, Address) {
         crate::testing::store_with_user("alice@example.test")

@@ -7,38 +7,34 @@
 //! every index write goes through the store's single writer thread.
 
 pub mod address;
-pub mod auth;
 pub mod capture;
 pub mod check;
+pub mod class;
 pub mod deliver;
 pub mod error;
 pub mod expunge;
 pub mod flags;
-pub mod imap;
-pub mod limits;
-pub mod listener;
+pub mod folder;
 pub mod mailboxes;
 pub mod maildir;
 pub mod metrics;
 pub mod outage;
 pub mod password;
-pub mod pop3;
 pub mod reader;
 pub mod reloadable;
 pub mod replay;
-pub mod sasl;
 mod schema;
 pub mod store;
 pub mod synthetic;
 #[cfg(test)]
 mod testing;
-pub mod tls;
 pub mod users;
 mod writer;
 
 pub use address::Address;
 pub use capture::{DivertOutcome, Fate, PlannedCopy, Routes};
-pub use deliver::{Class, NewMessage, Stored};
+pub use class::Class;
+pub use deliver::{NewMessage, Stored};
 pub use error::{Error, Result};
 pub use expunge::{ExpireReport, ExpungeReport};
 pub use maildir::Flags;

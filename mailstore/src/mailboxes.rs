@@ -7,8 +7,8 @@ use std::fs;
 use rusqlite::{OptionalExtension, params};
 
 use crate::address::Address;
-use crate::deliver::canonical_folder;
 use crate::error::{Error, IoContext, Result};
+use crate::folder::canonical_folder;
 use crate::maildir;
 use crate::store::Store;
 use crate::users::create_mailbox;

@@ -6,8 +6,9 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::address::Address;
-use crate::deliver::{Class, canonical_folder};
+use crate::class::Class;
 use crate::error::{Error, Result};
+use crate::folder::canonical_folder;
 use crate::maildir::Flags;
 use crate::schema;
 

@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::address::Address;
-use crate::deliver::Class;
+use crate::class::Class;
 use crate::error::{Error, Result};
 use crate::maildir::Flags;
 use crate::outage::{OutageState, Transition};

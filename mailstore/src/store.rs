@@ -163,14 +163,14 @@ impl Store {
     pub(crate) fn submit_staged<T, F>(
         &self,
         staged: &crate::maildir::StagedFile,
-        sync: crate::deliver::FileSync,
+        sync: crate::writer::FileSync,
         f: F,
     ) -> Result<crate::writer::Answer<T>>
     where
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let sync_dir = (sync == crate::deliver::FileSync::Durable).then(|| staged.dir());
+        let sync_dir = (sync == crate::writer::FileSync::Durable).then(|| staged.dir());
         self.inner.writer.submit(sync_dir, f)
     }
 

@@ -21,6 +21,18 @@ type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// its changes and how to answer once the transaction ends.
 type Run = Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Completion) + Send>;
 
+/// How a delivery makes its file survive a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileSync {
+    /// The file and its folder are fsynced before the index row commits: a copy the
+    /// index lists is on disk whole. Every copy Lifeboat may hold alone needs this.
+    Durable,
+    /// Neither is fsynced; the kernel writes them back later. For journal copies only:
+    /// Postfix still has the mail, and a copy torn by a crash is found by `store check`
+    /// (its length differs from the `S=` in its name) and removed by `--repair`.
+    Unsynced,
+}
+
 struct Job {
     run: Run,
     /// A directory to fsync before the commit (where the job's message file was linked).

@@ -5,24 +5,24 @@
 //! The certificate is read before the privilege drop too, so a key readable only by root
 //! works at start; a reload runs as the service account and needs the files readable by
 //! it (a failed reload keeps the running certificate). A missing certificate does not
-//! stop `serve` (capture must go on): see `lifeboat_mailstore::tls`.
+//! stop `serve` (capture must go on): see `lifeboat_servers::tls`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lifeboat_mailstore::Store;
-use lifeboat_mailstore::auth::{AuthLimits, Authenticator};
-use lifeboat_mailstore::imap::server::{self as imap, Imap};
-use lifeboat_mailstore::listener::{self, ServerListener};
-use lifeboat_mailstore::pop3::{self, Pop3};
-use lifeboat_mailstore::tls::Tls;
+use lifeboat_servers::auth::{AuthLimits, Authenticator};
+use lifeboat_servers::imap::server::{self as imap, Imap};
+use lifeboat_servers::listener::{self, ServerListener};
+use lifeboat_servers::pop3::{self, Pop3};
+use lifeboat_servers::tls::Tls;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::exit::Failure;
-use crate::submission::{self, Submission};
+use lifeboat_servers::submission::{self, Submission};
 
 /// Listeners bound and certificate loaded, not serving yet.
 pub struct Bound {

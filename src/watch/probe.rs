@@ -15,7 +15,7 @@ use smtp_proto::Response;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::smtp::reply_text;
+use lifeboat_servers::smtp::reply_text;
 
 use crate::config::{Origin, Protocol};
 

@@ -12,12 +12,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lifeboat_mailstore::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
-use lifeboat_mailstore::limits::{ConnectionCounter, ConnectionLimits, Refusal};
-use lifeboat_mailstore::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
-use lifeboat_mailstore::pop3::connection::{Connection, ReadError};
+use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
+use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
+use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
+use crate::pop3::connection::{Connection, ReadError};
+use crate::tls::Tls;
 use lifeboat_mailstore::reloadable::Reloadable;
-use lifeboat_mailstore::tls::Tls;
 use lifeboat_mailstore::{Address, Class, NewMessage, Routes, Store};
 use tokio::sync::watch;
 use tokio::task::spawn_blocking;

@@ -1,5 +1,5 @@
 //! Tests of ENVELOPE, BODY/BODYSTRUCTURE and BODY[section] against the fixtures in
-//! `mailstore/tests/fixtures/mime/` (CRLF line ends, as the store keeps messages).
+//! `servers/tests/fixtures/mime/` (CRLF line ends, as the store keeps messages).
 //! Exact expectations are written as the IMAP text imap-codec's encoder produces.
 
 use std::num::NonZeroU32;

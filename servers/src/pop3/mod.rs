@@ -8,7 +8,7 @@
 //!   expunged are hidden). Sizes are the stored sizes: files are kept with CRLF.
 //! - UIDL is UIDVALIDITY + UID of INBOX, which the store never reuses.
 //! - DELE takes effect at QUIT only, through [`Store::expunge`]: a copy that still waits
-//!   for replay to the origin is hidden, not destroyed (see `crate::expunge`). A session
+//!   for replay to the origin is hidden, not destroyed (see `lifeboat_mailstore::expunge`). A session
 //!   that ends any other way (dropped connection, timeout, shutdown) deletes nothing.
 //! - One POP3 session per maildrop at a time (a second login gets `-ERR [IN-USE]`).
 
@@ -23,15 +23,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::address::Address;
 use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
-use crate::reader::MessageRecord;
-use crate::reloadable::Reloadable;
-use crate::store::Store;
 use crate::tls::Tls;
 use connection::{Connection, ReadError};
+use lifeboat_mailstore::address::Address;
+use lifeboat_mailstore::reader::MessageRecord;
+use lifeboat_mailstore::reloadable::Reloadable;
+use lifeboat_mailstore::store::Store;
 use session::{Listing, LoginRefusal, Maildrop, Next, Policy, Session};
 
 /// RFC 1939 §3: the autologout timer must be at least 10 minutes.
@@ -335,13 +335,13 @@ async fn write(conn: &mut Connection, out: &mut Vec<u8>, timeout: Duration) -> s
 async fn open_maildrop(
     store: &Store,
     user_id: i64,
-) -> crate::Result<(i64, Maildrop, Vec<MessageRecord>)> {
+) -> lifeboat_mailstore::Result<(i64, Maildrop, Vec<MessageRecord>)> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         store.with_reader(|reader| {
-            let inbox = reader
-                .mailbox(user_id, "INBOX")?
-                .ok_or_else(|| crate::Error::Refused("the user has no INBOX".into()))?;
+            let inbox = reader.mailbox(user_id, "INBOX")?.ok_or_else(|| {
+                lifeboat_mailstore::Error::Refused("the user has no INBOX".into())
+            })?;
             let messages = reader.visible_messages(inbox.id)?;
             let maildrop = Maildrop {
                 uidvalidity: inbox.uidvalidity,
@@ -357,5 +357,5 @@ async fn open_maildrop(
         })
     })
     .await
-    .map_err(|e| crate::Error::Refused(format!("maildrop task failed: {e}")))?
+    .map_err(|e| lifeboat_mailstore::Error::Refused(format!("maildrop task failed: {e}")))?
 }

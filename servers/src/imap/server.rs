@@ -24,9 +24,9 @@ use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::Stream;
 use crate::listener::{self, Accepted, HANDSHAKE_TIMEOUT};
-use crate::reloadable::Reloadable;
-use crate::store::Store;
 use crate::tls::Tls;
+use lifeboat_mailstore::reloadable::Reloadable;
+use lifeboat_mailstore::store::Store;
 
 /// RFC 3501 §5.4: at least 30 minutes before an idle client is logged out.
 const AUTOLOGOUT: Duration = Duration::from_secs(31 * 60);
@@ -52,7 +52,7 @@ pub struct Settings {
     pub hostname: String,
     /// `[auth] allow_plaintext`.
     pub allow_plaintext: bool,
-    pub routes: crate::capture::Routes,
+    pub routes: lifeboat_mailstore::capture::Routes,
 }
 
 pub struct Imap {

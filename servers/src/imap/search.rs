@@ -21,7 +21,7 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::mime;
-use crate::maildir::Flags;
+use lifeboat_mailstore::maildir::Flags;
 
 /// What SEARCH knows about one message.
 #[derive(Clone, Copy, Debug)]

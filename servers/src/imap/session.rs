@@ -27,13 +27,14 @@ use super::mailbox::{MailboxView, Selected};
 use super::{fetch, mutf7, search};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 
-use crate::address::Address;
-use crate::deliver::{Class, NewMessage};
-use crate::error::Result as StoreResult;
-use crate::flags::FlagChange;
-use crate::maildir::Flags;
-use crate::reader::{MailboxRecord, Reader};
-use crate::store::Store;
+use lifeboat_mailstore::Class;
+use lifeboat_mailstore::address::Address;
+use lifeboat_mailstore::deliver::NewMessage;
+use lifeboat_mailstore::error::Result as StoreResult;
+use lifeboat_mailstore::flags::FlagChange;
+use lifeboat_mailstore::maildir::Flags;
+use lifeboat_mailstore::reader::{MailboxRecord, Reader};
+use lifeboat_mailstore::store::Store;
 
 /// What the listener a session came in on allows.
 #[derive(Clone, Debug)]
@@ -46,7 +47,7 @@ pub struct SessionConfig {
     pub starttls: bool,
     /// Which origin owns which domain: an APPEND to Sent while the user's origin is
     /// down is a sent copy, replayed to the origin later.
-    pub routes: crate::capture::Routes,
+    pub routes: lifeboat_mailstore::capture::Routes,
 }
 
 /// What the server must do once the responses are sent.
@@ -322,18 +323,22 @@ impl Session {
                     Some(name) => self
                         .store
                         .create_mailbox(&user.address, name.trim_end_matches(DELIMITER)),
-                    None => Err(crate::Error::Refused("not a valid mailbox name".into())),
+                    None => Err(lifeboat_mailstore::Error::Refused(
+                        "not a valid mailbox name".into(),
+                    )),
                 };
                 self.finish(reader, tag, result, "CREATE completed")?
             }
             C::Delete { mailbox } => {
                 let user = self.user().cloned().expect("authenticated");
                 let result = match mailbox_name(&mailbox) {
-                    Some(name) if self.selected_name() == Some(name.as_str()) => Err(
-                        crate::Error::Refused("close the mailbox before deleting it".into()),
-                    ),
+                    Some(name) if self.selected_name() == Some(name.as_str()) => {
+                        Err(lifeboat_mailstore::Error::Refused(
+                            "close the mailbox before deleting it".into(),
+                        ))
+                    }
                     Some(name) => self.store.delete_mailbox(&user.address, &name),
-                    None => Err(crate::Error::Refused(
+                    None => Err(lifeboat_mailstore::Error::Refused(
                         "[NONEXISTENT] no such mailbox".into(),
                     )),
                 };
@@ -343,7 +348,9 @@ impl Session {
                 let user = self.user().cloned().expect("authenticated");
                 let result = match (mailbox_name(&from), mailbox_name(&to)) {
                     (Some(from), Some(to)) => self.store.rename_mailbox(&user.address, &from, &to),
-                    _ => Err(crate::Error::Refused("not a valid mailbox name".into())),
+                    _ => Err(lifeboat_mailstore::Error::Refused(
+                        "not a valid mailbox name".into(),
+                    )),
                 };
                 self.finish(reader, tag, result, "RENAME completed")?
             }
@@ -463,7 +470,7 @@ impl Session {
 
     /// The user proved who they are (the server checked the password, with the shared
     /// rate limits): the session is authenticated.
-    pub fn logged_in(&mut self, user: &crate::reader::UserRecord) {
+    pub fn logged_in(&mut self, user: &lifeboat_mailstore::reader::UserRecord) {
         self.state = State::Authenticated(User {
             id: user.id,
             address: user.address.clone(),
@@ -931,7 +938,7 @@ impl Session {
         let mut responses = self.poll_changes(reader)?;
         responses.push(match result {
             Ok(()) => ok(tag, done),
-            Err(crate::Error::Refused(why)) => status_no(tag, &why),
+            Err(lifeboat_mailstore::Error::Refused(why)) => status_no(tag, &why),
             Err(e) => return Err(e),
         });
         Ok(Reply::new(responses))
@@ -953,7 +960,7 @@ impl Session {
     ) -> StoreResult<Reply> {
         let result = match self.find_mailbox(reader, mailbox)? {
             Some(record) => self.store.set_subscribed(record.id, subscribed),
-            None => Err(crate::Error::Refused(
+            None => Err(lifeboat_mailstore::Error::Refused(
                 "[NONEXISTENT] no such mailbox".into(),
             )),
         };
@@ -1050,7 +1057,7 @@ impl Session {
     /// Whether a sent copy with this message's Message-ID is already in the mailbox
     /// (sent through submission, or appended twice by a client).
     fn already_sent(&self, reader: &Reader, mailbox_id: i64, content: &[u8]) -> StoreResult<bool> {
-        match crate::deliver::header_value(content, "Message-ID") {
+        match lifeboat_mailstore::deliver::header_value(content, "Message-ID") {
             Some(message_id) => reader.has_sent_copy(mailbox_id, &message_id),
             None => Ok(false),
         }

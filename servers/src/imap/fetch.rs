@@ -12,7 +12,7 @@ use imap_codec::imap_types::fetch::{
 
 use super::mime;
 use super::session::{flag_list, nz};
-use crate::reader::MessageRecord;
+use lifeboat_mailstore::reader::MessageRecord;
 
 /// One requested data item, owned and checked.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::reloadable::Reloadable;
+use lifeboat_mailstore::reloadable::Reloadable;
 
 /// Why the certificate or key could not be used; always names the file.
 #[derive(Debug, thiserror::Error)]

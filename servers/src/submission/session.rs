@@ -303,7 +303,7 @@ impl Session {
         let Ok(decoded) = BASE64.decode(encoded) else {
             return Step::Reply("501 5.5.2 invalid base64".into());
         };
-        match lifeboat_mailstore::sasl::plain(&decoded) {
+        match crate::sasl::plain(&decoded) {
             Ok((user, password)) => Step::Login { user, password },
             Err(why) => Step::Reply(format!("501 5.5.2 {why}")),
         }

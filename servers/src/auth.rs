@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::password;
-use crate::reader::UserRecord;
-use crate::store::Store;
+use lifeboat_mailstore::password;
+use lifeboat_mailstore::reader::UserRecord;
+use lifeboat_mailstore::store::Store;
 
 /// Why a login failed. Clients hear less than the log: an unknown user, a wrong
 /// password and a disabled account all look the same from outside.
@@ -305,8 +305,8 @@ pub fn plaintext_login_allowed(listener: std::net::SocketAddr, allow_plaintext: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::address::Address;
-    use crate::users::NewUser;
+    use lifeboat_mailstore::address::Address;
+    use lifeboat_mailstore::users::NewUser;
 
     fn authenticator(limits: AuthLimits) -> (tempfile::TempDir, Arc<Authenticator>) {
         let dir = tempfile::tempdir().unwrap();

@@ -11,9 +11,9 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::fetch;
 use super::session::{data, nz};
-use crate::error::Result;
-use crate::maildir::Flags;
-use crate::reader::{MailboxRecord, MessageRecord, Reader};
+use lifeboat_mailstore::error::Result;
+use lifeboat_mailstore::maildir::Flags;
+use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
 
 pub struct Selected {
     pub record: MailboxRecord,
