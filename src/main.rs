@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     if !matches!(cli.command, lifeboat::cli::Command::Serve) {
         lifeboat::logging::init_for_commands();
     }
-    match lifeboat::commands::run(cli) {
+    match lifeboat::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("lifeboat: {failure}");

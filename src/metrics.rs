@@ -19,7 +19,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::Origin;
-use crate::watch::probe::Probe;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OriginLabels {
@@ -127,18 +126,19 @@ impl Metrics {
         })
     }
 
-    pub fn probed(&self, origin: &str, probe: &Probe) {
+    /// One health probe: its result (`up`, `down`, …) and how long it took.
+    pub fn probed(&self, origin: &str, result: &'static str, latency: Duration) {
         self.probes
             .get_or_create(&ProbeLabels {
                 origin: origin.to_string(),
-                result: probe.health.as_str(),
+                result,
             })
             .inc();
         self.probe_seconds
             .get_or_create(&OriginLabels {
                 origin: origin.to_string(),
             })
-            .observe(probe.latency.as_secs_f64());
+            .observe(latency.as_secs_f64());
     }
 
     pub fn transition(&self, origin: &str, from: OutageState, to: OutageState) {

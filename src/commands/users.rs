@@ -6,9 +6,9 @@ use lifeboat_mailstore::{Address, NewUser, password};
 
 use super::{open_store, protected_address};
 use crate::cli::{AliasCommand, UserCommand};
+use crate::commands::import;
 use crate::config::Config;
 use crate::exit::{CommandResult, Failure};
-use crate::import;
 
 pub fn user(config: &Config, command: UserCommand) -> CommandResult {
     match command {

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::watch::Watch;
+use crate::origin_watch::Watch;
 
 pub use session::run_session;
 

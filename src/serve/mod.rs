@@ -7,7 +7,6 @@
 //! them apply at once without a reload.
 
 mod mailservers;
-pub mod privileges;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use crate::exit::{CommandResult, Failure};
 use crate::fallback::{self, Fallback};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::watch::{Watch, postfix_log};
+use crate::origin_watch::{Watch, postfix_log};
 
 /// How long open sessions get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,7 +44,7 @@ pub fn run(config_path: &Path) -> CommandResult {
 }
 
 async fn serve(config: Config) -> CommandResult {
-    let account = privileges::target(&config)?;
+    let account = crate::privileges::target(&config)?;
     let milter_listener = bind_milter(&config, account.as_ref()).await?;
     let fallback_listener = TcpListener::bind(config.fallback.listen)
         .await
@@ -60,7 +59,7 @@ async fn serve(config: Config) -> CommandResult {
     };
     let mailservers = mailservers::bind(&config).await?;
     if let Some(user) = &account {
-        privileges::become_user(&config, user)?;
+        crate::privileges::become_user(&config, user)?;
     }
 
     let store = Store::open(&config.data_dir, &config.hostname)?;

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 
 use crate::config::{Config, Origin, Protocol};
 use crate::exit::{self, CommandResult, Failure};
-use crate::watch::probe::{self, Target};
+use crate::origin_watch::probe::{self, Target};
 use lifeboat_servers::smtp::reply_text;
 
 const LOCK_FILE: &str = "replay.lock";

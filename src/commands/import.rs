@@ -774,7 +774,7 @@ mod tests {
     /// PASSWORDS.md must log in.
     #[test]
     fn fixture_files() {
-        let rows = parse_user_csv(include_str!("../tests/fixtures/import/good.csv"))
+        let rows = parse_user_csv(include_str!("../../tests/fixtures/import/good.csv"))
             .expect("good.csv imports");
         let logins = [
             ("alice@example.test", "alice-plain-Pa55", true),
@@ -794,7 +794,7 @@ mod tests {
             }
         }
 
-        let err = parse_user_csv(include_str!("../tests/fixtures/import/bad-row.csv"))
+        let err = parse_user_csv(include_str!("../../tests/fixtures/import/bad-row.csv"))
             .expect_err("bad-row.csv is refused");
         assert_eq!(err.line, 5, "{err}");
         assert!(err.message.contains("password_hash"), "{err}");

@@ -141,7 +141,8 @@ impl Watch {
             let target = Target::new(&origin, &config.hostname, config.watch.probe_timeout);
             let started = Instant::now();
             let probe = probe::probe(&target).await;
-            self.metrics.probed(&name, &probe);
+            self.metrics
+                .probed(&name, probe.health.as_str(), probe.latency);
             log_probe(&name, &probe, last_health.as_ref());
             last_health = Some(probe.health.clone());
 
