@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{OriginStatus, OutageState, Store};
+use lifeboat_servers::smtp::{Client, Reply};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::text::Text;
 use tokio::task::spawn_blocking;
@@ -245,21 +246,42 @@ async fn send(config: &Config, notice: &Notice) -> Result<(), String> {
         .map_err(|e| format!("building the message: {e}"))?;
 
     let relay = &config.submission.relay;
-    let mut client = lifeboat_servers::smtp::connect(
+    let mut client = Client::connect(
         (relay.host.as_str(), relay.port),
         &config.hostname,
         false,
         RELAY_TIMEOUT,
     )
-    .await?;
-    let envelope = mail_send::smtp::message::Message::new(
-        sender.as_str(),
-        [notice.recipient.as_str()],
-        message,
-    );
-    client.send(envelope).await.map_err(|e| e.to_string())?;
-    let _ = client.cmd(b"QUIT\r\n").await;
-    Ok(())
+    .await
+    .map_err(|e| e.to_string())?;
+    let outcome = transaction(&mut client, &sender, &notice.recipient, &message).await;
+    client.quit().await;
+    outcome
+}
+
+/// One transaction; the first answer that is not a success is the error.
+async fn transaction(
+    client: &mut Client,
+    sender: &str,
+    recipient: &str,
+    message: &[u8],
+) -> Result<(), String> {
+    let refused = |reply: Reply| Err(reply.text);
+    let reply = client.mail(sender, None).await.map_err(|e| e.to_string())?;
+    if !reply.is_positive() {
+        return refused(reply);
+    }
+    let reply = client.rcpt(recipient).await.map_err(|e| e.to_string())?;
+    if !reply.is_positive() {
+        return refused(reply);
+    }
+    let mut replies = client.data(message, 1).await.map_err(|e| e.to_string())?;
+    let reply = replies.remove(0);
+    if reply.is_positive() {
+        Ok(())
+    } else {
+        refused(reply)
+    }
 }
 
 fn message_id(hostname: &str) -> String {

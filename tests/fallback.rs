@@ -47,10 +47,9 @@ fn fixture() -> Fixture {
 /// Sends `input` (all of it, pipelined) and returns every reply line.
 async fn session(f: &Fixture, input: &[u8]) -> Vec<String> {
     let (client, server) = duplex(1 << 20);
-    let (server_read, server_write) = tokio::io::split(server);
     let fallback = f.fallback.clone();
     let task = tokio::spawn(async move {
-        let _ = run_session(server_read, server_write, &fallback, Duration::from_secs(5)).await;
+        let _ = run_session(server, &fallback, Duration::from_secs(5)).await;
     });
     let (client_read, mut client_write) = tokio::io::split(client);
     client_write.write_all(input).await.unwrap();

@@ -56,7 +56,8 @@ fuzz_target!(|input: &[u8]| {
             let mut out = Vec::new();
             let _ = replies.read_to_end(&mut out).await;
         });
-        let _ = run_session(input, writer, &world.fallback, Duration::from_millis(50)).await;
+        let stream = tokio::io::join(input, writer);
+        let _ = run_session(stream, &world.fallback, Duration::from_millis(50)).await;
         let _ = drain.await;
     });
 });

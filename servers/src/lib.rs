@@ -7,6 +7,7 @@
 //! The design is described in `docs/design.md`.
 
 pub mod auth;
+pub mod connection;
 pub mod imap;
 pub mod limits;
 pub mod listener;

@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 use lifeboat_mailstore::Class;
 use lifeboat_mailstore::replay::{PendingCopy, ReplayOutcome, replay_content};
 use lifeboat_mailstore::{OutageState, Store};
-use mail_send::SmtpClient;
 use nix::fcntl::{Flock, FlockArg};
-use tokio::net::TcpStream;
 
 use crate::config::{Config, Origin, Protocol};
 use crate::exit::{self, CommandResult, Failure};
 use crate::origin_watch::probe::{self, Target};
-use lifeboat_servers::smtp::reply_text;
+use lifeboat_servers::smtp::{Broken, Client, Reply, ReplyClass};
 
 const LOCK_FILE: &str = "replay.lock";
 /// Limit on each exchange with the origin.
@@ -223,7 +221,7 @@ struct Shared {
 
 impl Shared {
     async fn work(self: Arc<Self>) -> Result<(), Failure> {
-        let mut connection: Option<SmtpClient<TcpStream>> = None;
+        let mut connection: Option<Client> = None;
         loop {
             let next = self
                 .users
@@ -268,14 +266,14 @@ impl Shared {
             }
         }
         if let Some(client) = connection {
-            let _ = client.quit().await;
+            client.quit().await;
         }
         Ok(())
     }
 
     async fn deliver(
         &self,
-        connection: &mut Option<SmtpClient<TcpStream>>,
+        connection: &mut Option<Client>,
         copy: &PendingCopy,
     ) -> Result<ReplayOutcome, Failure> {
         let (store, read) = (self.store.clone(), copy.clone());
@@ -294,7 +292,9 @@ impl Shared {
             *connection = connect(&self.origin, &self.hostname).await.ok();
         }
         let sent = match connection.as_mut() {
-            Some(client) => send(client, self.origin.address.protocol, copy, &message).await,
+            Some(client) => send(client, self.origin.address.protocol, copy, &message)
+                .await
+                .map_err(|e| e.to_string()),
             None => Err("cannot connect to the origin".to_string()),
         };
         let retry_at = self.now + backoff(copy.attempts);
@@ -488,49 +488,44 @@ fn tag_subject(message: &[u8], tag: &str) -> Vec<u8> {
     out
 }
 
-async fn connect(origin: &Origin, hostname: &str) -> Result<SmtpClient<TcpStream>, String> {
+async fn connect(origin: &Origin, hostname: &str) -> Result<Client, String> {
     let address = (origin.address.host.as_str(), origin.address.port);
     let lmtp = origin.address.protocol == Protocol::Lmtp;
-    lifeboat_servers::smtp::connect(address, hostname, lmtp, TIMEOUT).await
+    Client::connect(address, hostname, lmtp, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// One copy, one transaction. `Err` means the connection is unusable (the copy is
 /// deferred and the next one reconnects).
 async fn send(
-    client: &mut SmtpClient<TcpStream>,
+    client: &mut Client,
     protocol: Protocol,
     copy: &PendingCopy,
     message: &[u8],
-) -> Result<ReplayOutcome, String> {
-    let reply = client
-        .cmd(format!("MAIL FROM:<{}>\r\n", copy.envelope_from))
-        .await
-        .map_err(|e| e.to_string())?;
-    if reply.code / 100 != 2 {
-        let _ = client.cmd(b"RSET\r\n").await;
-        return Ok(judge(reply.code, reply_text(&reply)));
+) -> Result<ReplayOutcome, Broken> {
+    let reply = client.mail(&copy.envelope_from, None).await?;
+    if !reply.is_positive() {
+        let _ = client.rset().await;
+        return Ok(judge(&reply, reply.text.clone()));
     }
     let mut accepted = 0;
     let mut refusals = Vec::new();
     let mut temporary = false;
     for recipient in copy.recipients() {
-        let reply = client
-            .cmd(format!("RCPT TO:<{recipient}>\r\n"))
-            .await
-            .map_err(|e| e.to_string())?;
-        match reply.code / 100 {
-            2 => accepted += 1,
-            4 => {
-                temporary = true;
-                refusals.push(format!("<{recipient}>: {}", reply_text(&reply)));
+        let reply = client.rcpt(&recipient).await?;
+        match reply.class() {
+            ReplyClass::Positive => accepted += 1,
+            class => {
+                temporary |= class == ReplyClass::Transient;
+                refusals.push(format!("<{recipient}>: {reply}"));
             }
-            _ => refusals.push(format!("<{recipient}>: {}", reply_text(&reply))),
         }
     }
     // A recipient that may accept later keeps the whole copy back: sending to the others
     // now would mean sending it to them twice later.
     if temporary || accepted == 0 {
-        let _ = client.cmd(b"RSET\r\n").await;
+        let _ = client.rset().await;
         let response = refusals.join("; ");
         return Ok(if temporary {
             ReplayOutcome::Deferred {
@@ -541,42 +536,35 @@ async fn send(
             ReplayOutcome::Rejected(response)
         });
     }
-    let go = client.cmd(b"DATA\r\n").await.map_err(|e| e.to_string())?;
-    if go.code != 354 {
-        let _ = client.cmd(b"RSET\r\n").await;
-        return Ok(judge(go.code, reply_text(&go)));
-    }
-    client
-        .write_message(message)
-        .await
-        .map_err(|e| e.to_string())?;
     // LMTP answers once per accepted recipient; the copy is delivered when all took it.
-    let replies = match protocol {
-        Protocol::Smtp => vec![client.read().await.map_err(|e| e.to_string())?],
-        Protocol::Lmtp => client
-            .read_many(accepted)
-            .await
-            .map_err(|e| e.to_string())?,
+    let expected = match protocol {
+        Protocol::Smtp => 1,
+        Protocol::Lmtp => accepted,
     };
+    let replies = client.data(message, expected).await?;
     let worst = replies
         .iter()
         .max_by_key(|r| r.code)
         .expect("at least one reply");
-    let mut response = reply_text(worst);
+    if !worst.is_positive() {
+        // Harmless after a finished transaction, needed after a refused DATA.
+        let _ = client.rset().await;
+    }
+    let mut response = worst.text.clone();
     if !refusals.is_empty() {
         response.push_str(&format!(" (refused: {})", refusals.join("; ")));
     }
-    Ok(judge(worst.code, response))
+    Ok(judge(worst, response))
 }
 
-fn judge(code: u16, response: String) -> ReplayOutcome {
-    match code / 100 {
-        2 => ReplayOutcome::Delivered(response),
-        4 => ReplayOutcome::Deferred {
+fn judge(reply: &Reply, response: String) -> ReplayOutcome {
+    match reply.class() {
+        ReplyClass::Positive => ReplayOutcome::Delivered(response),
+        ReplyClass::Transient => ReplayOutcome::Deferred {
             response,
             retry_at: 0,
         },
-        _ => ReplayOutcome::Rejected(response),
+        ReplyClass::Intermediate | ReplyClass::Permanent => ReplayOutcome::Rejected(response),
     }
 }
 

@@ -7,6 +7,7 @@
 //! to a delivery, so it can never make Postfix bounce mail. Every attempt is recorded
 //! as a deferral event for the origin watch.
 
+mod connection;
 mod session;
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::origin_watch::Watch;
 
-pub use session::run_session;
+pub use connection::run_session;
 
 /// What the fallback listener needs from the configuration; replaced whole on reload.
 #[derive(Clone, Debug)]
@@ -121,8 +122,7 @@ async fn handle(stream: tokio::net::TcpStream, peer: SocketAddr, fallback: Arc<F
         .await;
         return;
     }
-    let (reader, writer) = stream.into_split();
-    if let Err(e) = run_session(reader, writer, &fallback, IDLE_TIMEOUT).await {
+    if let Err(e) = run_session(stream, &fallback, IDLE_TIMEOUT).await {
         tracing::debug!(%peer, error = %e, "fallback: session ended");
     }
 }

@@ -15,7 +15,7 @@ use smtp_proto::Response;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use lifeboat_servers::smtp::reply_text;
+use lifeboat_servers::smtp::{Reply, ReplyClass};
 
 use crate::config::{Origin, Protocol};
 
@@ -116,8 +116,9 @@ impl Failure {
 
     /// Judges a reply that is not 2xx/3xx at `step`.
     fn reply(step: Step, reply: &Response<String>) -> Failure {
-        let what = reply_text(reply);
-        let refuses_for_good = reply.code >= 500 && !matches!(step, Step::Banner);
+        let what = Reply::from(reply.clone());
+        let refuses_for_good =
+            what.class() == ReplyClass::Permanent && !matches!(step, Step::Banner);
         Failure {
             health: if refuses_for_good {
                 Health::Misconfigured
@@ -185,7 +186,7 @@ async fn converse(target: &Target) -> Result<String, Failure> {
         let _ = client.cmd(b"RSET\r\n").await;
     }
     let _ = client.cmd(b"QUIT\r\n").await;
-    Ok(reply_text(&banner))
+    Ok(Reply::from(banner).text)
 }
 
 async fn expect_ok(

@@ -13,7 +13,6 @@
 //! - One POP3 session per maildrop at a time (a second login gets `-ERR [IN-USE]`).
 
 pub mod command;
-pub mod connection;
 pub mod message;
 pub mod session;
 
@@ -24,10 +23,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::auth::{Authenticator, plaintext_login_allowed};
+use crate::connection::{Connection, ReadError};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
 use crate::tls::Tls;
-use connection::{Connection, ReadError};
 use lifeboat_mailstore::address::Address;
 use lifeboat_mailstore::reader::MessageRecord;
 use lifeboat_mailstore::reloadable::Reloadable;

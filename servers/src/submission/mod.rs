@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
+use crate::connection::{Connection, ReadError};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
-use crate::pop3::connection::{Connection, ReadError};
+use crate::smtp::{Data, read_data};
 use crate::tls::Tls;
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Address, Class, NewMessage, Routes, Store};
@@ -188,29 +189,38 @@ async fn handle(connection: Accepted, submission: Arc<Submission>) -> std::io::R
                     }
                     Err(answer) => {
                         session.transaction_done();
-                        answer
+                        answer.text
                     }
                 }
             }
             Step::Rcpt { recipient } => match client.relay.as_mut() {
                 Some(relay) => {
-                    let (accepted, answer) = relay.rcpt(&recipient).await;
-                    if accepted {
+                    let answer = relay.rcpt(&recipient).await;
+                    if answer.is_positive() {
                         session.recipient_accepted();
                     }
-                    answer
+                    answer.text
                 }
                 None => "451 4.4.1 relay connection lost; start again".to_string(),
             },
             Step::Data => {
                 send(&mut conn, "354 end data with <CR><LF>.<CR><LF>").await?;
                 let max = submission.settings.get().max_message_size;
-                let content = tokio::time::timeout(DATA_TIMEOUT, read_data(&mut conn, max))
-                    .await
-                    .map_err(|_| std::io::Error::other("DATA timed out"))??;
+                let content =
+                    match tokio::time::timeout(DATA_TIMEOUT, read_data(&mut conn, max)).await {
+                        Err(_) => {
+                            send(&mut conn, "421 4.4.2 DATA took too long, closing").await?;
+                            return Ok(());
+                        }
+                        Ok(Err(ReadError::Io(e))) => return Err(e),
+                        Ok(Err(_)) => return Ok(()), // closed in the middle of the message
+                        Ok(Ok(content)) => content,
+                    };
                 let answer = match content {
-                    Some(content) => deliver(&submission, &session, &mut client, content).await,
-                    None => "552 5.3.4 message too big".to_string(),
+                    Data::Message(content) => {
+                        deliver(&submission, &session, &mut client, content).await
+                    }
+                    Data::TooBig => "552 5.3.4 message too big".to_string(),
                 };
                 session.transaction_done();
                 client.relay = None;
@@ -266,8 +276,8 @@ async fn deliver(
     let Some(relay) = client.relay.as_mut() else {
         return "451 4.4.1 relay connection lost; start again".to_string();
     };
-    let (accepted, answer) = relay.data(&message).await;
-    if accepted {
+    let answer = relay.data(&message).await;
+    if answer.is_positive() {
         tracing::info!(user = %user, sender = %client.sender, "submission: message handed to Postfix");
         let store = submission.store.clone();
         let settings = settings.clone();
@@ -281,7 +291,7 @@ async fn deliver(
             tracing::error!(%error, "submission: the message was sent but its sent copy was not stored");
         }
     }
-    answer
+    answer.text
 }
 
 /// The message as Postfix gets it: our Received line on top, and a Message-ID if the
@@ -356,34 +366,6 @@ fn record_sent(
         store.expunge(sent.id, &[stored.uid])?;
     }
     Ok(())
-}
-
-/// Reads a DATA body up to the lone `.`; `None` when it is bigger than `max` (the rest
-/// is read and thrown away, so the session can go on).
-async fn read_data(conn: &mut Connection, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut content = Vec::new();
-    let mut too_big = false;
-    loop {
-        let line = match conn.read_line().await {
-            Ok(line) => line,
-            Err(ReadError::TooLong) => {
-                too_big = true;
-                continue;
-            }
-            Err(ReadError::Closed) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Err(ReadError::Io(e)) => return Err(e),
-        };
-        if line == b"." {
-            return Ok((!too_big).then_some(content));
-        }
-        if too_big {
-            continue;
-        }
-        let line = line.strip_prefix(b".").unwrap_or(&line);
-        content.extend_from_slice(line);
-        content.extend_from_slice(b"\r\n");
-        too_big = content.len() as u64 > max;
-    }
 }
 
 /// The host name a client gave in EHLO/HELO, for the Received line.

@@ -3,16 +3,13 @@
 
 use std::time::Duration;
 
-use mail_send::SmtpClient;
-use tokio::net::TcpStream;
-
-use crate::smtp::reply_text;
+use crate::smtp::{Client, Reply};
 
 /// Limit on each exchange with Postfix.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Relay {
-    client: SmtpClient<TcpStream>,
+    client: Client,
 }
 
 impl Relay {
@@ -23,64 +20,46 @@ impl Relay {
         hostname: &str,
         sender: &str,
         size: u64,
-    ) -> Result<Relay, String> {
-        let unreachable = |why: String| {
-            tracing::error!(relay = %format!("{host}:{port}"), %why, "submission: cannot hand mail to Postfix");
-            "451 4.4.1 the mail relay is not reachable; try again later".to_string()
-        };
-        let client = crate::smtp::connect((host.as_str(), *port), hostname, false, TIMEOUT)
+    ) -> Result<Relay, Reply> {
+        let mut client = Client::connect((host.as_str(), *port), hostname, false, TIMEOUT)
             .await
-            .map_err(unreachable)?;
-        let size = if size > 0 {
-            format!(" SIZE={size}")
+            .map_err(|why| {
+                tracing::error!(relay = %format!("{host}:{port}"), %why, "submission: cannot hand mail to Postfix");
+                unavailable("451 4.4.1 the mail relay is not reachable; try again later")
+            })?;
+        let reply = client
+            .mail(sender, (size > 0).then_some(size))
+            .await
+            .unwrap_or_else(broken);
+        if reply.is_positive() {
+            Ok(Relay { client })
         } else {
-            String::new()
-        };
-        let mut relay = Relay { client };
-        let (accepted, answer) = relay
-            .command(format!("MAIL FROM:<{sender}>{size}\r\n"))
-            .await;
-        if accepted { Ok(relay) } else { Err(answer) }
+            Err(reply)
+        }
     }
 
-    /// Postfix's answer to one recipient: (accepted, reply line for the client).
-    pub async fn rcpt(&mut self, recipient: &str) -> (bool, String) {
-        self.command(format!("RCPT TO:<{recipient}>\r\n")).await
+    /// Postfix's answer to one recipient.
+    pub async fn rcpt(&mut self, recipient: &str) -> Reply {
+        self.client.rcpt(recipient).await.unwrap_or_else(broken)
     }
 
     /// Sends the message; Postfix's final answer is the client's.
-    pub async fn data(&mut self, message: &[u8]) -> (bool, String) {
-        let (go, answer) = self.command("DATA\r\n".to_string()).await;
-        if !go {
-            return (false, answer);
-        }
-        let sent = tokio::time::timeout(TIMEOUT, async {
-            self.client.write_message(message).await?;
-            self.client
-                .read()
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        })
-        .await;
-        match sent {
-            Ok(Ok(reply)) => (reply.code / 100 == 2, reply_text(&reply)),
-            _ => (
-                false,
-                "451 4.4.1 the mail relay did not answer; try again".to_string(),
-            ),
+    pub async fn data(&mut self, message: &[u8]) -> Reply {
+        match self.client.data(message, 1).await {
+            Ok(mut replies) => replies.remove(0),
+            Err(e) => broken(e),
         }
     }
+}
 
-    async fn command(&mut self, command: String) -> (bool, String) {
-        match self.client.cmd(command.as_bytes()).await {
-            Ok(reply) => (matches!(reply.code / 100, 2 | 3), reply_text(&reply)),
-            Err(e) => {
-                tracing::error!(error = %e, "submission: the mail relay failed");
-                (
-                    false,
-                    "451 4.4.1 the mail relay failed; try again".to_string(),
-                )
-            }
-        }
+fn broken(e: crate::smtp::Broken) -> Reply {
+    tracing::error!(error = %e, "submission: the mail relay failed");
+    unavailable("451 4.4.1 the mail relay failed; try again")
+}
+
+fn unavailable(text: &str) -> Reply {
+    Reply {
+        code: 451,
+        text: text.to_string(),
     }
 }

@@ -1,10 +1,11 @@
-//! The byte side of a POP3 connection: a TCP stream that may turn into TLS (STLS),
-//! split into lines with a length limit, and written in batches so pipelined commands
-//! (RFC 2449 PIPELINING) get their answers in one write.
+//! The byte side of a line-based connection (POP3, SMTP submission, the fallback
+//! listener): a stream that may turn into TLS (STLS/STARTTLS), split into lines with a
+//! length limit, and written in batches so pipelined commands get their answers in one
+//! write.
 
 use std::io;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
 pub use crate::listener::Stream;
@@ -18,15 +19,15 @@ pub enum ReadError {
     Io(io::Error),
 }
 
-pub struct Connection {
-    stream: Stream,
+pub struct Connection<S = Stream> {
+    stream: S,
     /// Bytes read but not consumed yet: the start of the next line(s).
     buffer: Vec<u8>,
     max_line: usize,
 }
 
-impl Connection {
-    pub fn new(stream: Stream, max_line: usize) -> Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S, max_line: usize) -> Connection<S> {
         Connection {
             stream,
             buffer: Vec::with_capacity(1024),
@@ -67,13 +68,37 @@ impl Connection {
                 self.buffer.clear();
             }
             searched = self.buffer.len();
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await.map_err(ReadError::Io)?;
-            if n == 0 {
-                return Err(ReadError::Closed);
-            }
-            self.buffer.extend_from_slice(&chunk[..n]);
+            self.fill().await?;
         }
+    }
+
+    /// Hands the buffered bytes, then each chunk read, to `consume`, which returns how
+    /// many it used and whether it is done; the rest stays buffered for the next read.
+    /// For bodies that are not lines (SMTP DATA).
+    pub async fn read_with(
+        &mut self,
+        mut consume: impl FnMut(&[u8]) -> (usize, bool),
+    ) -> Result<(), ReadError> {
+        loop {
+            if !self.buffer.is_empty() {
+                let (used, done) = consume(&self.buffer);
+                self.buffer.drain(..used);
+                if done {
+                    return Ok(());
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).await.map_err(ReadError::Io)?;
+        if n == 0 {
+            return Err(ReadError::Closed);
+        }
+        self.buffer.extend_from_slice(&chunk[..n]);
+        Ok(())
     }
 
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -84,9 +109,16 @@ impl Connection {
         self.stream.flush().await
     }
 
-    /// Runs the TLS handshake on the plain stream (after STLS). Anything the client sent
-    /// before the handshake must have been discarded by the caller (RFC 2595 §4 and the
-    /// STARTTLS command injection class of bugs): this drops the buffer.
+    pub async fn shutdown(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+impl Connection<Stream> {
+    /// Runs the TLS handshake on the plain stream (after STLS/STARTTLS). Anything the
+    /// client sent before the handshake must have been refused by the caller (RFC 2595
+    /// §4, RFC 3207 §5 and the STARTTLS command injection class of bugs): this drops
+    /// the buffer.
     pub async fn start_tls(self, acceptor: &TlsAcceptor) -> io::Result<Connection> {
         let Stream::Plain(tcp) = self.stream else {
             return Err(io::Error::other("TLS is already active"));
@@ -97,9 +129,5 @@ impl Connection {
             buffer: Vec::with_capacity(1024),
             max_line: self.max_line,
         })
-    }
-
-    pub async fn shutdown(&mut self) {
-        let _ = self.stream.shutdown().await;
     }
 }
