@@ -283,6 +283,24 @@ fn recovery_ends_in_normal_directly_or_after_the_replay_serve_starts() {
     let replayed = origin.messages();
     assert_eq!(replayed.len(), 1);
     assert!(replayed[0].text().contains("X-Lifeboat-Replay-ID: "));
+    // Replay records the change; serve's watch announces it once, with replay's reason.
+    let announced = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("origin state changed") && l.contains("from=recovering"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + WAIT;
+    while announced(&lifeboat.log()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = announced(&lifeboat.log());
+    assert_eq!(lines.len(), 1, "{}", lifeboat.log());
+    assert!(
+        lines[0].contains("replay delivered every waiting copy"),
+        "{}",
+        lines[0]
+    );
     assert!(
         lifeboat.log().contains("replay started"),
         "{}",

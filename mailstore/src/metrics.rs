@@ -24,8 +24,12 @@ pub struct CaptureLabels {
 /// Recipients handled, by path and outcome. Registered by `lifeboat serve`.
 pub static CAPTURES: LazyLock<Family<CaptureLabels, Counter>> = LazyLock::new(Family::default);
 
-pub fn count_capture(path: &'static str, outcome: &'static str) {
+/// One recipient's outcome on one capture path.
+pub fn count_capture(path: &'static str, outcome: &crate::outcome::CaptureOutcome) {
     CAPTURES
-        .get_or_create(&CaptureLabels { path, outcome })
+        .get_or_create(&CaptureLabels {
+            path,
+            outcome: outcome.metric_label(),
+        })
         .inc();
 }

@@ -1,7 +1,7 @@
 //! A milter that does nothing, for bench/milter.sh's `noop` mode: the ceiling any milter
 //! can reach on this Postfix.
 //!
-//! It negotiates exactly what Lifeboat's milter negotiates (src/callbacks.rs): the same
+//! It negotiates exactly what Lifeboat's milter negotiates (`negotiate_with`): the same
 //! actions, protocol options, macros and stages (MAIL, RCPT, DATA, header, body, EOM), so
 //! Postfix sends it the same bytes. It keeps nothing and answers CONTINUE everywhere;
 //! the difference between this mode and Lifeboat's is Lifeboat's own work, the
@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 
-use indymilter::{Actions, Callbacks, MacroStage, NegotiateContext, ProtoOpts, Status};
+use indymilter::{Callbacks, NegotiateContext, ProtoOpts, Status};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -36,15 +36,8 @@ async fn main() -> std::io::Result<()> {
     indymilter::run(listener, callbacks, config, tokio::signal::ctrl_c()).await
 }
 
-/// The same negotiation as Lifeboat's milter.
+/// The same negotiation as Lifeboat's milter, by the same function.
 async fn negotiate(cx: &mut NegotiateContext<()>, offered: ProtoOpts) -> Status {
-    cx.requested_actions = Actions::ADD_HEADER | Actions::DELETE_RCPT;
-    cx.requested_opts |= ProtoOpts::NO_CONNECT | ProtoOpts::NO_HELO | ProtoOpts::NO_UNKNOWN;
-    if offered.contains(ProtoOpts::LEADING_SPACE) {
-        cx.requested_opts |= ProtoOpts::LEADING_SPACE;
-    }
-    cx.requested_macros
-        .insert(MacroStage::Rcpt, c"{rcpt_mailer} {rcpt_host}".to_owned());
-    cx.requested_macros.insert(MacroStage::Eom, c"i".to_owned());
+    lifeboat_milter::negotiate_with(cx, offered);
     Status::Continue
 }

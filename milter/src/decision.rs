@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use lifeboat_mailstore::capture::{PlannedCopy, plan};
-use lifeboat_mailstore::{Address, Class, Fate, NewMessage};
+use lifeboat_mailstore::outcome::{FailedStage, Left};
+use lifeboat_mailstore::{Address, CaptureOutcome, Class, Fate, NewMessage};
 use tokio::task::spawn_blocking;
 
 use crate::Milter;
@@ -27,7 +28,7 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientOutcome {
     pub recipient: String,
-    pub outcome: String,
+    pub outcome: CaptureOutcome,
 }
 
 impl fmt::Display for RecipientOutcome {
@@ -52,7 +53,10 @@ pub async fn decide(milter: Arc<Milter>, message: Message) -> (Decision, Message
         Err(e) => {
             let outcome = RecipientOutcome {
                 recipient: "-".into(),
-                outcome: format!("left:internal-error({e})"),
+                outcome: CaptureOutcome::Failed {
+                    stage: FailedStage::Internal,
+                    error: e.to_string(),
+                },
             };
             let decision = Decision {
                 outcomes: vec![outcome; recipients],
@@ -66,7 +70,7 @@ pub async fn decide(milter: Arc<Milter>, message: Message) -> (Decision, Message
 /// [`decide`], on the calling thread (it blocks on the store).
 pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
     let settings = milter.settings();
-    let mut outcomes: Vec<String> = vec![String::new(); message.recipients.len()];
+    let mut outcomes: Vec<Option<CaptureOutcome>> = vec![None; message.recipients.len()];
     // Recipients Lifeboat might capture, with their index in `message.recipients`.
     let candidates: Vec<(usize, Address)> = message
         .recipients
@@ -74,13 +78,14 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
         .enumerate()
         .filter_map(|(i, rcpt)| {
             if rcpt.is_dropped_by_postfix() {
-                outcomes[i] = format!("left:{}", rcpt.mailer.as_deref().unwrap_or("-"));
+                let mailer = rcpt.mailer.as_deref().unwrap_or("-").to_string();
+                outcomes[i] = Some(CaptureOutcome::Left(Left::DroppedByPostfix(mailer)));
                 return None;
             }
             match &rcpt.address {
                 Some(address) => Some((i, address.clone())),
                 None => {
-                    outcomes[i] = "left:unparsable".into();
+                    outcomes[i] = Some(CaptureOutcome::Left(Left::Unparsable));
                     None
                 }
             }
@@ -89,12 +94,23 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
     let addresses: Vec<Address> = candidates.iter().map(|(_, a)| a.clone()).collect();
     let fates = match milter.store().classify(&settings.routes, &addresses) {
         Ok(fates) => fates,
-        Err(e) => return leave_all(message, format!("left:index-error({e})")),
+        Err(e) => {
+            let failed = CaptureOutcome::Failed {
+                stage: FailedStage::Index,
+                error: e.to_string(),
+            };
+            return finish(
+                message,
+                None,
+                Vec::new(),
+                vec![Some(failed); outcomes.len()],
+            );
+        }
     };
     for ((i, _), fate) in candidates.iter().zip(&fates) {
         outcomes[*i] = match fate {
-            Fate::Capture { .. } => String::new(),
-            other => format!("left:{}", other.as_str()),
+            Fate::Capture { .. } => None,
+            other => Some(CaptureOutcome::Left(Left::NotCaptured(other.as_str()))),
         };
     }
     let copies = plan(&fates);
@@ -104,8 +120,9 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
     if message.oversize {
         for copy in &copies {
             for &c in &copy.recipients {
-                outcomes[candidates[c].0] =
-                    format!("left:too-big(max {} bytes)", settings.max_message_size);
+                outcomes[candidates[c].0] = Some(CaptureOutcome::Left(Left::TooBig {
+                    max: settings.max_message_size,
+                }));
             }
         }
         return finish(message, None, Vec::new(), outcomes);
@@ -127,12 +144,12 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
     // Journal copies are queued and written in the background: they never delay mail.
     for copy in copies.iter().filter(|c| c.class != Class::Diverted) {
         let outcome = if milter.journal.push(new_copy(copy)) {
-            "journal(queued)".to_string()
+            CaptureOutcome::Journal
         } else {
-            "forwarded:journal-skipped(queue full)".to_string()
+            CaptureOutcome::JournalSkipped
         };
         for &c in &copy.recipients {
-            outcomes[candidates[c].0] = outcome.clone();
+            outcomes[candidates[c].0] = Some(outcome.clone());
         }
     }
     // Diverted copies must be durable before their recipients leave Postfix. Stored
@@ -148,13 +165,16 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
     for (copy, result) in diverted.into_iter().zip(stored) {
         for &c in &copy.recipients {
             let index = candidates[c].0;
-            outcomes[index] = match &result {
+            outcomes[index] = Some(match &result {
                 Ok(stored) => {
                     delete.push(message.recipients[index].raw.clone());
-                    format!("diverted(uid {})", stored.uid)
+                    CaptureOutcome::Diverted { uid: stored.uid }
                 }
-                Err(e) => format!("left:divert-failed({e})"),
-            };
+                Err(e) => CaptureOutcome::Failed {
+                    stage: FailedStage::Store,
+                    error: e.to_string(),
+                },
+            });
         }
     }
     finish(message, Some(lifeboat_id), delete, outcomes)
@@ -164,7 +184,7 @@ fn finish(
     message: &Message,
     lifeboat_id: Option<String>,
     delete: Vec<String>,
-    outcomes: Vec<String>,
+    outcomes: Vec<Option<CaptureOutcome>>,
 ) -> Decision {
     let outcomes = message
         .recipients
@@ -172,11 +192,9 @@ fn finish(
         .zip(outcomes)
         .map(|(rcpt, outcome)| RecipientOutcome {
             recipient: rcpt.raw.clone(),
-            outcome: if outcome.is_empty() {
-                "forwarded".to_string()
-            } else {
-                outcome
-            },
+            // Every captured recipient belongs to a planned copy, so this is only a
+            // safety net: nothing stored, Postfix delivers.
+            outcome: outcome.unwrap_or(CaptureOutcome::Left(Left::NotCaptured("unplanned"))),
         })
         .collect();
     let all_diverted = !message.recipients.is_empty() && delete.len() == message.recipients.len();
@@ -186,15 +204,6 @@ fn finish(
         all_diverted,
         outcomes,
     }
-}
-
-fn leave_all(message: &Message, why: String) -> Decision {
-    finish(
-        message,
-        None,
-        Vec::new(),
-        vec![why; message.recipients.len()],
-    )
 }
 
 /// A fresh `X-Lifeboat-ID`: 128 random bits, which never repeat in practice.

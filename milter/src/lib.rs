@@ -1,9 +1,10 @@
 //! Lifeboat's Postfix milter. At end of message it decides, per recipient, to journal,
-//! divert or leave alone (DESIGN.md, "Capture paths"): protected recipients get a copy in
-//! the store; while their origin is down the copy is the only one and the recipient is
-//! removed from Postfix's transaction (all of them, when none is left), but only after the store said the copy is durable.
+//! divert or leave alone (docs/design.md, "Capture paths"): protected recipients get a
+//! copy in the store; while their origin is down the copy is the only one and the
+//! recipient is removed from Postfix's transaction (all of them, when none is left), but
+//! only after the store said the copy is durable.
 //!
-//! The milter knows nothing of IMAP: it talks to the store through `lifeboat-mailstore`.
+//! The milter depends only on the store core (`lifeboat-mailstore`).
 
 mod callbacks;
 mod decision;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
 
+pub use callbacks::negotiate_with;
 pub use decision::{Decision, RecipientOutcome, decide, decide_now};
 pub use journal::JOURNAL_QUEUE_BYTES;
 use journal::JournalQueue;

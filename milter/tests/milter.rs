@@ -67,9 +67,10 @@ impl Fixture {
     /// Sends one message the way Postfix does; returns what the milter answered at EOM.
     async fn send(&self, recipients: &[(&str, &str)], body: &str) -> (EomActions, Status) {
         let mut conn = TestConnection::open(self.addr).await.unwrap();
+        // The milter waives its replies to MAIL, RCPT, headers and body.
         assert_eq!(
             conn.mail(["<sender@else.test>"]).await.unwrap(),
-            Status::Continue
+            Status::Noreply
         );
         for (rcpt, mailer) in recipients {
             conn.macros(
@@ -83,12 +84,13 @@ impl Fixture {
             .unwrap();
             assert_eq!(
                 conn.rcpt([format!("<{rcpt}>")]).await.unwrap(),
-                Status::Continue
+                Status::Noreply
             );
         }
-        conn.header("Subject", "hello").await.unwrap();
-        conn.header("Message-ID", "<m1@else.test>").await.unwrap();
-        conn.body(body.to_string()).await.unwrap();
+        for (name, value) in [("Subject", "hello"), ("Message-ID", "<m1@else.test>")] {
+            assert_eq!(conn.header(name, value).await.unwrap(), Status::Noreply);
+        }
+        assert_eq!(conn.body(body.to_string()).await.unwrap(), Status::Noreply);
         conn.macros(MacroStage::Eom, [("i", "ABC123")])
             .await
             .unwrap();

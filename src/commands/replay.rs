@@ -149,7 +149,9 @@ async fn replay_origin(
             "replay delivered every waiting copy",
         )?
     {
-        tracing::warn!(origin = %origin.name, from = %change.from, to = %change.to.state, "origin state changed");
+        // `serve`'s origin watch announces the change (log line, metric, notices) when
+        // it next reads the state; announcing it here too would make it two.
+        tracing::info!(origin = %origin.name, from = %change.from, to = %change.to.state, "replay: the backlog is empty, so the origin is normal again");
         println!("{}: {} -> {}", origin.name, change.from, change.to.state);
     }
     Ok(tally.deferred > 0)

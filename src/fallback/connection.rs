@@ -6,7 +6,8 @@ use std::time::Duration;
 use lifeboat_mailstore::capture::plan;
 use lifeboat_mailstore::deliver::header_value;
 use lifeboat_mailstore::metrics;
-use lifeboat_mailstore::{Address, Class, DivertOutcome, Fate, NewMessage};
+use lifeboat_mailstore::outcome::{FailedStage, Left};
+use lifeboat_mailstore::{Address, CaptureOutcome, Class, Fate, NewMessage};
 use lifeboat_servers::connection::{Connection, ReadError};
 use lifeboat_servers::smtp::{Data, read_data};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -108,7 +109,7 @@ async fn recipient(fallback: &Fallback, session: &mut Session, raw: &str) -> Str
     if matches!(fate, Fate::Capture { divert: true, .. }) {
         session.recipient(address, fate);
     } else {
-        metrics::count_capture(metrics::FALLBACK, "left");
+        metrics::count_capture(metrics::FALLBACK, &CaptureOutcome::Left(Left::Refused));
     }
     answer.into()
 }
@@ -177,18 +178,14 @@ async fn store(fallback: &Fallback, transaction: Transaction, content: Vec<u8>) 
             .join(",");
         let store = fallback.store.clone();
         let outcome = match spawn_blocking(move || store.deliver_diverted(message)).await {
-            Ok(Ok(DivertOutcome::Stored(s))) => format!("diverted(uid {})", s.uid),
-            Ok(Ok(DivertOutcome::Upgraded(s))) => format!("upgraded-journal(uid {})", s.uid),
-            Ok(Ok(DivertOutcome::AlreadyDiverted)) => "already-diverted".to_string(),
-            Ok(Err(e)) => format!("failed({e})"),
-            Err(e) => format!("failed({e})"),
+            Ok(result) => CaptureOutcome::of_divert(result),
+            Err(e) => CaptureOutcome::Failed {
+                stage: FailedStage::Internal,
+                error: e.to_string(),
+            },
         };
-        let stored = !outcome.starts_with("failed");
-        failed |= !stored;
-        metrics::count_capture(
-            metrics::FALLBACK,
-            if stored { "diverted" } else { "failed" },
-        );
+        failed |= !outcome.is_diverted();
+        metrics::count_capture(metrics::FALLBACK, &outcome);
         outcomes.push(format!("{rcpts}={outcome}"));
     }
     tracing::info!(
