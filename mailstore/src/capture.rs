@@ -1,5 +1,5 @@
 //! What happens to each recipient of inbound mail: shared by the milter and the fallback
-//! listener, so both capture paths decide the same way (DESIGN.md, "Capture paths").
+//! listener, so both capture paths decide the same way (docs/design.md §5).
 
 use std::collections::HashMap;
 

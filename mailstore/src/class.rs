@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Why a copy is in the store (see DESIGN.md, "Words").
+/// Why a copy is in the store (docs/design.md §2, "Words").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Class {
     /// Postfix also delivers it to the origin; history only, never replayed.

@@ -87,7 +87,7 @@ impl Store {
 
     /// Removes journal copies and copies replay has delivered whose internal date is
     /// before `cutoff` (seconds since the epoch), then purges hidden copies whose replay
-    /// finished. Pending and rejected copies are never touched (DESIGN.md, invariant 4).
+    /// finished. Pending and rejected copies are never touched (docs/design.md §4.5).
     /// Rows go in one transaction on the single writer, then the files
     /// ([`Store::remove_files`]), so a crash in between leaves only files that
     /// `store check --repair` re-indexes.

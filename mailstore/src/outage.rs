@@ -1,4 +1,4 @@
-//! Per-origin outage state (DESIGN.md, "Outage state machine"), persisted so it survives
+//! Per-origin outage state (docs/design.md §3), persisted so it survives
 //! restarts. Every change is recorded in `origin_transitions`.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! The replay ledger as `lifeboat replay` sees it: which copies still have to go back to
 //! their origin, in arrival order, and recording each delivery's outcome before the
-//! next one is tried (DESIGN.md invariants 2 and 3).
+//! next one is tried (docs/design.md §4.4).
 
 use rusqlite::{OptionalExtension, params};
 

@@ -1,6 +1,6 @@
 //! Journal copies are written in the background.
 //!
-//! A journal copy never delays mail (DESIGN.md: journal failures never reject mail;
+//! A journal copy never delays mail (docs/design.md §4.3: journal failures never reject mail;
 //! Postfix delivers the message to the origin anyway), so the milter answers at end of
 //! message as soon as the copy is queued here, and one thread stores queued copies in
 //! batches that share a group commit. The queue is bounded by bytes: when it is full

@@ -1,5 +1,5 @@
 //! The origin watch: one task per origin probes it, turns the results into state changes
-//! (DESIGN.md, "Outage state machine"), and announces every change: a log line, a
+//! (docs/design.md §3, "The origin state machine"), and announces every change: a log line, a
 //! metric, and email notices.
 //!
 //! Deferrals (a fallback delivery, a `status=deferred` log line) wake the origin's task
