@@ -16,6 +16,7 @@ pub mod notify;
 pub mod origin_watch;
 pub mod privileges;
 pub mod serve;
+pub mod serve_report;
 
 use cli::{Cli, Command, ConfigCommand};
 use commands::{expire, load, open_store, outage, store, users};

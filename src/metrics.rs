@@ -51,6 +51,12 @@ struct DeferralLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+    address: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CopyLabels {
     origin: String,
     kind: &'static str,
@@ -66,6 +72,10 @@ pub struct Metrics {
     probe_seconds: HistogramFamily,
     deferrals: Family<DeferralLabels, Counter>,
     copies: Family<CopyLabels, Gauge>,
+    listener_up: Family<ListenerLabels, Gauge>,
+    accepted: Family<ListenerLabels, Counter>,
+    accept_errors: Family<ListenerLabels, Counter>,
+    sessions: Gauge,
 }
 
 const STATES: [OutageState; 3] = [
@@ -84,6 +94,30 @@ impl Metrics {
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14)));
         let deferrals = Family::<DeferralLabels, Counter>::default();
         let copies = Family::<CopyLabels, Gauge>::default();
+        let listener_up = Family::<ListenerLabels, Gauge>::default();
+        let accepted = Family::<ListenerLabels, Counter>::default();
+        let accept_errors = Family::<ListenerLabels, Counter>::default();
+        let sessions = Gauge::default();
+        registry.register(
+            "listener_up",
+            "1 while a listener accepts connections, 0 once it stopped",
+            listener_up.clone(),
+        );
+        registry.register(
+            "listener_accepted",
+            "Connections each listener accepted",
+            accepted.clone(),
+        );
+        registry.register(
+            "listener_accept_errors",
+            "Failed accepts (e.g. out of file descriptors), each retried",
+            accept_errors.clone(),
+        );
+        registry.register(
+            "user_sessions",
+            "IMAP, POP3 and submission sessions open",
+            sessions.clone(),
+        );
         registry.register(
             "origin_state",
             "1 for the state each origin is in, 0 for the others",
@@ -123,6 +157,10 @@ impl Metrics {
             probe_seconds,
             deferrals,
             copies,
+            listener_up,
+            accepted,
+            accept_errors,
+            sessions,
         })
     }
 
@@ -172,7 +210,31 @@ impl Metrics {
         text
     }
 
+    /// Listener counts live in `lifeboat_servers::health`; counters catch up to them.
+    fn refresh_listeners(&self) {
+        for report in lifeboat_servers::health::reports() {
+            let labels = ListenerLabels {
+                listener: report.kind,
+                address: report.address.clone(),
+            };
+            self.listener_up
+                .get_or_create(&labels)
+                .set(i64::from(!report.stopped));
+            let catch_up = |counter: &Counter, total: u64| {
+                counter.inc_by(total.saturating_sub(counter.get()));
+            };
+            catch_up(&self.accepted.get_or_create(&labels), report.accepted);
+            catch_up(
+                &self.accept_errors.get_or_create(&labels),
+                report.accept_errors,
+            );
+        }
+        self.sessions
+            .set(lifeboat_servers::limits::sessions_open() as i64);
+    }
+
     fn refresh(&self, store: &Store, origins: &[Origin]) -> lifeboat_mailstore::Result<()> {
+        self.refresh_listeners();
         let reader = store.reader()?;
         for origin in origins {
             let current = reader.origin_status(&origin.name)?.state;
@@ -213,11 +275,23 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let origins = Arc::new(origins);
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let health = lifeboat_servers::health::register("metrics", address);
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        health.accept_failed(&e);
+                        tokio::time::sleep(lifeboat_servers::health::ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                health.accepted();
                 let (metrics, store, origins) = (metrics.clone(), store.clone(), origins.clone());
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(

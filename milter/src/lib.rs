@@ -69,14 +69,16 @@ impl Milter {
     }
 }
 
-/// Serves milter connections from `listener` until `shutdown` completes.
+/// Serves milter connections from `listener` until `shutdown` completes, at most
+/// `max_connections` at once (more wait in the listen queue).
 pub async fn run(
     listener: impl indymilter::Listener,
     milter: Arc<Milter>,
+    max_connections: usize,
     shutdown: impl Future,
 ) -> io::Result<()> {
     let config = indymilter::Config {
-        max_connections: 256,
+        max_connections,
         ..Default::default()
     };
     indymilter::run(listener, callbacks::callbacks(milter), config, shutdown).await

@@ -53,6 +53,7 @@ async fn fixture(max_message_size: u64) -> Fixture {
     tokio::spawn(lifeboat_milter::run(
         listener,
         milter.clone(),
+        16,
         std::future::pending::<()>(),
     ));
     Fixture {

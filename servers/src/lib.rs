@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod health;
 pub mod imap;
 pub mod limits;
 pub mod listener;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 
+use crate::health;
 use crate::limits::{ConnectionCounter, ConnectionSlot, Refusal};
 use crate::tls::Tls;
 
@@ -144,21 +145,32 @@ pub trait Server: Send + Sync + 'static {
 }
 
 /// Accepts connections on every listener until `shutdown` turns true, then waits for
-/// the open ones.
-pub async fn serve<S: Server>(
+/// the open ones. The listeners' health records exist from the call on, before the
+/// future first runs.
+pub fn serve<S: Server>(
     listeners: Vec<ServerListener>,
     server: Arc<S>,
     shutdown: watch::Receiver<bool>,
-) {
-    let mut loops = JoinSet::new();
-    for listener in listeners {
-        loops.spawn(accept_loop(listener, server.clone(), shutdown.clone()));
+) -> impl Future<Output = ()> + Send {
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let health = health::register(S::NAME, listener.address);
+            accept_loop(listener, health, server.clone(), shutdown.clone())
+        })
+        .collect();
+    async move {
+        let mut running = JoinSet::new();
+        for accept in loops {
+            running.spawn(accept);
+        }
+        while running.join_next().await.is_some() {}
     }
-    while loops.join_next().await.is_some() {}
 }
 
 async fn accept_loop<S: Server>(
     listener: ServerListener,
+    health: Arc<health::ListenerHealth>,
     server: Arc<S>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -170,11 +182,14 @@ async fn accept_loop<S: Server>(
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        tracing::warn!(server = S::NAME, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Out of descriptors, or the peer gave up before accept: never a
+                        // reason to stop listening.
+                        health.accept_failed(&e);
+                        tokio::time::sleep(health::ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
+                health.accepted();
                 while sessions.try_join_next().is_some() {}
                 let slot = match server.connections().admit(peer.ip()) {
                     Ok(slot) => slot,
@@ -204,6 +219,7 @@ async fn accept_loop<S: Server>(
             }
         }
     }
+    health.stopped();
     drop(listener);
     while sessions.join_next().await.is_some() {}
 }

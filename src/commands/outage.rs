@@ -6,6 +6,7 @@ use super::open_store;
 use crate::cli::{OutageArgs, OutageCommand};
 use crate::config::{Config, Origin};
 use crate::exit::{CommandResult, Failure};
+use crate::serve_report::ServeReport;
 
 pub fn outage(config: &Config, command: OutageCommand) -> CommandResult {
     let store = open_store(config)?;
@@ -96,7 +97,8 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "origins": list }));
+        let serve = ServeReport::read_live(&config.data_dir);
+        println!("{}", serde_json::json!({ "origins": list, "serve": serve }));
         return Ok(());
     }
     for (origin, status, counts, deferrals, probe) in origins {
@@ -147,7 +149,42 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
             println!("  oldest waiting copy arrived at {oldest}");
         }
     }
+    print_serve(ServeReport::read_live(&config.data_dir));
     Ok(())
+}
+
+/// `serve`'s listeners and descriptor budget, as its last report says.
+fn print_serve(report: Option<ServeReport>) {
+    let Some(report) = report else {
+        println!(
+            "serve: not running (no fresh {})",
+            crate::serve_report::FILE
+        );
+        return;
+    };
+    println!(
+        "serve (pid {}): {} of {} user sessions open, descriptor limit {}",
+        report.pid, report.sessions_open, report.session_budget, report.descriptor_limit
+    );
+    for listener in &report.listeners {
+        let state = if listener.stopped {
+            "STOPPED"
+        } else {
+            "listening"
+        };
+        print!(
+            "  {:<10} {:<24} {state}, {} accepted",
+            listener.kind, listener.address, listener.accepted
+        );
+        match (&listener.last_error, listener.last_error_at) {
+            (Some(why), Some(at)) => println!(
+                ", {} failed accepts (last at {}: {why})",
+                listener.accept_errors,
+                timestamp(at as i64).unwrap_or_default()
+            ),
+            _ => println!(),
+        }
+    }
 }
 
 /// RFC 3339 UTC time of a Unix timestamp; `None` for 0, which means "never recorded".

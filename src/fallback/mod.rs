@@ -17,6 +17,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
+use lifeboat_servers::health::{self, ListenerHealth};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -45,8 +46,6 @@ pub struct Fallback {
 /// Longest a client may stay silent before the session is dropped (RFC 5321 §4.5.3.2
 /// asks for at least 5 minutes).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Sessions at once; Postfix opens a few per destination.
-const MAX_SESSIONS: usize = 64;
 
 impl Fallback {
     pub fn new(store: Store, settings: Settings, watch: Option<Arc<Watch>>) -> Arc<Fallback> {
@@ -78,9 +77,13 @@ impl Fallback {
 }
 
 /// Accepts sessions until `shutdown` turns true, then waits for open sessions to end.
+/// At most `max_sessions` at once (Postfix opens a few per destination); an accept error
+/// never ends the loop.
 pub async fn serve(
     listener: TcpListener,
+    health: Arc<ListenerHealth>,
     fallback: Arc<Fallback>,
+    max_sessions: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut sessions = JoinSet::new();
@@ -91,13 +94,14 @@ pub async fn serve(
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        tracing::warn!(error = %e, "fallback: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        health.accept_failed(&e);
+                        tokio::time::sleep(health::ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
+                health.accepted();
                 while sessions.try_join_next().is_some() {}
-                if sessions.len() >= MAX_SESSIONS {
+                if sessions.len() >= max_sessions {
                     tracing::warn!(%peer, "fallback: too many sessions, refusing one");
                     continue;
                 }
@@ -106,6 +110,7 @@ pub async fn serve(
             }
         }
     }
+    health.stopped();
     drop(listener);
     while sessions.join_next().await.is_some() {}
 }

@@ -20,6 +20,7 @@ use lifeboat_servers::tls::Tls;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::supervisor::Supervisor;
 use crate::config::Config;
 use crate::exit::Failure;
 use lifeboat_servers::submission::{self, Submission};
@@ -85,7 +86,13 @@ pub struct Running {
 }
 
 impl Bound {
-    pub fn start(self, store: &Store, config: &Config, stopped: watch::Receiver<bool>) -> Running {
+    pub fn start(
+        self,
+        store: &Store,
+        config: &Config,
+        supervisor: &Supervisor,
+        stopped: watch::Receiver<bool>,
+    ) -> Running {
         let limits = AuthLimits {
             cache_ttl: Duration::from_secs(config.auth.login_cache_seconds),
             ..AuthLimits::default()
@@ -117,31 +124,25 @@ impl Bound {
             for listener in &self.imap {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "imap listening");
             }
-            tasks.push(tokio::spawn(listener::serve(
-                self.imap,
-                imap.clone(),
-                stopped.clone(),
-            )));
+            tasks.push(supervisor.spawn(
+                "imap",
+                listener::serve(self.imap, imap.clone(), stopped.clone()),
+            ));
         }
         if !self.submission.is_empty() {
             for listener in &self.submission {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "submission listening");
             }
-            tasks.push(tokio::spawn(listener::serve(
-                self.submission,
-                submission.clone(),
-                stopped.clone(),
-            )));
+            tasks.push(supervisor.spawn(
+                "submission",
+                listener::serve(self.submission, submission.clone(), stopped.clone()),
+            ));
         }
         if !self.pop3.is_empty() {
             for listener in &self.pop3 {
                 tracing::info!(address = %listener.address, implicit_tls = listener.implicit_tls, "pop3 listening");
             }
-            tasks.push(tokio::spawn(listener::serve(
-                self.pop3,
-                pop3.clone(),
-                stopped,
-            )));
+            tasks.push(supervisor.spawn("pop3", listener::serve(self.pop3, pop3.clone(), stopped)));
         }
         Running {
             tls: self.tls,

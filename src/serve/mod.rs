@@ -6,7 +6,10 @@
 //! listener addresses need a restart). Users and aliases are read from the store per message, so changes to
 //! them apply at once without a reload.
 
+mod descriptors;
 mod mailservers;
+pub mod resilient;
+mod supervisor;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use std::time::Duration;
 use indymilter::EitherListener;
 use lifeboat_mailstore::{Routes, Store};
 use lifeboat_milter::Milter;
+use lifeboat_servers::health;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -25,6 +29,9 @@ use crate::fallback::{self, Fallback};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::origin_watch::{Watch, postfix_log};
+use crate::serve_report::{self, ServeReport};
+use resilient::Resilient;
+use supervisor::Supervisor;
 
 /// How long open sessions get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +51,8 @@ pub fn run(config_path: &Path) -> CommandResult {
 }
 
 async fn serve(config: Config) -> CommandResult {
+    let budget = descriptors::raise_and_share();
+    lifeboat_servers::limits::set_session_budget(budget.user_sessions);
     let account = crate::privileges::target(&config)?;
     let milter_listener = bind_milter(&config, account.as_ref()).await?;
     let fallback_listener = TcpListener::bind(config.fallback.listen)
@@ -82,6 +91,7 @@ async fn serve(config: Config) -> CommandResult {
     );
 
     let (stop, stopped) = watch::channel(false);
+    let mut supervisor = Supervisor::new(stopped.clone());
     let watch_tasks = origin_watch.spawn(stopped.clone());
     if let Some(source) = config.watch.postfix_log.clone() {
         let origin_watch = origin_watch.clone();
@@ -97,25 +107,37 @@ async fn serve(config: Config) -> CommandResult {
         ));
     }
     let mut milter_stopped = stopped.clone();
-    let milter_task = tokio::spawn(lifeboat_milter::run(
-        milter_listener,
-        milter.clone(),
-        async move {
-            let _ = milter_stopped.changed().await;
-        },
-    ));
-    let mailservers = mailservers.start(&store, &config, stopped.clone());
+    let milter_health = health::register("milter", &config.milter.listen);
+    let milter_task = supervisor.spawn(
+        "milter",
+        lifeboat_milter::run(
+            Resilient::new(milter_listener, milter_health),
+            milter.clone(),
+            budget.milter,
+            async move {
+                let _ = milter_stopped.changed().await;
+            },
+        ),
+    );
+    let mailservers = mailservers.start(&store, &config, &supervisor, stopped.clone());
     // Expiry needs the delivery lock this process holds, so serve runs it (daily).
     let expiry_task = tokio::spawn(crate::commands::expire::run_daily(
         store.clone(),
         config.history_days,
         stopped.clone(),
     ));
-    let fallback_task = tokio::spawn(fallback::serve(
-        fallback_listener,
-        fallback.clone(),
-        stopped,
-    ));
+    let fallback_task = supervisor.spawn(
+        "fallback",
+        fallback::serve(
+            fallback_listener,
+            health::register("fallback", config.fallback.listen),
+            fallback.clone(),
+            budget.fallback,
+            stopped.clone(),
+        ),
+    );
+    // After every listener registered its health.
+    tokio::spawn(report_health(config.data_dir.clone(), budget, stopped));
 
     let signals = Signals::install()?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -133,7 +155,16 @@ async fn serve(config: Config) -> CommandResult {
         watch: origin_watch,
         mailservers,
     };
-    signals.wait(&config, &running).await;
+    let ended_early = tokio::select! {
+        () = signals.wait(&config, &running) => None,
+        name = supervisor.ended_early() => Some(name),
+    };
+    if let Some(name) = ended_early {
+        tracing::error!(
+            listener = name,
+            "a listener stopped; shutting down so the service is restarted"
+        );
+    }
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: draining open sessions");
@@ -158,8 +189,40 @@ async fn serve(config: Config) -> CommandResult {
     if let ListenSpec::Unix(path) = &config.milter.listen {
         let _ = std::fs::remove_file(path);
     }
+    if let Some(name) = ended_early {
+        return Err(Failure::failed(format!(
+            "the {name} listener stopped; exiting so it can be restarted"
+        )));
+    }
     tracing::info!("lifeboat serve stopped");
     Ok(())
+}
+
+/// Writes `serve`'s own report for `lifeboat status` every few seconds until shutdown,
+/// then removes it (a missing file reads as "serve is not running").
+async fn report_health(
+    data_dir: std::path::PathBuf,
+    budget: descriptors::Budget,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let report = ServeReport {
+            pid: std::process::id(),
+            updated_at: serve_report::now(),
+            descriptor_limit: budget.limit,
+            session_budget: budget.user_sessions,
+            sessions_open: lifeboat_servers::limits::sessions_open(),
+            listeners: health::reports().into_iter().map(Into::into).collect(),
+        };
+        if let Err(e) = report.write(&data_dir) {
+            tracing::warn!(error = %e, "cannot write {}", serve_report::FILE);
+        }
+        tokio::select! {
+            _ = stopped.changed() => break,
+            () = tokio::time::sleep(serve_report::INTERVAL) => {}
+        }
+    }
+    let _ = std::fs::remove_file(serve_report::path(&data_dir));
 }
 
 /// The parts a reload reaches.

@@ -28,6 +28,8 @@ pub struct Lifeboat {
     child: Option<Child>,
     /// Extra environment for every command (e.g. NOTIFY_SOCKET).
     env: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` (soft and hard) for `serve`, as `ulimit -n` would set it.
+    descriptor_limit: Option<u64>,
 }
 
 impl Lifeboat {
@@ -61,6 +63,7 @@ impl Lifeboat {
             submission: None,
             child: None,
             env: Vec::new(),
+            descriptor_limit: None,
         }
     }
 
@@ -213,13 +216,19 @@ impl Lifeboat {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = self
-            .command()
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut command = self.command();
+        command.arg("serve").stdout(Stdio::null()).stderr(log);
+        if let Some(limit) = self.descriptor_limit {
+            use nix::sys::resource::{Resource, setrlimit};
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit).map_err(std::io::Error::from)
+                });
+            }
+        }
+        let child = command.spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         let servers = [self.pop3, self.imap, self.submission];
@@ -240,6 +249,11 @@ impl Lifeboat {
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Starts `serve` with this many file descriptors at most (soft and hard limit).
+    pub fn limit_descriptors(&mut self, limit: u64) {
+        self.descriptor_limit = Some(limit);
     }
 
     /// SIGKILL: no chance to clean up.
