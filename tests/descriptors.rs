@@ -21,8 +21,8 @@ const LIMIT: u64 = 256;
 fn flood(imap: SocketAddr, count: usize) -> Vec<TcpStream> {
     let mut open = Vec::new();
     for i in 0..count {
-        let source = format!("127.0.0.{}:0", 2 + i % 10);
-        let socket = socket2_connect(&source, imap);
+        let source = std::net::IpAddr::from([127, 0, 0, 2 + (i % 10) as u8]);
+        let socket = support::raw::connect_from(source, imap);
         if let Some(stream) = socket {
             open.push(stream);
         }
@@ -50,29 +50,6 @@ fn flood(imap: SocketAddr, count: usize) -> Vec<TcpStream> {
         alive
     });
     open
-}
-
-/// A TCP connection from a chosen loopback source address.
-fn socket2_connect(source: &str, to: SocketAddr) -> Option<TcpStream> {
-    let source: SocketAddr = source.parse().unwrap();
-    let socket = nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Inet,
-        nix::sys::socket::SockType::Stream,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ok()?;
-    let bind = nix::sys::socket::SockaddrIn::from(match source {
-        SocketAddr::V4(v4) => v4,
-        SocketAddr::V6(_) => unreachable!(),
-    });
-    nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&socket), &bind).ok()?;
-    let target = nix::sys::socket::SockaddrIn::from(match to {
-        SocketAddr::V4(v4) => v4,
-        SocketAddr::V6(_) => unreachable!(),
-    });
-    nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&socket), &target).ok()?;
-    Some(TcpStream::from(socket))
 }
 
 fn serve_status(lifeboat: &Lifeboat) -> Value {

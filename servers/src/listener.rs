@@ -22,6 +22,10 @@ use crate::tls::Tls;
 /// Limit on a TLS handshake (implicit TLS, or after STARTTLS/STLS).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a connection may stay without logging in, however busy it keeps itself:
+/// unauthenticated clients must not hold a place (and a descriptor) for ever.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A bound listening socket: plain (STARTTLS/STLS offered) or implicit TLS.
 pub struct ServerListener {
     pub listener: TcpListener,

@@ -15,6 +15,7 @@
 pub mod lifeboat;
 pub mod origin;
 pub mod postfix;
+pub mod raw;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};

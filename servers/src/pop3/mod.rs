@@ -25,10 +25,10 @@ use tokio::sync::watch;
 use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::connection::{Connection, ReadError};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
-use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
+use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, LOGIN_TIMEOUT, Server};
 use crate::tls::Tls;
 use lifeboat_mailstore::address::Address;
-use lifeboat_mailstore::reader::MessageRecord;
+use lifeboat_mailstore::reader::{MessageRecord, UserRecord};
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::store::Store;
 use session::{Listing, LoginRefusal, Maildrop, Next, Policy, Session};
@@ -145,6 +145,8 @@ impl Server for Pop3 {
 
 /// What the connection knows once the user is logged in.
 struct LoggedIn {
+    /// As it logged in: the session ends once the account changes.
+    user: UserRecord,
     owner: Address,
     mailbox_id: i64,
     messages: Vec<MessageRecord>,
@@ -171,6 +173,7 @@ async fn handle(
     let mut session = Session::new(policy, &settings.hostname, &mut out);
     let mut logged_in: Option<LoggedIn> = None;
     let idle = pop3.idle_timeout;
+    let login_deadline = tokio::time::Instant::now() + LOGIN_TIMEOUT;
 
     loop {
         // Answers wait while the client has pipelined more commands.
@@ -180,6 +183,11 @@ async fn handle(
         let line = tokio::select! {
             _ = shutdown.changed() => {
                 out.extend_from_slice(b"-ERR [SYS/TEMP] server shutting down; nothing was deleted\r\n");
+                write(&mut conn, &mut out, idle).await?;
+                break;
+            }
+            () = tokio::time::sleep_until(login_deadline), if logged_in.is_none() => {
+                out.extend_from_slice(b"-ERR [SYS/TEMP] took too long to log in\r\n");
                 write(&mut conn, &mut out, idle).await?;
                 break;
             }
@@ -201,6 +209,16 @@ async fn handle(
             Ok(Err(ReadError::Io(e))) => return Err(e),
             Ok(Ok(line)) => line,
         };
+        if let Some(user) = &logged_in
+            && !pop3.auth.still_valid(&user.user).await
+        {
+            tracing::info!(%peer, user = %user.owner, "pop3: account disabled or password changed; session ended");
+            out.extend_from_slice(
+                b"-ERR [AUTH] your account changed; log in again (nothing was deleted)\r\n",
+            );
+            write(&mut conn, &mut out, idle).await?;
+            break;
+        }
         match session.handle_line(&line, &mut out) {
             Next::Continue => {}
             Next::Authenticate { user, password } => {
@@ -212,7 +230,8 @@ async fn handle(
                                 tracing::info!(%peer, user = %record.address, messages = messages.len(), "pop3: logged in");
                                 session.login_succeeded(maildrop, &mut out);
                                 logged_in = Some(LoggedIn {
-                                    owner: record.address,
+                                    owner: record.address.clone(),
+                                    user: record,
                                     mailbox_id,
                                     messages,
                                     _lock: lock,

@@ -15,9 +15,10 @@ use std::time::Duration;
 use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
 use crate::connection::{Connection, ReadError};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
-use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, Server};
+use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, LOGIN_TIMEOUT, Server};
 use crate::smtp::{Data, read_data};
 use crate::tls::Tls;
+use lifeboat_mailstore::reader::UserRecord;
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Address, Class, NewMessage, Routes, Store};
 use tokio::sync::watch;
@@ -108,6 +109,8 @@ impl Server for Submission {
 /// The per-connection state besides the protocol session.
 struct Client {
     peer: SocketAddr,
+    /// As it logged in: the session ends once the account changes.
+    user: Option<UserRecord>,
     helo: String,
     relay: Option<Relay>,
     sender: String,
@@ -129,13 +132,19 @@ async fn handle(connection: Accepted, submission: Arc<Submission>) -> std::io::R
     let mut conn = Connection::new(stream, MAX_LINE);
     let mut client = Client {
         peer,
+        user: None,
         helo: String::new(),
         relay: None,
         sender: String::new(),
     };
     send(&mut conn, &session.greeting()).await?;
+    let login_deadline = tokio::time::Instant::now() + LOGIN_TIMEOUT;
     loop {
-        let line = match tokio::time::timeout(COMMAND_TIMEOUT, conn.read_line()).await {
+        let mut until = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+        if client.user.is_none() {
+            until = until.min(login_deadline);
+        }
+        let line = match tokio::time::timeout_at(until, conn.read_line()).await {
             Err(_) => {
                 send(&mut conn, "421 4.4.2 idle too long, closing").await?;
                 return Ok(());
@@ -148,6 +157,13 @@ async fn handle(connection: Accepted, submission: Arc<Submission>) -> std::io::R
             Ok(Err(ReadError::Io(e))) => return Err(e),
             Ok(Ok(line)) => line,
         };
+        if let Some(user) = &client.user
+            && !submission.auth.still_valid(user).await
+        {
+            tracing::info!(%peer, user = %user.address, "submission: account disabled or password changed; session ended");
+            send(&mut conn, "421 4.7.0 your account changed; log in again").await?;
+            return Ok(());
+        }
         if let Some(helo) = greeting_host(&line) {
             client.helo = helo;
         }
@@ -177,7 +193,7 @@ async fn handle(connection: Accepted, submission: Arc<Submission>) -> std::io::R
                 continue;
             }
             Step::Login { user, password } => {
-                login(&submission, &mut session, &client, &user, &password).await
+                login(&submission, &mut session, &mut client, &user, &password).await
             }
             Step::Mail { sender, size } => {
                 let settings = submission.settings.get();
@@ -238,7 +254,7 @@ async fn handle(connection: Accepted, submission: Arc<Submission>) -> std::io::R
 async fn login(
     submission: &Submission,
     session: &mut Session,
-    client: &Client,
+    client: &mut Client,
     user: &str,
     password: &str,
 ) -> String {
@@ -251,6 +267,7 @@ async fn login(
             tracing::info!(peer = %client.peer, user = %record.address, "submission: logged in");
             let mut addresses = vec![record.address.clone()];
             addresses.extend(record.aliases.iter().filter_map(|a| Address::parse(a).ok()));
+            client.user = Some(record);
             session.login_succeeded(addresses)
         }
         Err(failure) => session.login_failed(matches!(failure, AuthFailure::LockedOut)),

@@ -153,6 +153,11 @@ impl Session {
             Ok(Request::StartTls) if self.policy.tls || !self.policy.tls_available => {
                 reply("454 4.7.0 TLS not available")
             }
+            // TLS must come first: what was said in clear (the login among it) would
+            // otherwise carry over into the protected session.
+            Ok(Request::StartTls) if self.user.is_some() => {
+                reply("503 5.5.1 already authenticated")
+            }
             Ok(Request::StartTls) => Step::StartTls,
             Ok(Request::Quit) => Step::Quit("221 2.0.0 bye".into()),
             Ok(Request::Noop { .. }) => reply("250 2.0.0 ok"),
@@ -219,19 +224,35 @@ impl Session {
         self.reset();
     }
 
-    /// Checks the header `From:` of a submitted message: every address in it must be
-    /// the user's own or an alias (RFC 6409 §8 lets the server enforce this).
+    /// Checks who the message says it is from (RFC 6409 §8 lets the server enforce
+    /// this): exactly one `From:` field (RFC 5322 §3.6), and every address of it and of
+    /// any `Sender:` must be the user's own or an alias. Field names are matched the way
+    /// a lenient reader would (any case, blanks before the colon), and the addresses are
+    /// parsed with comments, groups and quoting understood (mail-parser), so
+    /// `From: (<own@x>) other@x` names `other@x`.
     pub fn check_header_from(&self, message: &[u8]) -> Result<(), String> {
-        let from = lifeboat_mailstore::deliver::header_value(message, "From")
-            .ok_or_else(|| "550 5.6.0 the message has no From: header".to_string())?;
-        let addresses = addresses_in(&from);
-        if addresses.is_empty() {
-            return Err("550 5.6.0 the From: header names no address".into());
+        let fields = sender_fields(message);
+        let from_fields = fields.iter().filter(|(name, _)| name == "from").count();
+        match from_fields {
+            0 => return Err("550 5.6.0 the message has no From: header".into()),
+            1 => {}
+            _ => return Err("550 5.6.0 the message has more than one From: header".into()),
         }
-        match addresses.iter().find(|a| !self.may_send_as(a)) {
-            Some(other) => Err(format!("553 5.7.1 From: <{other}> is not yours to send as")),
-            None => Ok(()),
+        for (name, value) in &fields {
+            let label = if name == "from" { "From" } else { "Sender" };
+            let addresses = parse_addresses(value);
+            let Some(addresses) = addresses.filter(|a| !a.is_empty()) else {
+                return Err(format!(
+                    "550 5.6.0 the {label}: header names no usable address"
+                ));
+            };
+            if let Some(other) = addresses.iter().find(|a| !self.may_send_as(a)) {
+                return Err(format!(
+                    "553 5.7.1 {label}: <{other}> is not yours to send as"
+                ));
+            }
         }
+        Ok(())
     }
 
     fn ehlo_reply(&self, host: &str) -> String {
@@ -317,27 +338,48 @@ fn decode(encoded: &[u8]) -> Option<String> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
-/// The addresses in an address-list header value: `<...>` parts, or bare
-/// `local@domain` words (display names and comments are skipped).
-fn addresses_in(value: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut rest = value;
-    while let Some(open) = rest.find('<') {
-        let Some(close) = rest[open..].find('>') else {
-            break;
-        };
-        found.push(rest[open + 1..open + close].trim().to_string());
-        rest = &rest[open + close + 1..];
+/// The `From:` and `Sender:` fields of the header section, unfolded, names lowercased.
+fn sender_fields(message: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut current: Option<(String, Vec<u8>)> = None;
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break; // end of the header section
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some((_, value)) = current.as_mut() {
+                value.push(b' ');
+                value.extend_from_slice(line);
+            }
+            continue;
+        }
+        fields.extend(current.take());
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = String::from_utf8_lossy(&line[..colon])
+                .trim()
+                .to_ascii_lowercase();
+            current = Some((name, line[colon + 1..].to_vec()));
+        }
     }
-    if found.is_empty() {
-        found = value
-            .split([',', ' ', '\t'])
-            .map(|w| w.trim_matches(|c| c == '"' || c == '(' || c == ')'))
-            .filter(|w| w.contains('@'))
-            .map(str::to_string)
-            .collect();
+    fields.extend(current);
+    fields.retain(|(name, _)| name == "from" || name == "sender");
+    fields
+}
+
+/// Every address of an address-list value, group members included; `None` when an
+/// entry has no address at all (it could hide one a reader would see).
+fn parse_addresses(value: &[u8]) -> Option<Vec<String>> {
+    let mut field = b"From:".to_vec();
+    field.extend_from_slice(value);
+    field.extend_from_slice(b"\r\n\r\n");
+    let parsed = mail_parser::MessageParser::default().parse_headers(&field)?;
+    let list = parsed.from()?;
+    let mut addresses = Vec::new();
+    for addr in list.iter() {
+        addresses.push(addr.address.as_deref()?.to_string());
     }
-    found
+    Some(addresses)
 }
 
 #[cfg(test)]
@@ -479,9 +521,44 @@ mod tests {
     }
 
     #[test]
-    fn header_addresses_are_found_in_angle_brackets_or_bare() {
-        assert_eq!(addresses_in("A <a@x>, \"B, b\" <b@x>"), ["a@x", "b@x"]);
-        assert_eq!(addresses_in("a@x (Alice)"), ["a@x"]);
-        assert!(addresses_in("undisclosed-recipients:;").is_empty());
+    fn header_from_tricks_are_refused() {
+        let session = logged_in();
+        let refused = |header: &str| {
+            let message = format!("{header}Subject: s\r\n\r\nbody\r\n");
+            session
+                .check_header_from(message.as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {header:?}"))
+        };
+        // Two From fields, own first: a reader may show either.
+        assert!(refused("From: alice@x.test\r\nFrom: ceo@x.test\r\n").starts_with("550 5.6.0"));
+        // A list with someone else in it.
+        assert!(refused("From: ceo@x.test, <alice@x.test>\r\n").starts_with("553 5.7.1"));
+        // The own address only inside a comment.
+        assert!(refused("From: (<alice@x.test>) ceo@x.test\r\n").starts_with("553 5.7.1"));
+        // Blanks before the colon still make a From field (obsolete syntax readers take).
+        assert!(refused("From : ceo@x.test\r\n").starts_with("553 5.7.1"));
+        assert!(refused("From: alice@x.test\r\nFROM : ceo@x.test\r\n").starts_with("550"));
+        // A folded field is read whole.
+        assert!(refused("From: Alice <alice@x.test>,\r\n ceo@x.test\r\n").starts_with("553"));
+        // Sender: is checked too; group members count.
+        assert!(refused("From: alice@x.test\r\nSender: ceo@x.test\r\n").starts_with("553"));
+        assert!(refused("From: team: alice@x.test, ceo@x.test;\r\n").starts_with("553"));
+        assert!(refused("From: undisclosed-recipients:;\r\n").starts_with("550"));
+        assert!(refused("From: \"alice@x.test\"\r\n").starts_with("550"));
+        // What a mail client writes passes.
+        for fine in [
+            "From: Alice <alice@x.test>\r\n",
+            "From: \"Alice, Sales\" <sales@x.test>\r\nSender: alice@x.test\r\n",
+            "from: alice@x.test (Alice)\r\n",
+            "From: =?utf-8?q?Alic=C3=A9?= <alice@x.test>\r\n",
+        ] {
+            let message = format!("{fine}Subject: s\r\n\r\nFrom: ceo@x.test in the body\r\n");
+            assert_eq!(
+                session.check_header_from(message.as_bytes()),
+                Ok(()),
+                "{fine}"
+            );
+        }
     }
 }
