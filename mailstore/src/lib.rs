@@ -1,6 +1,8 @@
-//! Lifeboat's mail store: one Maildir per protected user plus an SQLite index, and the
-//! servers that read it (POP3 now; IMAP and submission to come), with the pieces they
-//! share: [`auth`] (logins, lockouts), [`tls`] (certificates, reload) and [`limits`].
+//! Lifeboat's store core: one Maildir per protected user plus an SQLite index, and what
+//! lives on them — users, aliases and passwords, the origins' outage state, the replay
+//! ledger, capture planning, expiry and `store check`. No protocol lives here: the milter
+//! (`lifeboat-milter`) and the user-facing servers (`lifeboat-servers`) sit side by side
+//! on this crate. The design is described in `docs/design.md`.
 //!
 //! Everything that stores a message goes through [`Store::deliver`], the one durable
 //! write path (journal copies through its unsynced variant, [`Store::deliver_journal`]);
