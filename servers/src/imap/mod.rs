@@ -13,3 +13,5 @@ pub mod mutf7;
 pub mod search;
 pub mod server;
 pub mod session;
+#[cfg(test)]
+mod testing;

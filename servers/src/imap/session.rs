@@ -1416,3 +1416,6 @@ pub fn status_no(tag: &Tag<'static>, text: &str) -> Response<'static> {
 fn untagged_ok(code: Code<'static>, text: &'static str) -> Response<'static> {
     Response::Status(Status::ok(None, Some(code), text).expect("valid text"))
 }
+
+#[cfg(test)]
+mod tests;
