@@ -19,7 +19,7 @@ use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::session::{After, Session, SessionConfig};
+use super::session::{After, NoCode, Rejection, Session, SessionConfig};
 use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::Stream;
@@ -335,9 +335,9 @@ async fn on_event(
             let tag = command_authenticate.tag;
             let refusal = session.as_ref().and_then(Session::login_refusal);
             let finish = if let Some(why) = refusal {
-                Some(no(&tag, why))
+                Some(why.status(&tag))
             } else if command_authenticate.mechanism != AuthMechanism::Plain {
-                Some(no(&tag, "only AUTHENTICATE PLAIN is offered"))
+                Some(Rejection::new(None, "only AUTHENTICATE PLAIN is offered").status(&tag))
             } else if let Some(initial) = command_authenticate.initial_response {
                 Some(sasl_plain(imap, session, &tag, initial.declassify(), peer).await)
             } else {
@@ -440,7 +440,7 @@ async fn login(
 ) -> Status<'static> {
     let current = session.as_mut().expect("session present");
     if let Some(why) = current.login_refusal() {
-        return no(tag, why);
+        return why.status(tag);
     }
     match imap.auth.login(peer.ip(), user, password).await {
         Ok(record) => {
@@ -452,14 +452,17 @@ async fn login(
             }
         }
         Err(failure) => {
-            let text = match failure {
-                crate::auth::AuthFailure::Unavailable(_) => "[UNAVAILABLE] try again later",
-                crate::auth::AuthFailure::LockedOut => {
-                    "[AUTHENTICATIONFAILED] too many failed logins; try again later"
+            let (code, text) = match failure {
+                crate::auth::AuthFailure::Unavailable(_) => {
+                    (NoCode::Unavailable, "try again later")
                 }
-                _ => "[AUTHENTICATIONFAILED] wrong user name or password",
+                crate::auth::AuthFailure::LockedOut => (
+                    NoCode::AuthenticationFailed,
+                    "too many failed logins; try again later",
+                ),
+                _ => (NoCode::AuthenticationFailed, "wrong user name or password"),
             };
-            no(tag, text)
+            Rejection::new(Some(code), text).status(tag)
         }
     }
 }
@@ -533,11 +536,4 @@ fn protocol_error(conn: &mut Connection, error: &imap_next::server::Error) {
         .and_then(|word| Tag::try_from(word.to_vec()).ok());
     conn.server
         .enqueue_status(Status::bad(tag, None, text).expect("valid text"));
-}
-
-fn no(tag: &Tag<'static>, text: &str) -> Status<'static> {
-    match super::session::status_no(tag, text) {
-        Response::Status(status) => status,
-        _ => unreachable!("status_no is a status"),
-    }
 }

@@ -30,7 +30,7 @@ use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use lifeboat_mailstore::Class;
 use lifeboat_mailstore::address::Address;
 use lifeboat_mailstore::deliver::NewMessage;
-use lifeboat_mailstore::error::Result as StoreResult;
+use lifeboat_mailstore::error::{MailboxError, Result as StoreResult};
 use lifeboat_mailstore::flags::FlagChange;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, Reader};
@@ -199,7 +199,7 @@ impl Session {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(error = %e, "imap: store error");
-                Reply::new(vec![status_no(&tag, "server error; try again")])
+                Reply::new(vec![no(&tag, None, "server error; try again")])
             }
         }
     }
@@ -322,10 +322,9 @@ impl Session {
                     // A trailing delimiter only says "will hold mailboxes" (RFC 3501).
                     Some(name) => self
                         .store
-                        .create_mailbox(&user.address, name.trim_end_matches(DELIMITER)),
-                    None => Err(lifeboat_mailstore::Error::Refused(
-                        "not a valid mailbox name".into(),
-                    )),
+                        .create_mailbox(&user.address, name.trim_end_matches(DELIMITER))
+                        .map_err(Refused::Store),
+                    None => Err(Refused::not_a_name()),
                 };
                 self.finish(reader, tag, result, "CREATE completed")?
             }
@@ -333,24 +332,27 @@ impl Session {
                 let user = self.user().cloned().expect("authenticated");
                 let result = match mailbox_name(&mailbox) {
                     Some(name) if self.selected_name() == Some(name.as_str()) => {
-                        Err(lifeboat_mailstore::Error::Refused(
-                            "close the mailbox before deleting it".into(),
-                        ))
+                        Err(Refused::Session(Rejection::new(
+                            None,
+                            "close the mailbox before deleting it",
+                        )))
                     }
-                    Some(name) => self.store.delete_mailbox(&user.address, &name),
-                    None => Err(lifeboat_mailstore::Error::Refused(
-                        "[NONEXISTENT] no such mailbox".into(),
-                    )),
+                    Some(name) => self
+                        .store
+                        .delete_mailbox(&user.address, &name)
+                        .map_err(Refused::Store),
+                    None => Err(Refused::Store(MailboxError::Nonexistent.into())),
                 };
                 self.finish(reader, tag, result, "DELETE completed")?
             }
             C::Rename { from, to } => {
                 let user = self.user().cloned().expect("authenticated");
                 let result = match (mailbox_name(&from), mailbox_name(&to)) {
-                    (Some(from), Some(to)) => self.store.rename_mailbox(&user.address, &from, &to),
-                    _ => Err(lifeboat_mailstore::Error::Refused(
-                        "not a valid mailbox name".into(),
-                    )),
+                    (Some(from), Some(to)) => self
+                        .store
+                        .rename_mailbox(&user.address, &from, &to)
+                        .map_err(Refused::Store),
+                    _ => Err(Refused::not_a_name()),
                 };
                 self.finish(reader, tag, result, "RENAME completed")?
             }
@@ -490,11 +492,14 @@ impl Session {
     }
 
     /// Why a login may not even be tried on this connection, if it may not.
-    pub fn login_refusal(&self) -> Option<&'static str> {
+    pub fn login_refusal(&self) -> Option<Rejection> {
         if self.is_authenticated() {
-            Some("already authenticated")
+            Some(Rejection::new(None, "already authenticated"))
         } else if !self.login_allowed() {
-            Some("[PRIVACYREQUIRED] use STARTTLS or the TLS port to log in")
+            Some(Rejection::new(
+                Some(NoCode::PrivacyRequired),
+                "use STARTTLS or the TLS port to log in",
+            ))
         } else {
             None
         }
@@ -592,9 +597,10 @@ impl Session {
         names: &[StatusDataItemName],
     ) -> StoreResult<Reply> {
         let Some(record) = self.find_mailbox(reader, mailbox)? else {
-            return Ok(Reply::new(vec![status_no(
+            return Ok(Reply::new(vec![no(
                 tag,
-                "[NONEXISTENT] no such mailbox",
+                Some(NoCode::Nonexistent),
+                "no such mailbox",
             )]));
         };
         let view = MailboxView::load(reader, &record)?;
@@ -636,9 +642,10 @@ impl Session {
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.state = State::Authenticated(user.clone());
         let Some(record) = self.find_mailbox(reader, mailbox)? else {
-            return Ok(Reply::new(vec![status_no(
+            return Ok(Reply::new(vec![no(
                 tag,
-                "[NONEXISTENT] no such mailbox",
+                Some(NoCode::Nonexistent),
+                "no such mailbox",
             )]));
         };
         let view = MailboxView::load(reader, &record)?;
@@ -743,9 +750,10 @@ impl Session {
                     Ok(bytes) => Some(bytes),
                     Err(e) => {
                         tracing::error!(error = %e, uid = message.uid, "imap: cannot read a message");
-                        return Ok(Reply::new(vec![status_no(
+                        return Ok(Reply::new(vec![no(
                             tag,
-                            "[SERVERBUG] cannot read a message",
+                            Some(NoCode::ServerBug),
+                            "cannot read a message",
                         )]));
                     }
                 }
@@ -812,9 +820,10 @@ impl Session {
             unreachable!("checked by dispatch")
         };
         if selected.read_only {
-            return Ok(Reply::new(vec![status_no(
+            return Ok(Reply::new(vec![no(
                 tag,
-                "[READ-ONLY] mailbox is read-only",
+                Some(NoCode::ReadOnly),
+                "mailbox is read-only",
             )]));
         }
         if !uid && !selected.view.valid_sequence(set) {
@@ -932,14 +941,21 @@ impl Session {
         &mut self,
         reader: &Reader,
         tag: &Tag<'static>,
-        result: StoreResult<()>,
+        result: Result<(), Refused>,
         done: &'static str,
     ) -> StoreResult<Reply> {
         let mut responses = self.poll_changes(reader)?;
         responses.push(match result {
             Ok(()) => ok(tag, done),
-            Err(lifeboat_mailstore::Error::Refused(why)) => status_no(tag, &why),
-            Err(e) => return Err(e),
+            Err(Refused::Session(rejection)) => rejection.response(tag),
+            Err(Refused::Store(lifeboat_mailstore::Error::Mailbox(why))) => {
+                mailbox_rejection(&why).response(tag)
+            }
+            // Not about the mailbox (the user's account went away meanwhile).
+            Err(Refused::Store(lifeboat_mailstore::Error::Refused(why))) => {
+                Rejection::new(None, why).response(tag)
+            }
+            Err(Refused::Store(e)) => return Err(e),
         });
         Ok(Reply::new(responses))
     }
@@ -959,10 +975,11 @@ impl Session {
         subscribed: bool,
     ) -> StoreResult<Reply> {
         let result = match self.find_mailbox(reader, mailbox)? {
-            Some(record) => self.store.set_subscribed(record.id, subscribed),
-            None => Err(lifeboat_mailstore::Error::Refused(
-                "[NONEXISTENT] no such mailbox".into(),
-            )),
+            Some(record) => self
+                .store
+                .set_subscribed(record.id, subscribed)
+                .map_err(Refused::Store),
+            None => Err(Refused::Store(MailboxError::Nonexistent.into())),
         };
         let done = if subscribed {
             "SUBSCRIBE completed"
@@ -983,9 +1000,10 @@ impl Session {
     ) -> StoreResult<Reply> {
         let user = self.user().cloned().expect("authenticated");
         let Some(target) = self.find_mailbox(reader, mailbox)? else {
-            return Ok(Reply::new(vec![status_no(
+            return Ok(Reply::new(vec![no(
                 tag,
-                "[TRYCREATE] no such mailbox",
+                Some(NoCode::TryCreate),
+                "no such mailbox",
             )]));
         };
         let (system, keywords) = split_flags(flags);
@@ -1075,18 +1093,20 @@ impl Session {
         moving: bool,
     ) -> StoreResult<Reply> {
         let Some(target) = self.find_mailbox(reader, mailbox)? else {
-            return Ok(Reply::new(vec![status_no(
+            return Ok(Reply::new(vec![no(
                 tag,
-                "[TRYCREATE] no such mailbox",
+                Some(NoCode::TryCreate),
+                "no such mailbox",
             )]));
         };
         let State::Selected(user, selected) = &mut self.state else {
             unreachable!("checked by dispatch")
         };
         if moving && selected.read_only {
-            return Ok(Reply::new(vec![status_no(
+            return Ok(Reply::new(vec![no(
                 tag,
-                "[READ-ONLY] mailbox is read-only",
+                Some(NoCode::ReadOnly),
+                "mailbox is read-only",
             )]));
         }
         if !uid && !selected.view.valid_sequence(set) {
@@ -1145,9 +1165,10 @@ impl Session {
         only: Option<&SequenceSet>,
     ) -> StoreResult<Reply> {
         if matches!(&self.state, State::Selected(_, s) if s.read_only) {
-            return Ok(Reply::new(vec![status_no(
+            return Ok(Reply::new(vec![no(
                 tag,
-                "[READ-ONLY] mailbox is read-only",
+                Some(NoCode::ReadOnly),
+                "mailbox is read-only",
             )]));
         }
         self.expunge(reader, only)?;
@@ -1391,26 +1412,107 @@ pub fn bad(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
     Response::Status(Status::bad(Some(tag.clone()), None, text).expect("valid text"))
 }
 
-/// Tagged NO; a leading `[CODE]` in `text` becomes the response code.
-pub fn status_no(tag: &Tag<'static>, text: &str) -> Response<'static> {
-    let (code, text) = match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {
-        // Our own codes are fixed words (AUTHENTICATIONFAILED, NONEXISTENT, ...).
-        Some((code, rest)) => (
-            Some(Code::Other(
-                imap_codec::imap_types::response::CodeOther::unvalidated(code.as_bytes().to_vec()),
-            )),
-            rest,
-        ),
-        None => (None, text),
-    };
-    Response::Status(
+/// The response codes a NO carries here (RFC 3501 §7.1, RFC 5530), typed so that no
+/// code is ever parsed back out of a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoCode {
+    AlreadyExists,
+    AuthenticationFailed,
+    InUse,
+    Nonexistent,
+    PrivacyRequired,
+    ReadOnly,
+    ServerBug,
+    TryCreate,
+    Unavailable,
+}
+
+impl NoCode {
+    fn code(self) -> Code<'static> {
+        let atom: &'static [u8] = match self {
+            NoCode::ReadOnly => return Code::ReadOnly,
+            NoCode::TryCreate => return Code::TryCreate,
+            // RFC 5530's codes, which imap-codec has no variants for.
+            NoCode::AlreadyExists => b"ALREADYEXISTS",
+            NoCode::AuthenticationFailed => b"AUTHENTICATIONFAILED",
+            NoCode::InUse => b"INUSE",
+            NoCode::Nonexistent => b"NONEXISTENT",
+            NoCode::PrivacyRequired => b"PRIVACYREQUIRED",
+            NoCode::ServerBug => b"SERVERBUG",
+            NoCode::Unavailable => b"UNAVAILABLE",
+        };
+        Code::Other(imap_codec::imap_types::response::CodeOther::unvalidated(
+            atom,
+        ))
+    }
+}
+
+/// Why a command is refused: what the tagged NO says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: Option<NoCode>,
+    pub text: Cow<'static, str>,
+}
+
+impl Rejection {
+    pub fn new(code: Option<NoCode>, text: impl Into<Cow<'static, str>>) -> Rejection {
+        Rejection {
+            code,
+            text: text.into(),
+        }
+    }
+
+    pub fn status(&self, tag: &Tag<'static>) -> Status<'static> {
         Status::no(
             Some(tag.clone()),
-            code,
-            Text::try_from(text.to_string()).expect("valid text"),
+            self.code.map(NoCode::code),
+            Text::try_from(self.text.to_string()).expect("valid text"),
         )
-        .expect("valid text"),
-    )
+        .expect("valid text")
+    }
+
+    pub fn response(&self, tag: &Tag<'static>) -> Response<'static> {
+        Response::Status(self.status(tag))
+    }
+}
+
+/// Tagged NO.
+pub fn no(
+    tag: &Tag<'static>,
+    code: Option<NoCode>,
+    text: impl Into<Cow<'static, str>>,
+) -> Response<'static> {
+    Rejection::new(code, text).response(tag)
+}
+
+/// Why a mailbox command failed: the store refused it, or the session did before
+/// asking the store.
+enum Refused {
+    Store(lifeboat_mailstore::Error),
+    Session(Rejection),
+}
+
+impl Refused {
+    /// The client's name is not modified UTF-7.
+    fn not_a_name() -> Refused {
+        Refused::Session(Rejection::new(None, "not a valid mailbox name"))
+    }
+}
+
+/// The store's mailbox refusals as IMAP tells them (RFC 5530 codes); the text is the
+/// store's own.
+fn mailbox_rejection(error: &MailboxError) -> Rejection {
+    use MailboxError as E;
+    let code = match error {
+        E::AlreadyExists(_) | E::InboxCannotBeReplaced => Some(NoCode::AlreadyExists),
+        E::Nonexistent => Some(NoCode::Nonexistent),
+        E::HasChildren | E::AwaitingReplay(_) => Some(NoCode::InUse),
+        E::InvalidName(_)
+        | E::InboxAlwaysExists
+        | E::InboxCannotBeRenamed
+        | E::InboxCannotBeDeleted => None,
+    };
+    Rejection::new(code, error.to_string())
 }
 
 fn untagged_ok(code: Code<'static>, text: &'static str) -> Response<'static> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
+use imap_codec::imap_types::response::Response;
 use imap_codec::{CommandCodec, ResponseCodec};
 use lifeboat_mailstore::{
     Address, Class, MailboxRecord, MessageRecord, NewMessage, NewUser, Routes, Store, UserRecord,
@@ -138,15 +139,14 @@ pub fn exchange(session: &mut Session, command: &[u8]) -> (Vec<String>, After) {
         .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(command)));
     assert!(rest.is_empty(), "one command at a time");
     let reply = session.handle(command);
-    let responses = reply
-        .responses
-        .iter()
-        .map(|response| {
-            let bytes = ResponseCodec::default().encode(response).dump();
-            String::from_utf8(bytes).expect("the fixtures encode to UTF-8")
-        })
-        .collect();
+    let responses = reply.responses.iter().map(encode).collect();
     (responses, reply.after)
+}
+
+/// A response as the server writes it.
+pub fn encode(response: &Response<'static>) -> String {
+    let bytes = ResponseCodec::default().encode(response).dump();
+    String::from_utf8(bytes).expect("the fixtures encode to UTF-8")
 }
 
 fn config(plaintext_login: bool, starttls: bool) -> Arc<SessionConfig> {

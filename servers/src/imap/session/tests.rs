@@ -1,7 +1,7 @@
 //! Byte-level tests of every command family, written against the session before it was
 //! split (so they pin down the wire as it was).
 
-use crate::imap::testing::{DATE, Fixture, USER, exchange, message};
+use crate::imap::testing::{DATE, Fixture, USER, encode, exchange, message};
 
 mod connection {
     use super::*;
@@ -117,17 +117,34 @@ mod connection {
     fn a_login_answers_with_the_new_capabilities() {
         let mut f = Fixture::new();
         f.session.logged_in(&f.user);
-        let tag = imap_codec::imap_types::core::Tag::try_from("a1").unwrap();
-        let ok = f.session.login_ok(&tag, "logged in");
-        let bytes = {
-            use imap_codec::encode::Encoder;
-            imap_codec::ResponseCodec::default().encode(&ok).dump()
-        };
+        let ok = f.session.login_ok(&tag(), "logged in");
         assert_eq!(
-            String::from_utf8(bytes).unwrap(),
+            encode(&ok),
             format!("a1 OK [CAPABILITY {COMMON}] logged in\r\n")
         );
         assert_eq!(f.session.user().unwrap().address.as_str(), USER);
+    }
+
+    #[test]
+    fn logins_are_refused_before_tls_unless_allowed_and_once_logged_in() {
+        let refusal = |f: &Fixture| {
+            f.session
+                .login_refusal()
+                .map(|r| encode(&r.response(&tag())))
+        };
+        let tls_first = Fixture::with_listener(false, true);
+        assert_eq!(
+            refusal(&tls_first).unwrap(),
+            "a1 NO [PRIVACYREQUIRED] use STARTTLS or the TLS port to log in\r\n"
+        );
+        let mut f = Fixture::new();
+        assert_eq!(refusal(&f), None);
+        f.session.logged_in(&f.user);
+        assert_eq!(refusal(&f).unwrap(), "a1 NO already authenticated\r\n");
+    }
+
+    fn tag() -> imap_codec::imap_types::core::Tag<'static> {
+        imap_codec::imap_types::core::Tag::try_from("a1").unwrap()
     }
 }
 
