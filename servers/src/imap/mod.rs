@@ -7,9 +7,12 @@
 //! - [`server`]: the tokio shell: listeners, TLS and STARTTLS, IDLE, limits.
 
 pub mod fetch;
+pub mod flags;
 pub mod mailbox;
 pub mod mime;
 pub mod mutf7;
+pub mod names;
+pub mod response;
 pub mod search;
 pub mod server;
 pub mod session;

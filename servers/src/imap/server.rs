@@ -19,7 +19,8 @@ use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::session::{After, NoCode, Rejection, Session, SessionConfig};
+use super::response::{After, NoCode, Rejection};
+use super::session::{MAX_LITERAL, Session, SessionConfig};
 use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::Stream;
@@ -37,8 +38,7 @@ const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// this process wake it at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
-/// Largest literal (an APPEND) and command line accepted.
-pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
+/// Largest command line accepted: an APPEND's literal and some.
 const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
 
 pub const DEFAULT_LIMITS: ConnectionLimits = ConnectionLimits {

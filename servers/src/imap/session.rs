@@ -6,15 +6,14 @@
 //! blocking pool.
 
 use std::borrow::Cow;
-use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 use imap_codec::imap_types::command::{
     Command, CommandBody, FetchModifier, SelectParameter, StoreModifier,
 };
-use imap_codec::imap_types::core::{IString, NString, Tag, Text, Vec1};
+use imap_codec::imap_types::core::{IString, NString, Tag, Vec1};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
-use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagNameAttribute, FlagPerm, StoreType};
+use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm, StoreType};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{
     Capability, Code, CommandContinuationRequest, Data, Response, Status,
@@ -23,9 +22,12 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
+use super::flags::{SYSTEM_FLAGS, split_flags};
 use super::mailbox::{MailboxView, Selected};
-use super::{fetch, mutf7, search};
-use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+use super::names::{DELIMITER, delimiter, mailbox_name, to_mailbox, wildcard_match, wire_name};
+pub use super::response::{After, NoCode, Rejection, Reply};
+use super::response::{Responses, bad, data, no, nz, nz64, ok, uid_set, untagged_ok};
+use super::{fetch, search};
 
 use lifeboat_mailstore::Class;
 use lifeboat_mailstore::address::Address;
@@ -35,6 +37,10 @@ use lifeboat_mailstore::flags::FlagChange;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, Reader};
 use lifeboat_mailstore::store::Store;
+
+/// Largest literal (an APPEND) accepted: advertised as APPENDLIMIT, enforced by the
+/// server.
+pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
 
 /// What the listener a session came in on allows.
 #[derive(Clone, Debug)]
@@ -48,34 +54,6 @@ pub struct SessionConfig {
     /// Which origin owns which domain: an APPEND to Sent while the user's origin is
     /// down is a sent copy, replayed to the origin later.
     pub routes: lifeboat_mailstore::capture::Routes,
-}
-
-/// What the server must do once the responses are sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum After {
-    Continue,
-    /// Start TLS on this connection (the tagged OK is the last plaintext).
-    StartTls,
-    /// Close the connection.
-    Logout,
-}
-
-#[derive(Debug)]
-pub struct Reply {
-    pub responses: Vec<Response<'static>>,
-    pub after: After,
-    /// A login failed: the server delays the answer (and counts it for rate limits).
-    pub auth_failed: bool,
-}
-
-impl Reply {
-    fn new(responses: Vec<Response<'static>>) -> Reply {
-        Reply {
-            responses,
-            after: After::Continue,
-            auth_failed: false,
-        }
-    }
 }
 
 /// The authenticated user.
@@ -100,11 +78,6 @@ pub struct Session {
     /// CONDSTORE was enabled (or used): FETCH responses carry MODSEQ.
     condstore: bool,
 }
-
-/// Hierarchy separator on the wire; Maildir++ spells it the same way in folder names.
-pub const DELIMITER: char = '.';
-
-type Responses = Vec<Response<'static>>;
 
 impl Session {
     /// A session reads the index through the store's pool of connections, so an idle
@@ -157,7 +130,7 @@ impl Session {
             Capability::UidPlus,
             Capability::Move,
             other_capability("SPECIAL-USE"),
-            other_capability(&format!("APPENDLIMIT={}", super::server::MAX_LITERAL)),
+            other_capability(&format!("APPENDLIMIT={MAX_LITERAL}")),
         ];
         if !self.is_authenticated() {
             if !self.tls && self.config.starttls {
@@ -1267,222 +1240,8 @@ pub struct FlagUpdate {
     pub unchanged_since: Option<u64>,
 }
 
-const SYSTEM_FLAGS: [Flag<'static>; 5] = [
-    Flag::Answered,
-    Flag::Flagged,
-    Flag::Deleted,
-    Flag::Seen,
-    Flag::Draft,
-];
-
-/// System flags as the store's bits, and keywords (case kept).
-fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
-    let mut system = Flags::empty();
-    let mut keywords: Vec<String> = Vec::new();
-    for flag in flags {
-        match flag {
-            Flag::Answered => system = system.union(Flags::ANSWERED),
-            Flag::Deleted => system = system.union(Flags::DELETED),
-            Flag::Draft => system = system.union(Flags::DRAFT),
-            Flag::Flagged => system = system.union(Flags::FLAGGED),
-            Flag::Seen => system = system.union(Flags::SEEN),
-            Flag::Keyword(atom) => {
-                if !keywords
-                    .iter()
-                    .any(|k| k.eq_ignore_ascii_case(atom.inner()))
-                {
-                    keywords.push(atom.inner().to_string());
-                }
-            }
-            Flag::Extension(_) => {}
-        }
-    }
-    (system, keywords)
-}
-
-/// The flags of a message as IMAP spells them.
-pub fn flag_list(flags: Flags, keywords: &[String]) -> Vec<FlagFetch<'static>> {
-    let mut list: Vec<FlagFetch<'static>> = [
-        (Flags::ANSWERED, Flag::Answered),
-        (Flags::FLAGGED, Flag::Flagged),
-        (Flags::DELETED, Flag::Deleted),
-        (Flags::SEEN, Flag::Seen),
-        (Flags::DRAFT, Flag::Draft),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| flags.contains(*bit))
-    .map(|(_, flag)| FlagFetch::Flag(flag))
-    .collect();
-    for keyword in keywords {
-        if let Ok(atom) = imap_codec::imap_types::core::Atom::try_from(keyword.clone()) {
-            list.push(FlagFetch::Flag(Flag::Keyword(atom)));
-        }
-    }
-    list
-}
-
-/// The store's (UTF-8) name of a mailbox the client named; `None` for a name that is not
-/// valid modified UTF-7.
-pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
-    match mailbox {
-        Mailbox::Inbox => Some("INBOX".to_string()),
-        Mailbox::Other(other) => {
-            let wire = std::str::from_utf8(other.inner().as_ref()).ok()?;
-            mutf7::decode(wire)
-        }
-    }
-}
-
-fn wire_name(name: &str) -> String {
-    if name.eq_ignore_ascii_case("INBOX") {
-        "INBOX".to_string()
-    } else {
-        mutf7::encode(name)
-    }
-}
-
-fn to_mailbox(name: &str) -> Mailbox<'static> {
-    Mailbox::try_from(wire_name(name)).unwrap_or(Mailbox::Inbox)
-}
-
-fn delimiter() -> imap_codec::imap_types::core::QuotedChar {
-    imap_codec::imap_types::core::QuotedChar::try_from(DELIMITER).expect("valid")
-}
-
-/// LIST patterns (RFC 3501 §6.3.8): `*` matches anything, `%` anything but the
-/// delimiter. INBOX matches case-insensitively.
-pub fn wildcard_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('%', rest)) => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != DELIMITER)
-                .any(|i| go(rest, &n[i..])),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    let fold = |s: &str| -> Vec<char> {
-        if s.len() >= 5 && s[..5].eq_ignore_ascii_case("INBOX") {
-            format!("INBOX{}", &s[5..]).chars().collect()
-        } else {
-            s.chars().collect()
-        }
-    };
-    go(&fold(pattern), &fold(name))
-}
-
 fn other_capability(name: &str) -> Capability<'static> {
     Capability::try_from(name.to_string()).expect("a valid capability atom")
-}
-
-/// UIDs (ascending as given) as a UID set, runs folded into ranges.
-fn uid_set(uids: impl Iterator<Item = u32>) -> UidSet {
-    let mut elements: Vec<UidElement> = Vec::new();
-    for uid in uids {
-        let uid = nz(uid);
-        match elements.last_mut() {
-            Some(UidElement::Single(last)) if last.get() + 1 == uid.get() => {
-                *elements.last_mut().expect("present") = UidElement::Range(*last, uid);
-            }
-            Some(UidElement::Range(_, last)) if last.get() + 1 == uid.get() => *last = uid,
-            _ => elements.push(UidElement::Single(uid)),
-        }
-    }
-    UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
-}
-
-pub fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-}
-
-fn nz64(n: i64) -> NonZeroU64 {
-    NonZeroU64::new(u64::try_from(n).unwrap_or(1)).unwrap_or(NonZeroU64::MIN)
-}
-
-pub fn data(data: Data<'static>) -> Response<'static> {
-    Response::Data(data)
-}
-
-pub fn ok(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
-    Response::Status(Status::ok(Some(tag.clone()), None, text).expect("valid text"))
-}
-
-pub fn bad(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
-    Response::Status(Status::bad(Some(tag.clone()), None, text).expect("valid text"))
-}
-
-/// The response codes a NO carries here (RFC 3501 §7.1, RFC 5530), typed so that no
-/// code is ever parsed back out of a text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NoCode {
-    AlreadyExists,
-    AuthenticationFailed,
-    InUse,
-    Nonexistent,
-    PrivacyRequired,
-    ReadOnly,
-    ServerBug,
-    TryCreate,
-    Unavailable,
-}
-
-impl NoCode {
-    fn code(self) -> Code<'static> {
-        let atom: &'static [u8] = match self {
-            NoCode::ReadOnly => return Code::ReadOnly,
-            NoCode::TryCreate => return Code::TryCreate,
-            // RFC 5530's codes, which imap-codec has no variants for.
-            NoCode::AlreadyExists => b"ALREADYEXISTS",
-            NoCode::AuthenticationFailed => b"AUTHENTICATIONFAILED",
-            NoCode::InUse => b"INUSE",
-            NoCode::Nonexistent => b"NONEXISTENT",
-            NoCode::PrivacyRequired => b"PRIVACYREQUIRED",
-            NoCode::ServerBug => b"SERVERBUG",
-            NoCode::Unavailable => b"UNAVAILABLE",
-        };
-        Code::Other(imap_codec::imap_types::response::CodeOther::unvalidated(
-            atom,
-        ))
-    }
-}
-
-/// Why a command is refused: what the tagged NO says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub code: Option<NoCode>,
-    pub text: Cow<'static, str>,
-}
-
-impl Rejection {
-    pub fn new(code: Option<NoCode>, text: impl Into<Cow<'static, str>>) -> Rejection {
-        Rejection {
-            code,
-            text: text.into(),
-        }
-    }
-
-    pub fn status(&self, tag: &Tag<'static>) -> Status<'static> {
-        Status::no(
-            Some(tag.clone()),
-            self.code.map(NoCode::code),
-            Text::try_from(self.text.to_string()).expect("valid text"),
-        )
-        .expect("valid text")
-    }
-
-    pub fn response(&self, tag: &Tag<'static>) -> Response<'static> {
-        Response::Status(self.status(tag))
-    }
-}
-
-/// Tagged NO.
-pub fn no(
-    tag: &Tag<'static>,
-    code: Option<NoCode>,
-    text: impl Into<Cow<'static, str>>,
-) -> Response<'static> {
-    Rejection::new(code, text).response(tag)
 }
 
 /// Why a mailbox command failed: the store refused it, or the session did before
@@ -1513,10 +1272,6 @@ fn mailbox_rejection(error: &MailboxError) -> Rejection {
         | E::InboxCannotBeDeleted => None,
     };
     Rejection::new(code, error.to_string())
-}
-
-fn untagged_ok(code: Code<'static>, text: &'static str) -> Response<'static> {
-    Response::Status(Status::ok(None, Some(code), text).expect("valid text"))
 }
 
 #[cfg(test)]
