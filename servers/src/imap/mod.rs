@@ -6,6 +6,8 @@
 //!   [`search`]: SEARCH keys;
 //! - [`server`]: the tokio shell: listeners, TLS and STARTTLS, IDLE, limits.
 
+mod command;
+mod context;
 pub mod fetch;
 pub mod flags;
 pub mod mailbox;

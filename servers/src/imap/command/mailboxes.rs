@@ -1,0 +1,267 @@
+//! Commands on the user's mailboxes as a whole, from the authenticated state: LIST and
+//! LSUB, STATUS, CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE.
+//!
+//! The store refuses what it cannot do with a typed [`MailboxError`]; here each variant
+//! becomes its RFC 5530 response code, with the store's words as the text.
+
+use std::borrow::Cow;
+
+use imap_codec::imap_types::core::{Atom, Tag};
+use imap_codec::imap_types::flag::FlagNameAttribute;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+use lifeboat_mailstore::Error;
+use lifeboat_mailstore::error::{MailboxError, Result as StoreResult};
+use lifeboat_mailstore::reader::{MailboxRecord, Reader};
+
+use crate::imap::context::Context;
+use crate::imap::mailbox::MailboxView;
+use crate::imap::names::{
+    DELIMITER, delimiter, mailbox_name, to_mailbox, wildcard_match, wire_name,
+};
+use crate::imap::response::{NoCode, Rejection, Reply, data, no, nz, ok};
+
+/// LIST, or LSUB (only subscribed mailboxes), of the mailboxes whose wire names match
+/// the reference and pattern joined.
+pub fn list(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    reference: &Mailbox<'_>,
+    pattern: &ListMailbox<'_>,
+    lsub: bool,
+) -> StoreResult<Reply> {
+    let pattern = match pattern {
+        ListMailbox::Token(token) => String::from_utf8_lossy(token.as_ref()).into_owned(),
+        ListMailbox::String(string) => String::from_utf8_lossy(string.as_ref()).into_owned(),
+    };
+    let reference = match reference {
+        Mailbox::Inbox => "INBOX".to_string(),
+        Mailbox::Other(other) => String::from_utf8_lossy(other.inner().as_ref()).into_owned(),
+    };
+    let mut responses = Vec::new();
+    if pattern.is_empty() {
+        // RFC 3501 §6.3.8: an empty pattern asks for the delimiter and root name.
+        responses.push(data(Data::List {
+            items: vec![FlagNameAttribute::Noselect],
+            delimiter: Some(delimiter()),
+            mailbox: Mailbox::try_from("").expect("valid"),
+        }));
+    } else {
+        let pattern = format!("{reference}{pattern}");
+        for mailbox in reader.mailboxes(cx.user_id())? {
+            if wildcard_match(&pattern, &wire_name(&mailbox.name)) && (!lsub || mailbox.subscribed)
+            {
+                responses.push(data(entry(&mailbox, lsub)));
+            }
+        }
+    }
+    responses.push(ok(
+        tag,
+        if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
+        },
+    ));
+    Ok(Reply::new(responses))
+}
+
+/// One mailbox's LIST or LSUB line; its SPECIAL-USE attribute (RFC 6154) if it has one.
+fn entry(mailbox: &MailboxRecord, lsub: bool) -> Data<'static> {
+    let mut items = Vec::new();
+    if let Some(special) = &mailbox.special_use {
+        items.push(FlagNameAttribute::from(
+            Atom::try_from(special.trim_start_matches('\\').to_string())
+                .expect("special-use names are atoms"),
+        ));
+    }
+    let (delimiter, mailbox) = (Some(delimiter()), to_mailbox(&mailbox.name));
+    if lsub {
+        Data::Lsub {
+            items,
+            delimiter,
+            mailbox,
+        }
+    } else {
+        Data::List {
+            items,
+            delimiter,
+            mailbox,
+        }
+    }
+}
+
+/// STATUS: counts of a mailbox without selecting it. \Recent is not tracked (always 0).
+pub fn status(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'static>,
+    names: &[StatusDataItemName],
+) -> StoreResult<Reply> {
+    let Some(record) = cx.find_mailbox(reader, mailbox)? else {
+        return Ok(Reply::new(vec![no(
+            tag,
+            Some(NoCode::Nonexistent),
+            "no such mailbox",
+        )]));
+    };
+    let view = MailboxView::load(reader, &record)?;
+    let mut items = Vec::new();
+    for name in names {
+        let item = match name {
+            StatusDataItemName::Messages => StatusDataItem::Messages(view.exists()),
+            StatusDataItemName::Recent => StatusDataItem::Recent(0),
+            StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(record.uidnext)),
+            StatusDataItemName::UidValidity => StatusDataItem::UidValidity(nz(record.uidvalidity)),
+            StatusDataItemName::Unseen => StatusDataItem::Unseen(view.unseen()),
+            StatusDataItemName::Deleted => StatusDataItem::Deleted(view.deleted()),
+            StatusDataItemName::HighestModSeq => StatusDataItem::HighestModSeq(
+                u64::try_from(record.highest_modseq).unwrap_or(1).max(1),
+            ),
+            _ => continue,
+        };
+        items.push(item);
+    }
+    Ok(Reply::new(vec![
+        data(Data::Status {
+            mailbox: mailbox.clone(),
+            items: Cow::Owned(items),
+        }),
+        ok(tag, "STATUS completed"),
+    ]))
+}
+
+pub fn create(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'_>,
+) -> StoreResult<Reply> {
+    let user = cx.logged_in_user();
+    let result = match mailbox_name(mailbox) {
+        // A trailing delimiter only says "will hold mailboxes" (RFC 3501 §6.3.3).
+        Some(name) => cx
+            .store
+            .create_mailbox(&user.address, name.trim_end_matches(DELIMITER))
+            .map_err(Refused::Store),
+        None => Err(Refused::not_a_name()),
+    };
+    finish(cx, reader, tag, result, "CREATE completed")
+}
+
+pub fn delete(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'_>,
+) -> StoreResult<Reply> {
+    let user = cx.logged_in_user();
+    let result = match mailbox_name(mailbox) {
+        // The session would go on showing a mailbox that is gone.
+        Some(name) if cx.selected_name() == Some(name.as_str()) => Err(Refused::Session(
+            Rejection::new(None, "close the mailbox before deleting it"),
+        )),
+        Some(name) => cx
+            .store
+            .delete_mailbox(&user.address, &name)
+            .map_err(Refused::Store),
+        // No mailbox can have a name that is not modified UTF-7.
+        None => Err(Refused::Store(MailboxError::Nonexistent.into())),
+    };
+    finish(cx, reader, tag, result, "DELETE completed")
+}
+
+pub fn rename(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    from: &Mailbox<'_>,
+    to: &Mailbox<'_>,
+) -> StoreResult<Reply> {
+    let user = cx.logged_in_user();
+    let result = match (mailbox_name(from), mailbox_name(to)) {
+        (Some(from), Some(to)) => cx
+            .store
+            .rename_mailbox(&user.address, &from, &to)
+            .map_err(Refused::Store),
+        _ => Err(Refused::not_a_name()),
+    };
+    finish(cx, reader, tag, result, "RENAME completed")
+}
+
+/// SUBSCRIBE (`subscribed`) or UNSUBSCRIBE; only existing mailboxes are subscribed to.
+pub fn subscribe(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'_>,
+    subscribed: bool,
+) -> StoreResult<Reply> {
+    let result = match cx.find_mailbox(reader, mailbox)? {
+        Some(record) => cx
+            .store
+            .set_subscribed(record.id, subscribed)
+            .map_err(Refused::Store),
+        None => Err(Refused::Store(MailboxError::Nonexistent.into())),
+    };
+    let done = if subscribed {
+        "SUBSCRIBE completed"
+    } else {
+        "UNSUBSCRIBE completed"
+    };
+    finish(cx, reader, tag, result, done)
+}
+
+/// Why a mailbox command failed: the store refused it, or the session did before
+/// asking the store.
+enum Refused {
+    Store(Error),
+    Session(Rejection),
+}
+
+impl Refused {
+    /// The client's name is not modified UTF-7.
+    fn not_a_name() -> Refused {
+        Refused::Session(Rejection::new(None, "not a valid mailbox name"))
+    }
+}
+
+/// The tagged answer to a change of mailboxes, after telling the client what changed in
+/// its selected mailbox meanwhile (whether or not the change worked).
+fn finish(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    result: Result<(), Refused>,
+    done: &'static str,
+) -> StoreResult<Reply> {
+    let mut responses = cx.poll_changes(reader)?;
+    responses.push(match result {
+        Ok(()) => ok(tag, done),
+        Err(Refused::Session(rejection)) => rejection.response(tag),
+        Err(Refused::Store(Error::Mailbox(why))) => mailbox_rejection(&why).response(tag),
+        // Not about the mailbox: the user's account went away meanwhile.
+        Err(Refused::Store(Error::Refused(why))) => Rejection::new(None, why).response(tag),
+        Err(Refused::Store(e)) => return Err(e),
+    });
+    Ok(Reply::new(responses))
+}
+
+/// The store's mailbox refusals as IMAP tells them (RFC 5530 codes); the text is the
+/// store's own.
+fn mailbox_rejection(error: &MailboxError) -> Rejection {
+    use MailboxError as E;
+    let code = match error {
+        E::AlreadyExists(_) | E::InboxCannotBeReplaced => Some(NoCode::AlreadyExists),
+        E::Nonexistent => Some(NoCode::Nonexistent),
+        E::HasChildren | E::AwaitingReplay(_) => Some(NoCode::InUse),
+        E::InvalidName(_)
+        | E::InboxAlwaysExists
+        | E::InboxCannotBeRenamed
+        | E::InboxCannotBeDeleted => None,
+    };
+    Rejection::new(code, error.to_string())
+}
