@@ -318,4 +318,147 @@ fn other_capability(name: &str) -> Capability<'static> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use crate::imap::session::After;
+    use crate::imap::testing::{Fixture, USER, encode};
+
+    const COMMON: &str = "IMAP4REV1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
+                          CONDSTORE UIDPLUS MOVE SPECIAL-USE APPENDLIMIT=52428800";
+
+    #[test]
+    fn capability_depends_on_the_listener_and_the_login() {
+        let mut plaintext = Fixture::new();
+        assert_eq!(
+            plaintext.run(b"a1 CAPABILITY\r\n"),
+            [
+                format!("* CAPABILITY {COMMON} AUTH=PLAIN\r\n"),
+                "a1 OK CAPABILITY completed\r\n".into()
+            ]
+        );
+        let mut tls_first = Fixture::with_listener(false, true);
+        assert_eq!(
+            tls_first.run(b"a1 CAPABILITY\r\n")[0],
+            format!("* CAPABILITY {COMMON} STARTTLS LOGINDISABLED\r\n")
+        );
+        let mut logged_in = Fixture::logged_in(0);
+        assert_eq!(
+            logged_in.run(b"a1 CAPABILITY\r\n")[0],
+            format!("* CAPABILITY {COMMON}\r\n")
+        );
+    }
+
+    #[test]
+    fn only_any_state_commands_work_before_login() {
+        let mut f = Fixture::new();
+        assert_eq!(f.run(b"a1 NOOP\r\n"), ["a1 OK NOOP completed\r\n"]);
+        // CHECK is answered like NOOP, in any state.
+        assert_eq!(f.run(b"a2 CHECK\r\n"), ["a2 OK NOOP completed\r\n"]);
+        for command in [
+            &b"a3 SELECT INBOX\r\n"[..],
+            b"a3 LIST \"\" *\r\n",
+            b"a3 FETCH 1 FLAGS\r\n",
+            b"a3 ENABLE CONDSTORE\r\n",
+            b"a3 IDLE\r\n",
+        ] {
+            assert_eq!(f.run(command), ["a3 BAD log in first\r\n"]);
+        }
+    }
+
+    #[test]
+    fn login_and_authenticate_belong_to_the_server() {
+        let mut f = Fixture::new();
+        for command in [&b"a1 LOGIN a pw\r\n"[..], b"a1 AUTHENTICATE PLAIN\r\n"] {
+            assert_eq!(
+                f.run(command),
+                ["a1 BAD LOGIN and AUTHENTICATE are handled elsewhere\r\n"]
+            );
+        }
+        assert!(!f.session.is_authenticated());
+    }
+
+    #[test]
+    fn starttls_when_offered_and_not_yet_active() {
+        let mut f = Fixture::new();
+        assert_eq!(
+            f.run(b"a1 STARTTLS\r\n"),
+            ["a1 BAD TLS is already active or not available\r\n"]
+        );
+        assert_eq!(f.after, After::Continue);
+
+        let mut f = Fixture::with_listener(false, true);
+        assert_eq!(
+            f.run(b"a2 STARTTLS\r\n"),
+            ["a2 OK begin TLS negotiation now\r\n"]
+        );
+        assert_eq!(f.after, After::StartTls);
+        f.session.tls_started();
+        assert_eq!(
+            f.run(b"a3 STARTTLS\r\n"),
+            ["a3 BAD TLS is already active or not available\r\n"]
+        );
+        // Over TLS, logins are allowed.
+        assert!(f.run(b"a4 CAPABILITY\r\n")[0].ends_with(" AUTH=PLAIN\r\n"));
+
+        let mut f = Fixture::with_listener(true, true);
+        f.session.logged_in(&f.user);
+        assert_eq!(
+            f.run(b"a5 STARTTLS\r\n"),
+            ["a5 BAD already authenticated\r\n"]
+        );
+        assert_eq!(f.after, After::Continue);
+    }
+
+    #[test]
+    fn logout_says_bye_and_ends_the_session() {
+        let mut f = Fixture::selected(1);
+        assert_eq!(
+            f.run(b"a1 LOGOUT\r\n"),
+            ["* BYE logging out\r\n", "a1 OK LOGOUT completed\r\n"]
+        );
+        assert_eq!(f.after, After::Logout);
+        assert!(!f.session.is_authenticated() && !f.session.is_selected());
+        assert_eq!(f.run(b"a2 SELECT INBOX\r\n"), ["a2 BAD log in first\r\n"]);
+    }
+
+    #[test]
+    fn unsupported_commands_get_bad_in_the_state_they_reach() {
+        let mut f = Fixture::logged_in(1);
+        assert_eq!(f.run(b"a1 IDLE\r\n"), ["a1 BAD select a mailbox first\r\n"]);
+        f.run(b"a2 SELECT INBOX\r\n");
+        assert_eq!(f.run(b"a3 IDLE\r\n"), ["a3 BAD command not supported\r\n"]);
+    }
+
+    #[test]
+    fn a_login_answers_with_the_new_capabilities() {
+        let mut f = Fixture::new();
+        f.session.logged_in(&f.user);
+        let ok = f.session.login_ok(&tag(), "logged in");
+        assert_eq!(
+            encode(&ok),
+            format!("a1 OK [CAPABILITY {COMMON}] logged in\r\n")
+        );
+        assert_eq!(f.session.user().unwrap().address.as_str(), USER);
+    }
+
+    #[test]
+    fn logins_are_refused_before_tls_unless_allowed_and_once_logged_in() {
+        let refusal = |f: &Fixture| {
+            f.session
+                .login_refusal()
+                .map(|r| encode(&r.response(&tag())))
+        };
+        let tls_first = Fixture::with_listener(false, true);
+        assert_eq!(
+            refusal(&tls_first).unwrap(),
+            "a1 NO [PRIVACYREQUIRED] use STARTTLS or the TLS port to log in\r\n"
+        );
+        let mut f = Fixture::new();
+        assert_eq!(refusal(&f), None);
+        f.session.logged_in(&f.user);
+        assert_eq!(refusal(&f).unwrap(), "a1 NO already authenticated\r\n");
+    }
+
+    fn tag() -> imap_codec::imap_types::core::Tag<'static> {
+        imap_codec::imap_types::core::Tag::try_from("a1").unwrap()
+    }
+}

@@ -124,3 +124,76 @@ pub fn set_keywords(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{Fixture, USER};
+    use lifeboat_mailstore::{Class, Flags, OutageState};
+
+    const MESSAGE: &str = "Subject: appended\r\nMessage-ID: <ap@example.test>\r\n\r\nhello\r\n";
+
+    fn append(mailbox: &str, flags: &str) -> Vec<u8> {
+        format!(
+            "a1 APPEND {mailbox} {flags} \"20-Nov-2026 12:00:00 +0100\" {{{}+}}\r\n{MESSAGE}\r\n",
+            MESSAGE.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn append_stores_flags_keywords_and_date() {
+        let mut f = Fixture::logged_in(0);
+        let archive = f.mailbox("Archive").uidvalidity;
+        assert_eq!(
+            f.run(&append("Archive", "(\\Seen $Work)")),
+            [format!(
+                "a1 OK [APPENDUID {archive} 1] APPEND completed\r\n"
+            )]
+        );
+        let stored = &f.messages("Archive")[0];
+        assert_eq!(stored.flags, Flags::SEEN);
+        assert_eq!(stored.keywords, ["$Work"]);
+        assert_eq!(stored.internal_date, 1_795_172_400);
+        assert_eq!(stored.class, Class::Other);
+    }
+
+    #[test]
+    fn append_needs_an_existing_mailbox_and_a_login() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(&append("Nowhere", "()")),
+            ["a1 NO [TRYCREATE] no such mailbox\r\n"]
+        );
+        let mut f = Fixture::new();
+        assert_eq!(f.run(&append("INBOX", "()")), ["a1 BAD log in first\r\n"]);
+    }
+
+    #[test]
+    fn append_to_the_selected_mailbox_reports_it() {
+        let mut f = Fixture::selected(2);
+        let inbox = f.mailbox("INBOX").uidvalidity;
+        assert_eq!(
+            f.run(&append("INBOX", "()")),
+            [
+                "* 3 EXISTS\r\n".to_string(),
+                format!("a1 OK [APPENDUID {inbox} 3] APPEND completed\r\n")
+            ]
+        );
+    }
+
+    #[test]
+    fn append_to_sent_in_an_outage_is_a_sent_copy_once() {
+        let mut f = Fixture::logged_in(0);
+        f.run(&append("Sent", "(\\Seen)"));
+        f.store
+            .set_origin_state("main", OutageState::Outage, "test", true)
+            .unwrap();
+        f.run(&append("Sent", "(\\Seen)"));
+        f.run(&append("Sent", "(\\Seen)"));
+        let sent = f.messages("Sent");
+        let classes: Vec<Class> = sent.iter().map(|m| m.class).collect();
+        assert_eq!(classes, [Class::Other, Class::Sent, Class::Other]);
+        assert_eq!(sent[1].envelope_from.as_deref(), Some(USER));
+        assert_eq!(sent[1].envelope_to, [USER]);
+    }
+}

@@ -110,3 +110,89 @@ fn copy_messages(
     }
     Ok(copied)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{DATE, Fixture};
+    use lifeboat_mailstore::{Class, Flags};
+
+    #[test]
+    fn copy_keeps_flags_keywords_and_dates_and_answers_copyuid() {
+        let mut f = Fixture::selected(2);
+        f.run(b"a0 STORE 2 +FLAGS.SILENT (\\Flagged $Work)\r\n");
+        let archive = f.mailbox("Archive").uidvalidity;
+        assert_eq!(
+            f.run(b"a1 COPY 1:2 Archive\r\n"),
+            [format!(
+                "a1 OK [COPYUID {archive} 1:2 1:2] COPY completed\r\n"
+            )]
+        );
+        let copies = f.messages("Archive");
+        assert_eq!(copies.len(), 2);
+        assert!(copies.iter().all(|m| m.class == Class::Other));
+        assert_eq!(copies[1].flags, Flags::FLAGGED);
+        assert_eq!(copies[1].keywords, ["$Work"]);
+        assert_eq!(copies[0].internal_date, DATE);
+        assert_eq!(f.messages("INBOX").len(), 2);
+        assert_eq!(
+            f.run(b"a2 UID COPY 2 Archive\r\n"),
+            [format!("a2 OK [COPYUID {archive} 2 3] COPY completed\r\n")]
+        );
+    }
+
+    #[test]
+    fn copy_refusals() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 COPY 1 Nowhere\r\n"),
+            ["a1 NO [TRYCREATE] no such mailbox\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 COPY 3 Archive\r\n"),
+            ["a2 BAD invalid message sequence number\r\n"]
+        );
+        // UIDs that do not exist copy nothing, successfully.
+        assert_eq!(
+            f.run(b"a3 UID COPY 9 Archive\r\n"),
+            ["a3 OK COPY completed\r\n"]
+        );
+        assert!(f.messages("Archive").is_empty());
+    }
+
+    #[test]
+    fn move_expunges_the_originals() {
+        let mut f = Fixture::selected(3);
+        let archive = f.mailbox("Archive").uidvalidity;
+        assert_eq!(
+            f.run(b"a1 MOVE 1,3 Archive\r\n"),
+            [
+                format!("* OK [COPYUID {archive} 1,3 1:2] moved\r\n"),
+                "* 3 EXPUNGE\r\n".into(),
+                "* 1 EXPUNGE\r\n".into(),
+                "a1 OK MOVE completed\r\n".into()
+            ]
+        );
+        let left: Vec<u32> = f.messages("INBOX").iter().map(|m| m.uid).collect();
+        assert_eq!(left, [2]);
+        assert_eq!(
+            f.run(b"a2 UID MOVE 9 Archive\r\n"),
+            ["a2 OK MOVE completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn a_read_only_mailbox_copies_but_does_not_move() {
+        let mut f = Fixture::logged_in(1);
+        f.run(b"a0 EXAMINE INBOX\r\n");
+        assert_eq!(
+            f.run(b"a1 UID MOVE 1 Archive\r\n"),
+            ["a1 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        let archive = f.mailbox("Archive").uidvalidity;
+        assert_eq!(
+            f.run(b"a2 COPY 1 Archive\r\n"),
+            [format!("a2 OK [COPYUID {archive} 1 1] COPY completed\r\n")]
+        );
+        assert_eq!(f.messages("INBOX").len(), 1);
+    }
+}

@@ -63,3 +63,69 @@ pub fn expunge_deleted(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{Fixture, exchange};
+
+    #[test]
+    fn expunge_removes_deleted_messages_highest_first() {
+        let mut f = Fixture::selected(3);
+        f.run(b"a0 STORE 1,3 +FLAGS.SILENT (\\Deleted)\r\n");
+        assert_eq!(
+            f.run(b"a1 EXPUNGE\r\n"),
+            [
+                "* 3 EXPUNGE\r\n",
+                "* 1 EXPUNGE\r\n",
+                "a1 OK EXPUNGE completed\r\n"
+            ]
+        );
+        let left: Vec<u32> = f.messages("INBOX").iter().map(|m| m.uid).collect();
+        assert_eq!(left, [2]);
+        assert_eq!(f.run(b"a2 EXPUNGE\r\n"), ["a2 OK EXPUNGE completed\r\n"]);
+    }
+
+    #[test]
+    fn uid_expunge_removes_only_the_named() {
+        let mut f = Fixture::selected(3);
+        f.run(b"a0 STORE 1:3 +FLAGS.SILENT (\\Deleted)\r\n");
+        assert_eq!(
+            f.run(b"a1 UID EXPUNGE 2:3\r\n"),
+            [
+                "* 3 EXPUNGE\r\n",
+                "* 2 EXPUNGE\r\n",
+                "a1 OK EXPUNGE completed\r\n"
+            ]
+        );
+        let left: Vec<u32> = f.messages("INBOX").iter().map(|m| m.uid).collect();
+        assert_eq!(left, [1]);
+    }
+
+    #[test]
+    fn expunge_goes_by_the_current_flags() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        assert_eq!(
+            f.run(b"a1 EXPUNGE\r\n"),
+            ["* 2 EXPUNGE\r\n", "a1 OK EXPUNGE completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn a_read_only_mailbox_is_not_expunged() {
+        let mut f = Fixture::selected(1);
+        f.run(b"a0 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+        f.run(b"a1 EXAMINE INBOX\r\n");
+        assert_eq!(
+            f.run(b"a2 EXPUNGE\r\n"),
+            ["a2 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID EXPUNGE 1\r\n"),
+            ["a3 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        assert_eq!(f.messages("INBOX").len(), 1);
+    }
+}

@@ -153,3 +153,225 @@ fn response(
         items: values,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{DATE, Fixture, USER, exchange};
+
+    /// Message `index` of INBOX as stored (the store adds a header), as a literal.
+    fn literal(f: &Fixture, index: usize) -> String {
+        let bytes = String::from_utf8(f.stored("INBOX", index)).unwrap();
+        format!("{{{}}}\r\n{bytes}", bytes.len())
+    }
+
+    #[test]
+    fn attributes_without_the_message() {
+        let mut f = Fixture::selected(2);
+        let size = f.stored("INBOX", 0).len();
+        assert_eq!(f.messages("INBOX")[0].size, size as u64);
+        assert_eq!(
+            f.run(b"a1 FETCH 1:* (FLAGS UID RFC822.SIZE INTERNALDATE)\r\n"),
+            [
+                format!(
+                    "* 1 FETCH (FLAGS () UID 1 RFC822.SIZE {size} INTERNALDATE \
+                     \"24-Nov-2026 10:00:00 +0000\")\r\n"
+                ),
+                format!(
+                    "* 2 FETCH (FLAGS () UID 2 RFC822.SIZE {size} INTERNALDATE \
+                     \"24-Nov-2026 10:00:00 +0000\")\r\n"
+                ),
+                "a1 OK FETCH completed\r\n".into(),
+            ]
+        );
+        assert_eq!(f.messages("INBOX")[0].internal_date, DATE);
+        // UID FETCH puts UID first.
+        assert_eq!(
+            f.run(b"a2 UID FETCH 2 FLAGS\r\n"),
+            [
+                "* 2 FETCH (UID 2 FLAGS ())\r\n",
+                "a2 OK FETCH completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn body_sets_seen_and_reports_it_peek_does_not() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 FETCH 2 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\r\n"),
+            [
+                "* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {22}\r\nSubject: message 2\r\n\r\n)\r\n",
+                "a1 OK FETCH completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 FETCH 1 BODY[]\r\n"),
+            [
+                format!("* 1 FETCH (BODY[] {} FLAGS (\\Seen))\r\n", literal(&f, 0)),
+                "a2 OK FETCH completed\r\n".into()
+            ]
+        );
+        let seen: Vec<bool> = f
+            .messages("INBOX")
+            .iter()
+            .map(|m| m.flags.contains(lifeboat_mailstore::Flags::SEEN))
+            .collect();
+        assert_eq!(seen, [true, false]);
+        // Already seen: no FLAGS unless asked.
+        assert_eq!(
+            f.run(b"a3 FETCH 1 RFC822\r\n"),
+            [
+                format!("* 1 FETCH (RFC822 {})\r\n", literal(&f, 0)),
+                "a3 OK FETCH completed\r\n".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn examine_never_sets_seen() {
+        let mut f = Fixture::logged_in(1);
+        f.run(b"a1 EXAMINE INBOX\r\n");
+        assert_eq!(
+            f.run(b"a2 FETCH 1 BODY[TEXT]\r\n"),
+            [
+                "* 1 FETCH (BODY[TEXT] {8}\r\nbody 1\r\n)\r\n",
+                "a2 OK FETCH completed\r\n"
+            ]
+        );
+        assert!(f.messages("INBOX")[0].flags == lifeboat_mailstore::Flags::empty());
+    }
+
+    #[test]
+    fn sequence_numbers_past_the_end_are_bad_uids_past_the_end_name_nothing() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 FETCH 3 FLAGS\r\n"),
+            ["a1 BAD invalid message sequence number\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 FETCH 1:3 FLAGS\r\n"),
+            ["a2 BAD invalid message sequence number\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID FETCH 9 FLAGS\r\n"),
+            ["a3 OK FETCH completed\r\n"]
+        );
+        let mut empty = Fixture::logged_in(0);
+        empty.run(b"a4 SELECT Archive\r\n");
+        assert_eq!(
+            empty.run(b"a5 FETCH 1 FLAGS\r\n"),
+            ["a5 BAD invalid message sequence number\r\n"]
+        );
+        assert_eq!(
+            empty.run(b"a6 UID FETCH 1:* FLAGS\r\n"),
+            ["a6 OK FETCH completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn changedsince_and_modseq() {
+        let mut f = Fixture::selected(2);
+        let before = f.mailbox("INBOX").highest_modseq;
+        f.run(b"a1 STORE 2 +FLAGS.SILENT (\\Answered)\r\n");
+        let modseq = f.messages("INBOX")[1].modseq;
+        assert!(modseq > before);
+        assert_eq!(
+            f.run(format!("a2 FETCH 1:* FLAGS (CHANGEDSINCE {before})\r\n").as_bytes()),
+            [
+                format!("* 2 FETCH (FLAGS (\\Answered) MODSEQ ({modseq}))\r\n"),
+                "a2 OK FETCH completed\r\n".into()
+            ]
+        );
+        // Only changes after the modseq given, not at it.
+        let first = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(format!("a2 FETCH 1:* FLAGS (CHANGEDSINCE {first})\r\n").as_bytes()),
+            [
+                format!("* 2 FETCH (FLAGS (\\Answered) MODSEQ ({modseq}))\r\n"),
+                "a2 OK FETCH completed\r\n".into()
+            ]
+        );
+        // CHANGEDSINCE turned CONDSTORE on for the session.
+        assert_eq!(
+            f.run(b"a3 FETCH 1 UID\r\n")[0],
+            format!("* 1 FETCH (UID 1 MODSEQ ({first}))\r\n")
+        );
+        assert_eq!(
+            f.run(b"a4 UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n"),
+            ["a4 BAD QRESYNC is not enabled\r\n"]
+        );
+    }
+
+    #[test]
+    fn asking_for_modseq_turns_condstore_on() {
+        let mut f = Fixture::selected(1);
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(b"a1 FETCH 1 (MODSEQ)\r\n"),
+            [
+                format!("* 1 FETCH (MODSEQ ({modseq}))\r\n"),
+                "a1 OK FETCH completed\r\n".into()
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 FETCH 1 FLAGS\r\n")[0],
+            format!("* 1 FETCH (FLAGS () MODSEQ ({modseq}))\r\n")
+        );
+    }
+
+    #[test]
+    fn a_message_file_that_cannot_be_read_is_a_server_bug() {
+        let mut f = Fixture::selected(1);
+        let owner = lifeboat_mailstore::Address::parse(USER).unwrap();
+        let dir = f.store.folder_dir(&owner, "INBOX");
+        for sub in ["cur", "new"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                std::fs::remove_file(entry.unwrap().path()).unwrap();
+            }
+        }
+        assert_eq!(
+            f.run(b"a1 FETCH 1 BODY.PEEK[]\r\n"),
+            ["a1 NO [SERVERBUG] cannot read a message\r\n"]
+        );
+        // What the index knows is still served.
+        assert_eq!(f.run(b"a2 FETCH 1 UID\r\n")[0], "* 1 FETCH (UID 1)\r\n");
+    }
+
+    #[test]
+    fn new_mail_is_reported_but_expunges_wait_for_a_later_command() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        exchange(&mut other, b"b3 EXPUNGE\r\n");
+        f.deliver("INBOX", 3);
+        assert_eq!(
+            f.run(b"a1 FETCH 2 UID\r\n"),
+            [
+                "* 2 FETCH (UID 2)\r\n",
+                "* 3 EXISTS\r\n",
+                "a1 OK FETCH completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 NOOP\r\n"),
+            ["* 2 EXPUNGE\r\n", "a2 OK NOOP completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn macros_expand() {
+        let mut f = Fixture::selected(1);
+        let size = f.messages("INBOX")[0].size;
+        assert_eq!(
+            f.run(b"a1 FETCH 1 FAST\r\n"),
+            [
+                format!(
+                    "* 1 FETCH (FLAGS () INTERNALDATE \"24-Nov-2026 10:00:00 +0000\" \
+                     RFC822.SIZE {size})\r\n"
+                ),
+                "a1 OK FETCH completed\r\n".into()
+            ]
+        );
+    }
+}

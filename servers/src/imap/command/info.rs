@@ -60,3 +60,49 @@ pub fn enable(
         ok(tag, "ENABLE completed"),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::Fixture;
+
+    #[test]
+    fn id_in_any_state() {
+        let mut f = Fixture::new();
+        assert_eq!(
+            f.run(b"a1 ID (\"name\" \"mutt\")\r\n"),
+            ["* ID (\"name\" \"Lifeboat\")\r\n", "a1 OK ID completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn namespace_is_one_personal_root() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(b"a1 NAMESPACE\r\n"),
+            [
+                "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n",
+                "a1 OK NAMESPACE completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn enable_turns_on_condstore_only() {
+        let mut f = Fixture::logged_in(1);
+        assert_eq!(
+            f.run(b"a1 ENABLE X-UNKNOWN\r\n"),
+            ["* ENABLED\r\n", "a1 OK ENABLE completed\r\n"]
+        );
+        f.run(b"a2 SELECT INBOX\r\n");
+        assert_eq!(f.run(b"a3 FETCH 1 UID\r\n")[0], "* 1 FETCH (UID 1)\r\n");
+        assert_eq!(
+            f.run(b"a4 ENABLE CONDSTORE X-UNKNOWN\r\n"),
+            ["* ENABLED CONDSTORE\r\n", "a4 OK ENABLE completed\r\n"]
+        );
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(b"a5 FETCH 1 UID\r\n")[0],
+            format!("* 1 FETCH (UID 1 MODSEQ ({modseq}))\r\n")
+        );
+    }
+}

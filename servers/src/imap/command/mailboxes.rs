@@ -265,3 +265,287 @@ fn mailbox_rejection(error: &MailboxError) -> Rejection {
     };
     Rejection::new(code, error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{Fixture, USER, message};
+    use lifeboat_mailstore::{Address, Class, NewMessage};
+
+    /// The standard mailboxes as LIST shows them: INBOX first, then by name.
+    const STANDARD: [&str; 6] = [
+        "() \".\" INBOX",
+        "(\\Archive) \".\" Archive",
+        "(\\Drafts) \".\" Drafts",
+        "(\\Junk) \".\" Junk",
+        "(\\Sent) \".\" Sent",
+        "(\\Trash) \".\" Trash",
+    ];
+
+    fn listing(kind: &str, entries: &[&str], tag_line: &str) -> Vec<String> {
+        let mut lines: Vec<String> = entries
+            .iter()
+            .map(|entry| format!("* {kind} {entry}\r\n"))
+            .collect();
+        lines.push(tag_line.to_string());
+        lines
+    }
+
+    #[test]
+    fn list_everything_the_root_and_inbox_in_any_case() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(b"a1 LIST \"\" *\r\n"),
+            listing("LIST", &STANDARD, "a1 OK LIST completed\r\n")
+        );
+        assert_eq!(
+            f.run(b"a2 LIST \"\" \"\"\r\n"),
+            [
+                "* LIST (\\Noselect) \".\" \"\"\r\n",
+                "a2 OK LIST completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a3 LIST \"\" inbox\r\n"),
+            ["* LIST () \".\" INBOX\r\n", "a3 OK LIST completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 LIST \"\" Nothing*\r\n"),
+            ["a4 OK LIST completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn list_percent_stops_at_the_delimiter_and_the_reference_is_a_prefix() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(b"a1 CREATE Projects.2026\r\n"),
+            ["a1 OK CREATE completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 LIST \"\" P%\r\n"),
+            ["* LIST () \".\" Projects\r\n", "a2 OK LIST completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 LIST Projects. %\r\n"),
+            [
+                "* LIST () \".\" Projects.2026\r\n",
+                "a3 OK LIST completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn lsub_lists_the_subscribed_mailboxes() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(b"a1 UNSUBSCRIBE Junk\r\n"),
+            ["a1 OK UNSUBSCRIBE completed\r\n"]
+        );
+        let subscribed: Vec<&str> = STANDARD
+            .into_iter()
+            .filter(|e| !e.ends_with("Junk"))
+            .collect();
+        assert_eq!(
+            f.run(b"a2 LSUB \"\" *\r\n"),
+            listing("LSUB", &subscribed, "a2 OK LSUB completed\r\n")
+        );
+        assert_eq!(
+            f.run(b"a3 SUBSCRIBE Junk\r\n"),
+            ["a3 OK SUBSCRIBE completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 LSUB \"\" *\r\n"),
+            listing("LSUB", &STANDARD, "a4 OK LSUB completed\r\n")
+        );
+        assert_eq!(
+            f.run(b"a5 SUBSCRIBE Nowhere\r\n"),
+            ["a5 NO [NONEXISTENT] no such mailbox\r\n"]
+        );
+    }
+
+    #[test]
+    fn create_makes_parents_and_refuses_what_exists_or_cannot_be_a_name() {
+        let mut f = Fixture::logged_in(0);
+        // A trailing delimiter only says the mailbox will hold others.
+        assert_eq!(
+            f.run(b"a1 CREATE Projects.2026.\r\n"),
+            ["a1 OK CREATE completed\r\n"]
+        );
+        let names: Vec<String> = {
+            let reader = f.store.reader().unwrap();
+            let all = reader.mailboxes(f.user.id).unwrap();
+            all.into_iter().map(|m| m.name).collect()
+        };
+        assert!(names.contains(&"Projects".to_string()), "{names:?}");
+        assert!(names.contains(&"Projects.2026".to_string()), "{names:?}");
+        assert_eq!(
+            f.run(b"a2 CREATE Projects\r\n"),
+            ["a2 NO [ALREADYEXISTS] Projects already exists\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 CREATE inbox\r\n"),
+            ["a3 NO INBOX always exists\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 CREATE a..b\r\n"),
+            ["a4 NO `a..b` is not a usable mailbox name\r\n"]
+        );
+        // Not modified UTF-7.
+        assert_eq!(
+            f.run(b"a5 CREATE &Jjo\r\n"),
+            ["a5 NO not a valid mailbox name\r\n"]
+        );
+    }
+
+    #[test]
+    fn names_travel_in_modified_utf7() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(b"a1 CREATE Entw&APw-rfe\r\n"),
+            ["a1 OK CREATE completed\r\n"]
+        );
+        assert_eq!(f.mailbox("Entwürfe").name, "Entwürfe");
+        assert_eq!(
+            f.run(b"a2 LIST \"\" Entw*\r\n"),
+            [
+                "* LIST () \".\" Entw&APw-rfe\r\n",
+                "a2 OK LIST completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn delete_refusals() {
+        let mut f = Fixture::logged_in(0);
+        f.run(b"a0 CREATE Projects.2026\r\n");
+        assert_eq!(
+            f.run(b"a1 DELETE Nowhere\r\n"),
+            ["a1 NO [NONEXISTENT] no such mailbox\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 DELETE &Jjo\r\n"),
+            ["a2 NO [NONEXISTENT] no such mailbox\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 DELETE INBOX\r\n"),
+            ["a3 NO INBOX cannot be deleted\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 DELETE Projects\r\n"),
+            ["a4 NO [INUSE] delete the mailboxes inside it first\r\n"]
+        );
+        f.run(b"a5 SELECT Projects.2026\r\n");
+        assert_eq!(
+            f.run(b"a6 DELETE Projects.2026\r\n"),
+            ["a6 NO close the mailbox before deleting it\r\n"]
+        );
+        f.run(b"a7 UNSELECT\r\n");
+        assert_eq!(
+            f.run(b"a8 DELETE Projects.2026\r\n"),
+            ["a8 OK DELETE completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a9 DELETE Projects\r\n"),
+            ["a9 OK DELETE completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"b1 LIST \"\" Projects*\r\n"),
+            ["b1 OK LIST completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn delete_keeps_a_mailbox_with_mail_waiting_for_replay() {
+        let mut f = Fixture::logged_in(0);
+        f.run(b"a0 CREATE Held\r\n");
+        let owner = Address::parse(USER).unwrap();
+        f.store
+            .deliver(NewMessage::new(owner, "Held", message(1), Class::Diverted))
+            .unwrap();
+        assert_eq!(
+            f.run(b"a1 DELETE Held\r\n"),
+            ["a1 NO [INUSE] 1 message(s) in it still have to go back to your mail server\r\n"]
+        );
+    }
+
+    #[test]
+    fn rename_moves_the_hierarchy_and_refuses_clashes() {
+        let mut f = Fixture::logged_in(0);
+        f.run(b"a0 CREATE Projects.2026\r\n");
+        let uidvalidity = f.mailbox("Projects.2026").uidvalidity;
+        assert_eq!(
+            f.run(b"a1 RENAME Projects Work\r\n"),
+            ["a1 OK RENAME completed\r\n"]
+        );
+        assert_eq!(f.mailbox("Work.2026").uidvalidity, uidvalidity);
+        assert_eq!(
+            f.run(b"a2 RENAME Nowhere Else\r\n"),
+            ["a2 NO [NONEXISTENT] no such mailbox\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 RENAME Work Archive\r\n"),
+            ["a3 NO [ALREADYEXISTS] Archive already exists\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 RENAME INBOX Old\r\n"),
+            ["a4 NO renaming INBOX is not supported; create a mailbox and move the mail\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a5 RENAME Work inbox\r\n"),
+            ["a5 NO [ALREADYEXISTS] INBOX exists\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a6 RENAME Work a..b\r\n"),
+            ["a6 NO `a..b` is not a usable mailbox name\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a7 RENAME Work &Jjo\r\n"),
+            ["a7 NO not a valid mailbox name\r\n"]
+        );
+    }
+
+    #[test]
+    fn status_counts_without_selecting() {
+        let mut f = Fixture::logged_in(3);
+        f.run(b"a0 SELECT INBOX\r\n");
+        f.run(b"a0 STORE 1 +FLAGS.SILENT (\\Seen \\Deleted)\r\n");
+        f.run(b"a0 UNSELECT\r\n");
+        let inbox = f.mailbox("INBOX");
+        assert_eq!(
+            f.run(
+                b"a1 STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED \
+                  HIGHESTMODSEQ)\r\n"
+            ),
+            [
+                format!(
+                    "* STATUS INBOX (MESSAGES 3 RECENT 0 UIDNEXT 4 UIDVALIDITY {} UNSEEN 2 \
+                     DELETED 1 HIGHESTMODSEQ {})\r\n",
+                    inbox.uidvalidity, inbox.highest_modseq
+                ),
+                "a1 OK STATUS completed\r\n".into()
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 STATUS Nowhere (MESSAGES)\r\n"),
+            ["a2 NO [NONEXISTENT] no such mailbox\r\n"]
+        );
+    }
+
+    #[test]
+    fn mailbox_commands_report_news_of_the_selected_mailbox_first() {
+        let mut f = Fixture::selected(2);
+        f.deliver("INBOX", 3);
+        assert_eq!(
+            f.run(b"a1 CREATE Projects\r\n"),
+            ["* 3 EXISTS\r\n", "a1 OK CREATE completed\r\n"]
+        );
+        f.deliver("INBOX", 4);
+        assert_eq!(
+            f.run(b"a2 CREATE Projects\r\n"),
+            [
+                "* 4 EXISTS\r\n",
+                "a2 NO [ALREADYEXISTS] Projects already exists\r\n"
+            ]
+        );
+    }
+}

@@ -68,3 +68,76 @@ fn bad_charset(tag: &Tag<'static>) -> Response<'static> {
         .expect("valid text"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::Fixture;
+
+    #[test]
+    fn search_by_flags_and_text() {
+        let mut f = Fixture::selected(3);
+        f.run(b"a0 STORE 2 +FLAGS.SILENT (\\Seen)\r\n");
+        assert_eq!(
+            f.run(b"a1 SEARCH ALL\r\n"),
+            ["* SEARCH 1 2 3\r\n", "a1 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 SEARCH UNSEEN\r\n"),
+            ["* SEARCH 1 3\r\n", "a2 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID SEARCH SUBJECT \"message 2\"\r\n"),
+            ["* SEARCH 2\r\n", "a3 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 SEARCH CHARSET utf-8 BODY \"body 3\"\r\n"),
+            ["* SEARCH 3\r\n", "a4 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a5 SEARCH DELETED\r\n"),
+            ["* SEARCH\r\n", "a5 OK SEARCH completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn search_sequence_numbers_follow_expunges() {
+        let mut f = Fixture::selected(3);
+        f.run(b"a0 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+        f.run(b"a1 EXPUNGE\r\n");
+        assert_eq!(
+            f.run(b"a2 SEARCH SUBJECT \"message 3\"\r\n"),
+            ["* SEARCH 2\r\n", "a2 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID SEARCH 2\r\n"),
+            ["* SEARCH 3\r\n", "a3 OK SEARCH completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn only_utf8_and_ascii_charsets() {
+        let mut f = Fixture::selected(1);
+        assert_eq!(
+            f.run(b"a1 SEARCH CHARSET KOI8-R ALL\r\n"),
+            ["a1 NO [BADCHARSET (UTF-8 US-ASCII)] only UTF-8 and US-ASCII searches\r\n"]
+        );
+        f.run(b"a2 UNSELECT\r\n");
+        assert_eq!(
+            f.run(b"a3 SEARCH ALL\r\n"),
+            ["a3 BAD select a mailbox first\r\n"]
+        );
+    }
+
+    #[test]
+    fn sequence_and_uid_sets() {
+        let mut f = Fixture::selected(3);
+        assert_eq!(
+            f.run(b"a1 SEARCH 2:*\r\n"),
+            ["* SEARCH 2 3\r\n", "a1 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 UID SEARCH UID 1,3 NOT SEEN\r\n"),
+            ["* SEARCH 1 3\r\n", "a2 OK SEARCH completed\r\n"]
+        );
+    }
+}

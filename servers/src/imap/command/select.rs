@@ -119,3 +119,181 @@ pub fn noop(cx: &mut Context, reader: &Reader, tag: &Tag<'static>) -> StoreResul
     responses.push(ok(tag, "NOOP completed"));
     Ok(Reply::new(responses))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{Fixture, exchange};
+
+    const FLAGS: &str = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n";
+
+    #[test]
+    fn select_reports_the_mailbox() {
+        let mut f = Fixture::logged_in(2);
+        let inbox = f.mailbox("INBOX");
+        assert_eq!(
+            f.run(b"a1 SELECT INBOX\r\n"),
+            [
+                FLAGS.to_string(),
+                "* 2 EXISTS\r\n".into(),
+                "* 0 RECENT\r\n".into(),
+                format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", inbox.uidvalidity),
+                "* OK [UIDNEXT 3] predicted next UID\r\n".into(),
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] \
+                 flags permitted\r\n"
+                    .into(),
+                format!(
+                    "* OK [HIGHESTMODSEQ {}] highest modseq\r\n",
+                    inbox.highest_modseq
+                ),
+                "* OK [UNSEEN 1] first unseen\r\n".into(),
+                "a1 OK [READ-WRITE] SELECT completed\r\n".into(),
+            ]
+        );
+        assert!(f.session.is_selected());
+    }
+
+    #[test]
+    fn examine_is_read_only_and_an_empty_mailbox_has_no_unseen() {
+        let mut f = Fixture::logged_in(0);
+        let archive = f.mailbox("Archive");
+        assert_eq!(
+            f.run(b"a1 EXAMINE Archive\r\n"),
+            [
+                FLAGS.to_string(),
+                "* 0 EXISTS\r\n".into(),
+                "* 0 RECENT\r\n".into(),
+                format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", archive.uidvalidity),
+                "* OK [UIDNEXT 1] predicted next UID\r\n".into(),
+                "* OK [PERMANENTFLAGS ()] flags permitted\r\n".into(),
+                "* OK [HIGHESTMODSEQ 1] highest modseq\r\n".into(),
+                "a1 OK [READ-ONLY] SELECT completed\r\n".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_select_leaves_no_mailbox_selected() {
+        let mut f = Fixture::selected(1);
+        assert_eq!(
+            f.run(b"a1 SELECT Nowhere\r\n"),
+            ["a1 NO [NONEXISTENT] no such mailbox\r\n"]
+        );
+        assert!(!f.session.is_selected());
+        assert_eq!(
+            f.run(b"a2 FETCH 1 FLAGS\r\n"),
+            ["a2 BAD select a mailbox first\r\n"]
+        );
+    }
+
+    #[test]
+    fn the_condstore_parameter_turns_condstore_on_and_others_are_refused() {
+        let mut f = Fixture::logged_in(1);
+        assert_eq!(
+            f.run(b"a1 SELECT INBOX (QRESYNC (1 1))\r\n"),
+            ["a1 BAD only the CONDSTORE parameter is supported\r\n"]
+        );
+        assert!(!f.session.is_selected());
+        let select = f.run(b"a2 SELECT INBOX (CONDSTORE)\r\n");
+        assert_eq!(
+            select.last().unwrap(),
+            "a2 OK [READ-WRITE] SELECT completed\r\n"
+        );
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(b"a3 FETCH 1 UID\r\n")[0],
+            format!("* 1 FETCH (UID 1 MODSEQ ({modseq}))\r\n")
+        );
+    }
+
+    #[test]
+    fn close_expunges_silently_unless_read_only() {
+        let mut f = Fixture::selected(2);
+        f.run(b"a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+        f.run(b"a2 EXAMINE INBOX\r\n");
+        assert_eq!(f.run(b"a3 CLOSE\r\n"), ["a3 OK CLOSE completed\r\n"]);
+        assert_eq!(f.messages("INBOX").len(), 2);
+        assert!(!f.session.is_selected());
+
+        f.run(b"a4 SELECT INBOX\r\n");
+        assert_eq!(f.run(b"a5 CLOSE\r\n"), ["a5 OK CLOSE completed\r\n"]);
+        let left: Vec<u32> = f.messages("INBOX").iter().map(|m| m.uid).collect();
+        assert_eq!(left, [2]);
+        assert_eq!(
+            f.run(b"a6 CLOSE\r\n"),
+            ["a6 BAD select a mailbox first\r\n"]
+        );
+    }
+
+    #[test]
+    fn unselect_leaves_deleted_messages() {
+        let mut f = Fixture::selected(2);
+        f.run(b"a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+        assert_eq!(f.run(b"a2 UNSELECT\r\n"), ["a2 OK UNSELECT completed\r\n"]);
+        assert_eq!(f.messages("INBOX").len(), 2);
+        assert!(!f.session.is_selected() && f.session.is_authenticated());
+    }
+
+    #[test]
+    fn noop_reports_new_mail_flag_changes_and_expunges_by_others() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(f.run(b"a1 NOOP\r\n"), ["a1 OK NOOP completed\r\n"]);
+        f.deliver("INBOX", 3);
+        assert_eq!(
+            f.run(b"a2 NOOP\r\n"),
+            ["* 3 EXISTS\r\n", "a2 OK NOOP completed\r\n"]
+        );
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 1 +FLAGS.SILENT (\\Flagged)\r\n");
+        assert_eq!(
+            f.run(b"a3 CHECK\r\n"),
+            [
+                "* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n",
+                "a3 OK NOOP completed\r\n"
+            ]
+        );
+        exchange(&mut other, b"b3 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        exchange(&mut other, b"b4 EXPUNGE\r\n");
+        assert_eq!(
+            f.run(b"a4 NOOP\r\n"),
+            ["* 2 EXPUNGE\r\n", "a4 OK NOOP completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn a_selected_mailbox_deleted_by_another_session_says_bye() {
+        let mut f = Fixture::logged_in(0);
+        f.run(b"a1 CREATE Projects\r\n");
+        f.run(b"a2 SELECT Projects\r\n");
+        let mut other = f.other_session();
+        let (deleted, _) = exchange(&mut other, b"b1 DELETE Projects\r\n");
+        assert_eq!(deleted, ["b1 OK DELETE completed\r\n"]);
+        assert_eq!(
+            f.run(b"a3 NOOP\r\n"),
+            [
+                "* BYE the selected mailbox was deleted\r\n",
+                "a3 OK NOOP completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn selecting_another_mailbox_replaces_the_selection() {
+        let mut f = Fixture::selected(2);
+        f.deliver("Archive", 9);
+        let examined = f.run(b"a1 EXAMINE Archive\r\n");
+        assert_eq!(examined[1], "* 1 EXISTS\r\n");
+        assert_eq!(
+            examined.last().unwrap(),
+            "a1 OK [READ-ONLY] SELECT completed\r\n"
+        );
+        assert_eq!(
+            f.run(b"a2 STORE 1 +FLAGS (\\Seen)\r\n"),
+            ["a2 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID FETCH 1:* UID\r\n"),
+            ["* 1 FETCH (UID 1)\r\n", "a3 OK FETCH completed\r\n"]
+        );
+    }
+}

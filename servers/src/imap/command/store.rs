@@ -188,3 +188,140 @@ fn done(tag: &Tag<'static>, modified: &[u32]) -> Response<'static> {
         "conditional STORE failed for some messages",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{Fixture, exchange};
+
+    #[test]
+    fn add_remove_and_replace_flags_and_keywords() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 STORE 1 +FLAGS (\\Seen)\r\n"),
+            [
+                "* 1 FETCH (FLAGS (\\Seen))\r\n",
+                "a1 OK STORE completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 STORE 1 FLAGS ($Work \\Draft)\r\n"),
+            [
+                "* 1 FETCH (FLAGS (\\Draft $Work))\r\n",
+                "a2 OK STORE completed\r\n"
+            ]
+        );
+        // Keywords compare without case.
+        assert_eq!(
+            f.run(b"a3 STORE 1 -FLAGS ($work)\r\n"),
+            [
+                "* 1 FETCH (FLAGS (\\Draft))\r\n",
+                "a3 OK STORE completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a4 UID STORE 2 +FLAGS (\\Answered $Later)\r\n"),
+            [
+                "* 2 FETCH (UID 2 FLAGS (\\Answered $Later))\r\n",
+                "a4 OK STORE completed\r\n"
+            ]
+        );
+        let second = &f.messages("INBOX")[1];
+        assert_eq!(second.keywords, ["$Later"]);
+        assert!(second.flags.contains(lifeboat_mailstore::Flags::ANSWERED));
+    }
+
+    #[test]
+    fn silent_stores_report_their_change_as_news() {
+        let mut f = Fixture::selected(1);
+        // Known defect, kept as it is: RFC 3501 §6.4.6 says .SILENT sends no untagged
+        // FETCH, but the session's own change comes back as news of the mailbox.
+        assert_eq!(
+            f.run(b"a1 STORE 1 +FLAGS.SILENT (\\Flagged)\r\n"),
+            [
+                "* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n",
+                "a1 OK STORE completed\r\n"
+            ]
+        );
+        assert!(
+            f.messages("INBOX")[0]
+                .flags
+                .contains(lifeboat_mailstore::Flags::FLAGGED)
+        );
+    }
+
+    #[test]
+    fn others_changes_come_first() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Flagged)\r\n");
+        assert_eq!(
+            f.run(b"a1 STORE 1 +FLAGS (\\Seen)\r\n"),
+            [
+                "* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\n",
+                "* 1 FETCH (FLAGS (\\Seen))\r\n",
+                "a1 OK STORE completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 STORE 3 +FLAGS (\\Seen)\r\n"),
+            ["a1 BAD invalid message sequence number\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 STORE 1 +FLAGS (\\Recent)\r\n"),
+            ["a2 BAD that system flag cannot be stored\r\n"]
+        );
+        f.run(b"a3 EXAMINE INBOX\r\n");
+        assert_eq!(
+            f.run(b"a4 STORE 1 +FLAGS (\\Seen)\r\n"),
+            ["a4 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        assert!(
+            f.messages("INBOX")
+                .iter()
+                .all(|m| m.flags == lifeboat_mailstore::Flags::empty())
+        );
+    }
+
+    #[test]
+    fn unchangedsince_leaves_newer_messages_alone() {
+        let mut f = Fixture::selected(2);
+        let since = f.mailbox("INBOX").highest_modseq;
+        f.run(b"a1 STORE 2 +FLAGS.SILENT (\\Answered)\r\n");
+        let stored =
+            f.run(format!("a2 STORE 1:2 (UNCHANGEDSINCE {since}) +FLAGS (\\Seen)\r\n").as_bytes());
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            stored,
+            [
+                format!("* 1 FETCH (FLAGS (\\Seen) MODSEQ ({modseq}))\r\n"),
+                "a2 OK [MODIFIED 2] conditional STORE failed for some messages\r\n".into()
+            ]
+        );
+        assert!(
+            !f.messages("INBOX")[1]
+                .flags
+                .contains(lifeboat_mailstore::Flags::SEEN)
+        );
+    }
+
+    #[test]
+    fn unchangedsince_turns_condstore_on_even_when_refused() {
+        let mut f = Fixture::logged_in(1);
+        f.run(b"a1 EXAMINE INBOX\r\n");
+        assert_eq!(
+            f.run(b"a2 STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)\r\n"),
+            ["a2 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(b"a3 FETCH 1 UID\r\n")[0],
+            format!("* 1 FETCH (UID 1 MODSEQ ({modseq}))\r\n")
+        );
+    }
+}
