@@ -24,8 +24,9 @@ use super::command::store::FlagUpdate;
 use super::command::{append, copy, expunge, fetch, info, mailboxes, search, select, store};
 use super::context::{Context, State};
 pub use super::context::{SessionConfig, User};
-pub use super::response::{After, NoCode, Rejection, Reply};
-use super::response::{Responses, bad, bye, data, no, ok, ok_code};
+// Where the server and the fuzz target have always found them.
+pub use super::response::{After, Reply};
+use super::response::{NoCode, Rejection, Responses, bad, bye, data, no, ok, ok_code};
 
 /// Largest literal (an APPEND) accepted: advertised as APPENDLIMIT, enforced by the
 /// server.
