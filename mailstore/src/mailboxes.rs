@@ -7,15 +7,14 @@ use std::fs;
 use rusqlite::{OptionalExtension, params};
 
 use crate::address::Address;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, MailboxError, Result};
 use crate::folder::canonical_folder;
 use crate::maildir;
 use crate::store::Store;
 use crate::users::create_mailbox;
 
-/// Why a mailbox operation was refused, in words for the client.
-fn refused<T>(why: impl Into<String>) -> Result<T> {
-    Err(Error::Refused(why.into()))
+fn refused<T>(why: MailboxError) -> Result<T> {
+    Err(Error::Mailbox(why))
 }
 
 /// Checks a mailbox name a user chose: it becomes a directory name.
@@ -28,7 +27,7 @@ pub fn check_name(name: &str) -> Result<()> {
         || name.contains('/')
         || name.chars().any(char::is_control);
     if bad {
-        return refused(format!("`{name}` is not a usable mailbox name"));
+        return refused(MailboxError::InvalidName(name.to_string()));
     }
     Ok(())
 }
@@ -38,7 +37,7 @@ impl Store {
     pub fn create_mailbox(&self, owner: &Address, name: &str) -> Result<()> {
         check_name(name)?;
         if canonical_folder(name) == "INBOX" {
-            return refused("INBOX always exists");
+            return refused(MailboxError::InboxAlwaysExists);
         }
         let user_dir = self.user_dir(owner);
         let (owner, name) = (owner.to_string(), name.to_string());
@@ -60,7 +59,7 @@ impl Store {
                     .is_some())
             };
             if exists(&name)? {
-                return refused(format!("[ALREADYEXISTS] {name} already exists"));
+                return refused(MailboxError::AlreadyExists(name));
             }
             // RFC 3501 §6.3.3: create the superior hierarchy too.
             let parts: Vec<&str> = name.split('.').collect();
@@ -82,7 +81,7 @@ impl Store {
     /// to go back to the origin.
     pub fn delete_mailbox(&self, owner: &Address, name: &str) -> Result<()> {
         if canonical_folder(name) == "INBOX" {
-            return refused("INBOX cannot be deleted");
+            return refused(MailboxError::InboxCannotBeDeleted);
         }
         let dir = self.folder_dir(owner, name);
         let (owner_text, name_text) = (owner.to_string(), name.to_string());
@@ -95,14 +94,14 @@ impl Store {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?
-                .ok_or_else(|| Error::Refused("[NONEXISTENT] no such mailbox".into()))?;
+                .ok_or(MailboxError::Nonexistent)?;
             let children: i64 = conn.query_row(
                 "SELECT count(*) FROM mailboxes WHERE user_id = ?1 AND name LIKE ?2 ESCAPE '\\'",
                 params![mailbox.1, format!("{}.%", like_escape(&name_text))],
                 |r| r.get(0),
             )?;
             if children > 0 {
-                return refused("[INUSE] delete the mailboxes inside it first");
+                return refused(MailboxError::HasChildren);
             }
             let waiting: i64 = conn.query_row(
                 "SELECT count(*) FROM messages m JOIN replay_ledger l ON l.message_row = m.id
@@ -111,9 +110,7 @@ impl Store {
                 |r| r.get(0),
             )?;
             if waiting > 0 {
-                return refused(format!(
-                    "[INUSE] {waiting} message(s) in it still have to go back to your mail server"
-                ));
+                return refused(MailboxError::AwaitingReplay(waiting.unsigned_abs()));
             }
             // Only delivered copies have ledger rows left here.
             conn.execute(
@@ -138,10 +135,10 @@ impl Store {
     pub fn rename_mailbox(&self, owner: &Address, from: &str, to: &str) -> Result<()> {
         check_name(to)?;
         if canonical_folder(from) == "INBOX" {
-            return refused("renaming INBOX is not supported; create a mailbox and move the mail");
+            return refused(MailboxError::InboxCannotBeRenamed);
         }
         if canonical_folder(to) == "INBOX" {
-            return refused("[ALREADYEXISTS] INBOX exists");
+            return refused(MailboxError::InboxCannotBeReplaced);
         }
         let user_dir = self.user_dir(owner);
         let (owner, from, to) = (owner.to_string(), from.to_string(), to.to_string());
@@ -164,7 +161,7 @@ impl Store {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             if names.first() != Some(&from) {
-                return refused("[NONEXISTENT] no such mailbox");
+                return refused(MailboxError::Nonexistent);
             }
             let taken: Option<i64> = conn
                 .query_row(
@@ -174,7 +171,7 @@ impl Store {
                 )
                 .optional()?;
             if taken.is_some() {
-                return refused(format!("[ALREADYEXISTS] {to} already exists"));
+                return refused(MailboxError::AlreadyExists(to));
             }
             for old in &names {
                 let new = format!("{to}{}", &old[from.len()..]);
@@ -243,7 +240,10 @@ mod tests {
                 .is_dir()
         );
         let again = store.create_mailbox(&owner, "Projects").unwrap_err();
-        assert!(again.to_string().contains("ALREADYEXISTS"), "{again}");
+        assert!(
+            matches!(&again, Error::Mailbox(MailboxError::AlreadyExists(name)) if name == "Projects"),
+            "{again}"
+        );
 
         store
             .deliver(NewMessage::new(
@@ -267,7 +267,20 @@ mod tests {
         assert!(store.read_message(&owner, "Work.2026", &message).is_ok());
 
         let busy = store.delete_mailbox(&owner, "Work").unwrap_err();
-        assert!(busy.to_string().contains("INUSE"), "{busy}");
+        assert!(
+            matches!(busy, Error::Mailbox(MailboxError::HasChildren)),
+            "{busy}"
+        );
+        let gone = store.delete_mailbox(&owner, "Projects").unwrap_err();
+        assert!(
+            matches!(gone, Error::Mailbox(MailboxError::Nonexistent)),
+            "{gone}"
+        );
+        let taken = store.rename_mailbox(&owner, "Work", "Archive").unwrap_err();
+        assert!(
+            matches!(&taken, Error::Mailbox(MailboxError::AlreadyExists(name)) if name == "Archive"),
+            "{taken}"
+        );
         store.delete_mailbox(&owner, "Work.2026").unwrap();
         store.delete_mailbox(&owner, "Work").unwrap();
         assert!(!names(&store).iter().any(|n| n.starts_with("Work")));
@@ -288,8 +301,12 @@ mod tests {
             .unwrap();
         let refused = store.delete_mailbox(&owner, "Held").unwrap_err();
         assert!(
-            refused.to_string().contains("go back to your mail server"),
+            matches!(refused, Error::Mailbox(MailboxError::AwaitingReplay(1))),
             "{refused}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "1 message(s) in it still have to go back to your mail server"
         );
     }
 
@@ -305,10 +322,35 @@ mod tests {
             "trailing.",
             "tab\there",
         ] {
-            assert!(store.create_mailbox(&owner, bad).is_err(), "{bad:?}");
+            let error = store.create_mailbox(&owner, bad).unwrap_err();
+            assert!(
+                matches!(&error, Error::Mailbox(MailboxError::InvalidName(name)) if name == bad),
+                "{bad:?}: {error}"
+            );
         }
-        assert!(store.create_mailbox(&owner, "inbox").is_err());
-        assert!(store.delete_mailbox(&owner, "INBOX").is_err());
-        assert!(store.rename_mailbox(&owner, "INBOX", "Old").is_err());
+        let refusal = |result: Result<()>| match result {
+            Err(Error::Mailbox(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refusal(store.create_mailbox(&owner, "inbox")),
+            MailboxError::InboxAlwaysExists
+        );
+        assert_eq!(
+            refusal(store.delete_mailbox(&owner, "INBOX")),
+            MailboxError::InboxCannotBeDeleted
+        );
+        assert_eq!(
+            refusal(store.rename_mailbox(&owner, "INBOX", "Old")),
+            MailboxError::InboxCannotBeRenamed
+        );
+        assert_eq!(
+            refusal(store.rename_mailbox(&owner, "Archive", "Inbox")),
+            MailboxError::InboxCannotBeReplaced
+        );
+        assert_eq!(
+            refusal(store.rename_mailbox(&owner, "Nowhere", "Else")),
+            MailboxError::Nonexistent
+        );
     }
 }

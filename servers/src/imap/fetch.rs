@@ -10,8 +10,9 @@ use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 
+use super::flags::flag_list;
 use super::mime;
-use super::session::{flag_list, nz};
+use super::response::nz;
 use lifeboat_mailstore::reader::MessageRecord;
 
 /// One requested data item, owned and checked.

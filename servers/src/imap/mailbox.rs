@@ -10,7 +10,7 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::fetch;
-use super::session::{data, nz};
+use super::response::{data, nz};
 use lifeboat_mailstore::error::Result;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};

@@ -9,17 +9,19 @@ use std::time::Duration;
 
 use base64::Engine;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
-use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Text};
 use imap_codec::imap_types::response::{
     Code, CommandContinuationRequest, Greeting, GreetingKind, Response, Status,
 };
 use imap_next::server::{Event, Options, ResponseHandle, Server};
+use imap_next::types::CommandAuthenticate;
 use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::session::{After, Session, SessionConfig};
+use super::response::{After, NoCode, Rejection};
+use super::session::{MAX_LITERAL, Session, SessionConfig};
 use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::Stream;
@@ -37,8 +39,7 @@ const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// this process wake it at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
-/// Largest literal (an APPEND) and command line accepted.
-pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
+/// Largest command line accepted: an APPEND's literal and some.
 const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
 
 pub const DEFAULT_LIMITS: ConnectionLimits = ConnectionLimits {
@@ -126,6 +127,18 @@ enum Pumped {
 }
 
 impl Connection {
+    fn new(stream: Stream, greeting: Greeting<'static>) -> Connection {
+        let mut options = Options::default();
+        options.max_literal_size = MAX_LITERAL;
+        options.max_command_size = MAX_COMMAND;
+        options.crlf_relaxed = true;
+        Connection {
+            stream: Some(stream),
+            server: Server::new(options, greeting),
+            buffer: vec![0; 16 * 1024],
+        }
+    }
+
     /// Writes whatever the protocol state has to say, until it has an event or needs
     /// input.
     async fn pump(&mut self) -> std::io::Result<Result<Pumped, imap_next::server::Error>> {
@@ -194,31 +207,9 @@ async fn handle(
     let Some(stream) = connection.open(&imap.tls, "imap").await? else {
         return Ok(());
     };
-    let settings = imap.settings.get();
-    let config = Arc::new(SessionConfig {
-        hostname: settings.hostname.clone(),
-        plaintext_login: plaintext_login_allowed(local, settings.allow_plaintext),
-        starttls: !implicit_tls && imap.tls.is_available(),
-        routes: settings.routes.clone(),
-    });
-    let mut session = Some(Session::new(imap.store.clone(), config, implicit_tls));
-    let greeting = Greeting {
-        kind: GreetingKind::Ok,
-        code: Some(Code::Capability(
-            session.as_ref().expect("present").capabilities(),
-        )),
-        text: Text::try_from(format!("{} Lifeboat IMAP ready", settings.hostname))
-            .unwrap_or_else(|_| Text::try_from("Lifeboat IMAP ready").expect("valid")),
-    };
-    let mut options = Options::default();
-    options.max_literal_size = MAX_LITERAL;
-    options.max_command_size = MAX_COMMAND;
-    options.crlf_relaxed = true;
-    let mut conn = Connection {
-        stream: Some(stream),
-        server: Server::new(options, greeting),
-        buffer: vec![0; 16 * 1024],
-    };
+    let (session, greeting) = new_session(&imap, local, implicit_tls);
+    let mut session = Some(session);
+    let mut conn = Connection::new(stream, greeting);
     let mut shell = Shell::default();
     let mut changes = imap.store.changes();
 
@@ -238,46 +229,86 @@ async fn handle(
                 continue;
             }
         }
-        // Everything is written; wait for the client (or, in IDLE, for news).
-        let wait = if shell.idling.is_some() {
-            IDLE_POLL
-        } else {
-            AUTOLOGOUT
-        };
-        let read = tokio::select! {
-            read = conn.read() => Some(read?),
-            _ = shutdown.changed() => {
-                bye(&mut conn, "server shutting down");
-                let _ = conn.pump().await;
-                return Ok(());
-            }
-            _ = changes.changed(), if shell.idling.is_some() => {
-                idle_report(&mut conn, &mut session).await;
-                None
-            }
-            _ = tokio::time::sleep(wait) => {
-                if shell.idling.is_none() {
-                    bye(&mut conn, "autologout: idle for too long");
-                    let _ = conn.pump().await;
-                    return Ok(());
-                }
-                if shell.keepalive_due() {
-                    conn.server.enqueue_status(
-                        Status::ok(None, None, "still here").expect("valid text"),
-                    );
-                }
-                idle_report(&mut conn, &mut session).await;
-                None
-            }
-        };
-        if read == Some(false) {
-            return Ok(()); // the client closed the connection
+        if !wait(
+            &mut conn,
+            &mut shell,
+            &mut session,
+            &mut shutdown,
+            &mut changes,
+        )
+        .await?
+        {
+            return Ok(());
         }
     }
     if let Some(stream) = conn.stream.as_mut() {
         let _ = stream.shutdown().await;
     }
     Ok(())
+}
+
+/// A session on the settings in force now, and the greeting that goes with it.
+fn new_session(imap: &Imap, local: SocketAddr, implicit_tls: bool) -> (Session, Greeting<'static>) {
+    let settings = imap.settings.get();
+    let config = Arc::new(SessionConfig {
+        hostname: settings.hostname.clone(),
+        plaintext_login: plaintext_login_allowed(local, settings.allow_plaintext),
+        starttls: !implicit_tls && imap.tls.is_available(),
+        routes: settings.routes.clone(),
+    });
+    let session = Session::new(imap.store.clone(), config, implicit_tls);
+    let greeting = Greeting {
+        kind: GreetingKind::Ok,
+        code: Some(Code::Capability(session.capabilities())),
+        text: Text::try_from(format!("{} Lifeboat IMAP ready", settings.hostname))
+            .unwrap_or_else(|_| Text::try_from("Lifeboat IMAP ready").expect("valid")),
+    };
+    (session, greeting)
+}
+
+/// Waits, with everything written, for the client, the shutdown, or (in IDLE) news:
+/// this process's commits at once, other processes' at the next poll. False when the
+/// connection is over: the client closed it, or the server said BYE (shutdown,
+/// autologout).
+async fn wait(
+    conn: &mut Connection,
+    shell: &mut Shell,
+    session: &mut Option<Session>,
+    shutdown: &mut watch::Receiver<bool>,
+    changes: &mut watch::Receiver<u64>,
+) -> std::io::Result<bool> {
+    let wait = if shell.idling.is_some() {
+        IDLE_POLL
+    } else {
+        AUTOLOGOUT
+    };
+    let read = tokio::select! {
+        read = conn.read() => Some(read?),
+        _ = shutdown.changed() => {
+            bye(conn, "server shutting down");
+            let _ = conn.pump().await;
+            return Ok(false);
+        }
+        _ = changes.changed(), if shell.idling.is_some() => {
+            idle_report(conn, session).await;
+            None
+        }
+        _ = tokio::time::sleep(wait) => {
+            if shell.idling.is_none() {
+                bye(conn, "autologout: idle for too long");
+                let _ = conn.pump().await;
+                return Ok(false);
+            }
+            if shell.keepalive_due() {
+                conn.server.enqueue_status(
+                    Status::ok(None, None, "still here").expect("valid text"),
+                );
+            }
+            idle_report(conn, session).await;
+            None
+        }
+    };
+    Ok(read != Some(false))
 }
 
 /// Handles one protocol event; false when the connection is to be closed.
@@ -301,58 +332,11 @@ async fn on_event(
             }
         }
         Event::CommandReceived { command } => {
-            if let CommandBody::Login { username, password } = &command.body {
-                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
-                let password = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
-                let response = login(imap, session, &command.tag, &user, &password, peer).await;
-                conn.server.enqueue_status(response);
-                return Ok(true);
-            }
-            let current = session.take().expect("session present");
-            let (back, reply) = tokio::task::spawn_blocking(move || {
-                let mut current = current;
-                let reply = current.handle(command);
-                (current, reply)
-            })
-            .await
-            .map_err(std::io::Error::other)?;
-            *session = Some(back);
-            let count = reply.responses.len();
-            for (index, response) in reply.responses.into_iter().enumerate() {
-                let handle = enqueue(&mut conn.server, response);
-                if index + 1 == count {
-                    match reply.after {
-                        After::Continue => {}
-                        After::Logout => shell.close_after = handle,
-                        After::StartTls => shell.tls_after = handle,
-                    }
-                }
-            }
+            on_command(command, conn, shell, session, imap, peer).await?;
         }
         Event::CommandAuthenticateReceived {
             command_authenticate,
-        } => {
-            let tag = command_authenticate.tag;
-            let refusal = session.as_ref().and_then(Session::login_refusal);
-            let finish = if let Some(why) = refusal {
-                Some(no(&tag, why))
-            } else if command_authenticate.mechanism != AuthMechanism::Plain {
-                Some(no(&tag, "only AUTHENTICATE PLAIN is offered"))
-            } else if let Some(initial) = command_authenticate.initial_response {
-                Some(sasl_plain(imap, session, &tag, initial.declassify(), peer).await)
-            } else {
-                let _ = conn
-                    .server
-                    .authenticate_continue(CommandContinuationRequest::Base64(
-                        b"".as_slice().into(),
-                    ));
-                shell.authenticating = Some(tag);
-                None
-            };
-            if let Some(status) = finish {
-                let _ = conn.server.authenticate_finish(status);
-            }
-        }
+        } => on_authenticate(command_authenticate, conn, shell, session, imap, peer).await,
         Event::AuthenticateDataReceived { authenticate_data } => {
             let tag = shell
                 .authenticating
@@ -368,20 +352,7 @@ async fn on_event(
             };
             let _ = conn.server.authenticate_finish(status);
         }
-        Event::IdleCommandReceived { tag } => {
-            let selected = session.as_ref().is_some_and(Session::is_selected);
-            if selected {
-                let _ = conn.server.idle_accept(
-                    CommandContinuationRequest::basic(None, "idling").expect("valid text"),
-                );
-                shell.idling = Some(tag);
-                shell.last_keepalive = Some(std::time::Instant::now());
-            } else {
-                let _ = conn.server.idle_reject(
-                    Status::bad(Some(tag), None, "select a mailbox first").expect("valid text"),
-                );
-            }
-        }
+        Event::IdleCommandReceived { tag } => on_idle(tag, conn, shell, session),
         Event::IdleDoneReceived => {
             if let Some(tag) = shell.idling.take() {
                 idle_report(conn, session).await;
@@ -392,6 +363,92 @@ async fn on_event(
         }
     }
     Ok(true)
+}
+
+/// A command: LOGIN is checked here (asynchronously, with the shared rate limits),
+/// everything else goes to the session on the blocking pool.
+async fn on_command(
+    command: Command<'static>,
+    conn: &mut Connection,
+    shell: &mut Shell,
+    session: &mut Option<Session>,
+    imap: &Imap,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    if let CommandBody::Login { username, password } = &command.body {
+        let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+        let password = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+        let response = login(imap, session, &command.tag, &user, &password, peer).await;
+        conn.server.enqueue_status(response);
+        return Ok(());
+    }
+    let current = session.take().expect("session present");
+    let (back, reply) = tokio::task::spawn_blocking(move || {
+        let mut current = current;
+        let reply = current.handle(command);
+        (current, reply)
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    *session = Some(back);
+    let count = reply.responses.len();
+    for (index, response) in reply.responses.into_iter().enumerate() {
+        let handle = enqueue(&mut conn.server, response);
+        if index + 1 == count {
+            match reply.after {
+                After::Continue => {}
+                After::Logout => shell.close_after = handle,
+                After::StartTls => shell.tls_after = handle,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// AUTHENTICATE: PLAIN only, with its initial response (SASL-IR) or after an empty
+/// challenge.
+async fn on_authenticate(
+    command: CommandAuthenticate,
+    conn: &mut Connection,
+    shell: &mut Shell,
+    session: &mut Option<Session>,
+    imap: &Imap,
+    peer: SocketAddr,
+) {
+    let tag = command.tag;
+    let refusal = session.as_ref().and_then(Session::login_refusal);
+    let finish = if let Some(why) = refusal {
+        Some(why.status(&tag))
+    } else if command.mechanism != AuthMechanism::Plain {
+        Some(Rejection::new(None, "only AUTHENTICATE PLAIN is offered").status(&tag))
+    } else if let Some(initial) = command.initial_response {
+        Some(sasl_plain(imap, session, &tag, initial.declassify(), peer).await)
+    } else {
+        let _ = conn
+            .server
+            .authenticate_continue(Session::empty_challenge());
+        shell.authenticating = Some(tag);
+        None
+    };
+    if let Some(status) = finish {
+        let _ = conn.server.authenticate_finish(status);
+    }
+}
+
+/// IDLE (RFC 2177), only with a mailbox selected.
+fn on_idle(tag: Tag<'static>, conn: &mut Connection, shell: &mut Shell, session: &Option<Session>) {
+    let selected = session.as_ref().is_some_and(Session::is_selected);
+    if selected {
+        let _ = conn
+            .server
+            .idle_accept(CommandContinuationRequest::basic(None, "idling").expect("valid text"));
+        shell.idling = Some(tag);
+        shell.last_keepalive = Some(std::time::Instant::now());
+    } else {
+        let _ = conn.server.idle_reject(
+            Status::bad(Some(tag), None, "select a mailbox first").expect("valid text"),
+        );
+    }
 }
 
 fn enqueue(server: &mut Server, response: Response<'static>) -> Option<ResponseHandle> {
@@ -440,7 +497,7 @@ async fn login(
 ) -> Status<'static> {
     let current = session.as_mut().expect("session present");
     if let Some(why) = current.login_refusal() {
-        return no(tag, why);
+        return why.status(tag);
     }
     match imap.auth.login(peer.ip(), user, password).await {
         Ok(record) => {
@@ -452,14 +509,17 @@ async fn login(
             }
         }
         Err(failure) => {
-            let text = match failure {
-                crate::auth::AuthFailure::Unavailable(_) => "[UNAVAILABLE] try again later",
-                crate::auth::AuthFailure::LockedOut => {
-                    "[AUTHENTICATIONFAILED] too many failed logins; try again later"
+            let (code, text) = match failure {
+                crate::auth::AuthFailure::Unavailable(_) => {
+                    (NoCode::Unavailable, "try again later")
                 }
-                _ => "[AUTHENTICATIONFAILED] wrong user name or password",
+                crate::auth::AuthFailure::LockedOut => (
+                    NoCode::AuthenticationFailed,
+                    "too many failed logins; try again later",
+                ),
+                _ => (NoCode::AuthenticationFailed, "wrong user name or password"),
             };
-            no(tag, text)
+            Rejection::new(Some(code), text).status(tag)
         }
     }
 }
@@ -533,11 +593,4 @@ fn protocol_error(conn: &mut Connection, error: &imap_next::server::Error) {
         .and_then(|word| Tag::try_from(word.to_vec()).ok());
     conn.server
         .enqueue_status(Status::bad(tag, None, text).expect("valid text"));
-}
-
-fn no(tag: &Tag<'static>, text: &str) -> Status<'static> {
-    match super::session::status_no(tag, text) {
-        Response::Status(status) => status,
-        _ => unreachable!("status_no is a status"),
-    }
 }

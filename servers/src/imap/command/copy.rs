@@ -1,0 +1,198 @@
+//! COPY and MOVE (RFC 6851), and their UID forms, with UIDPLUS's COPYUID (RFC 4315).
+//! Copies are new messages of class `other` in the target: the originals keep their
+//! replay duty. MOVE then expunges the originals.
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::Code;
+use imap_codec::imap_types::sequence::SequenceSet;
+use lifeboat_mailstore::Class;
+use lifeboat_mailstore::deliver::NewMessage;
+use lifeboat_mailstore::error::Result as StoreResult;
+use lifeboat_mailstore::reader::{MailboxRecord, Reader};
+
+use super::append::set_keywords;
+use crate::imap::context::Context;
+use crate::imap::response::{NoCode, Reply, bad, no, nz, ok, ok_code, uid_set, untagged_ok};
+
+/// One message copied: its UID, its copy's UID, and its keywords.
+struct Copied {
+    from: u32,
+    to: u32,
+    keywords: Vec<String>,
+}
+
+/// COPY, or MOVE (`moving`), of the messages `set` names to `mailbox`.
+pub fn copy(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    set: &SequenceSet,
+    mailbox: &Mailbox<'_>,
+    uid: bool,
+    moving: bool,
+) -> StoreResult<Reply> {
+    let Some(target) = cx.find_mailbox(reader, mailbox)? else {
+        return Ok(Reply::new(vec![no(
+            tag,
+            Some(NoCode::TryCreate),
+            "no such mailbox",
+        )]));
+    };
+    let (_, _, selected) = cx.selected();
+    if moving && selected.read_only {
+        return Ok(Reply::new(vec![no(
+            tag,
+            Some(NoCode::ReadOnly),
+            "mailbox is read-only",
+        )]));
+    }
+    if !uid && !selected.view.valid_sequence(set) {
+        return Ok(Reply::new(vec![bad(
+            tag,
+            "invalid message sequence number",
+        )]));
+    }
+    let source = selected.record.id;
+    let copied = copy_messages(cx, set, uid, &target)?;
+    let user = cx.logged_in_user();
+    for copy in copied.iter().filter(|c| !c.keywords.is_empty()) {
+        let keywords = copy.keywords.clone();
+        set_keywords(&cx.store, reader, &user.address, &target, copy.to, keywords)?;
+    }
+    let code = (!copied.is_empty()).then(|| Code::CopyUid {
+        uid_validity: nz(target.uidvalidity),
+        source: uid_set(copied.iter().map(|c| c.from)),
+        destination: uid_set(copied.iter().map(|c| c.to)),
+    });
+    let mut responses = Vec::new();
+    if moving {
+        if let Some(code) = code {
+            responses.push(untagged_ok(code, "moved"));
+        }
+        let originals: Vec<u32> = copied.iter().map(|c| c.from).collect();
+        if !originals.is_empty() {
+            cx.store.expunge(source, &originals)?;
+        }
+        responses.extend(cx.poll_changes(reader)?);
+        responses.push(ok(tag, "MOVE completed"));
+    } else {
+        responses.extend(cx.poll_changes(reader)?);
+        responses.push(match code {
+            Some(code) => ok_code(tag, code, "COPY completed"),
+            None => ok(tag, "COPY completed"),
+        });
+    }
+    Ok(Reply::new(responses))
+}
+
+/// Stores a copy of each message in `target`, with its flags and internal date.
+fn copy_messages(
+    cx: &mut Context,
+    set: &SequenceSet,
+    uid: bool,
+    target: &MailboxRecord,
+) -> StoreResult<Vec<Copied>> {
+    let (store, user, selected) = cx.selected();
+    let mut copied = Vec::new();
+    for index in selected.view.resolve(set, uid) {
+        let original = &selected.view.messages[index];
+        let bytes = store.read_message(&user.address, &selected.record.name, original)?;
+        let mut copy = NewMessage::new(user.address.clone(), &target.name, bytes, Class::Other);
+        copy.flags = original.flags;
+        copy.internal_date = Some(original.internal_date);
+        let stored = store.deliver(copy)?;
+        copied.push(Copied {
+            from: original.uid,
+            to: stored.uid,
+            keywords: original.keywords.clone(),
+        });
+    }
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{DATE, Fixture};
+    use lifeboat_mailstore::{Class, Flags};
+
+    #[test]
+    fn copy_keeps_flags_keywords_and_dates_and_answers_copyuid() {
+        let mut f = Fixture::selected(2);
+        f.run(b"a0 STORE 2 +FLAGS.SILENT (\\Flagged $Work)\r\n");
+        let archive = f.mailbox("Archive").uidvalidity;
+        assert_eq!(
+            f.run(b"a1 COPY 1:2 Archive\r\n"),
+            [format!(
+                "a1 OK [COPYUID {archive} 1:2 1:2] COPY completed\r\n"
+            )]
+        );
+        let copies = f.messages("Archive");
+        assert_eq!(copies.len(), 2);
+        assert!(copies.iter().all(|m| m.class == Class::Other));
+        assert_eq!(copies[1].flags, Flags::FLAGGED);
+        assert_eq!(copies[1].keywords, ["$Work"]);
+        assert_eq!(copies[0].internal_date, DATE);
+        assert_eq!(f.messages("INBOX").len(), 2);
+        assert_eq!(
+            f.run(b"a2 UID COPY 2 Archive\r\n"),
+            [format!("a2 OK [COPYUID {archive} 2 3] COPY completed\r\n")]
+        );
+    }
+
+    #[test]
+    fn copy_refusals() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 COPY 1 Nowhere\r\n"),
+            ["a1 NO [TRYCREATE] no such mailbox\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 COPY 3 Archive\r\n"),
+            ["a2 BAD invalid message sequence number\r\n"]
+        );
+        // UIDs that do not exist copy nothing, successfully.
+        assert_eq!(
+            f.run(b"a3 UID COPY 9 Archive\r\n"),
+            ["a3 OK COPY completed\r\n"]
+        );
+        assert!(f.messages("Archive").is_empty());
+    }
+
+    #[test]
+    fn move_expunges_the_originals() {
+        let mut f = Fixture::selected(3);
+        let archive = f.mailbox("Archive").uidvalidity;
+        assert_eq!(
+            f.run(b"a1 MOVE 1,3 Archive\r\n"),
+            [
+                format!("* OK [COPYUID {archive} 1,3 1:2] moved\r\n"),
+                "* 3 EXPUNGE\r\n".into(),
+                "* 1 EXPUNGE\r\n".into(),
+                "a1 OK MOVE completed\r\n".into()
+            ]
+        );
+        let left: Vec<u32> = f.messages("INBOX").iter().map(|m| m.uid).collect();
+        assert_eq!(left, [2]);
+        assert_eq!(
+            f.run(b"a2 UID MOVE 9 Archive\r\n"),
+            ["a2 OK MOVE completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn a_read_only_mailbox_copies_but_does_not_move() {
+        let mut f = Fixture::logged_in(1);
+        f.run(b"a0 EXAMINE INBOX\r\n");
+        assert_eq!(
+            f.run(b"a1 UID MOVE 1 Archive\r\n"),
+            ["a1 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        let archive = f.mailbox("Archive").uidvalidity;
+        assert_eq!(
+            f.run(b"a2 COPY 1 Archive\r\n"),
+            [format!("a2 OK [COPYUID {archive} 1 1] COPY completed\r\n")]
+        );
+        assert_eq!(f.messages("INBOX").len(), 1);
+    }
+}

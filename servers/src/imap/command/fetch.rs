@@ -1,0 +1,377 @@
+//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4). What each data
+//! item says about a message is `imap::fetch`'s business; this is the command: which
+//! messages, reading them, and the `\Seen` that BODY[...] sets (RFC 3501 §6.4.5).
+
+use imap_codec::imap_types::command::FetchModifier;
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::sequence::SequenceSet;
+use lifeboat_mailstore::error::Result as StoreResult;
+use lifeboat_mailstore::flags::FlagChange;
+use lifeboat_mailstore::maildir::Flags;
+use lifeboat_mailstore::reader::{MessageRecord, Reader};
+
+use crate::imap::context::Context;
+use crate::imap::fetch::{self as items, Item};
+use crate::imap::response::{NoCode, Reply, bad, data, no, nz, ok};
+
+pub fn fetch(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    set: &SequenceSet,
+    names: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+    modifiers: &[FetchModifier],
+) -> StoreResult<Reply> {
+    let mut items = items::item_names(names, uid);
+    let mut changed_since = None;
+    for modifier in modifiers {
+        match modifier {
+            FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
+            // VANISHED needs QRESYNC, which is not offered.
+            FetchModifier::Vanished => {
+                return Ok(Reply::new(vec![bad(tag, "QRESYNC is not enabled")]));
+            }
+        }
+    }
+    if changed_since.is_some() && !items.contains(&Item::ModSeq) {
+        items.push(Item::ModSeq);
+    }
+    fetch_items(cx, reader, tag, set, &items, uid, changed_since)
+}
+
+/// The FETCH responses for `items` of the messages `set` names, then others' changes.
+fn fetch_items(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    set: &SequenceSet,
+    items: &[Item],
+    uid: bool,
+    changed_since: Option<u64>,
+) -> StoreResult<Reply> {
+    // Asking for MODSEQ turns CONDSTORE on, as enabling it does (RFC 7162 §3.1).
+    let condstore = cx.condstore || items.contains(&Item::ModSeq);
+    cx.condstore = condstore;
+    let (store, user, selected) = cx.selected();
+    if !uid && !selected.view.valid_sequence(set) {
+        return Ok(Reply::new(vec![bad(
+            tag,
+            "invalid message sequence number",
+        )]));
+    }
+    let mut positions = selected.view.resolve(set, uid);
+    if let Some(since) = changed_since {
+        // RFC 7162 §3.1.4: only messages changed after that modseq.
+        positions.retain(|&i| selected.view.messages[i].modseq > since as i64);
+    }
+    let marks_seen = !selected.read_only && items.iter().any(Item::marks_seen);
+    let needs_bytes = items.iter().any(Item::needs_bytes);
+    let mut responses = Vec::with_capacity(positions.len() + 1);
+    let mut seen = SeenNow::default();
+    for index in positions {
+        let mut message = selected.view.messages[index].clone();
+        let bytes = if needs_bytes {
+            match store.read_message(&user.address, &selected.record.name, &message) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    tracing::error!(error = %e, uid = message.uid, "imap: cannot read a message");
+                    return Ok(Reply::new(vec![no(
+                        tag,
+                        Some(NoCode::ServerBug),
+                        "cannot read a message",
+                    )]));
+                }
+            }
+        } else {
+            None
+        };
+        let marked = marks_seen && seen.mark(&mut message);
+        responses.push(response(index, &message, items, marked, bytes, condstore));
+    }
+    if !seen.changes.is_empty() {
+        let (address, name, id) = (&user.address, &selected.record.name, selected.record.id);
+        store.set_flags(address, name, id, seen.changes)?;
+    }
+    // Others' changes (no EXPUNGE during FETCH); ours is already in the responses.
+    if let Some(changes) = selected.refresh(reader, false, condstore, &seen.uids)? {
+        responses.extend(changes);
+    }
+    responses.push(ok(tag, "FETCH completed"));
+    Ok(Reply::new(responses))
+}
+
+/// The `\Seen` flags this FETCH sets, stored once all messages are answered.
+#[derive(Default)]
+struct SeenNow {
+    changes: Vec<FlagChange>,
+    uids: Vec<u32>,
+}
+
+impl SeenNow {
+    /// Sets `\Seen` on the message (as this FETCH's answer will show it) unless it has
+    /// it; whether it was set.
+    fn mark(&mut self, message: &mut MessageRecord) -> bool {
+        if message.flags.contains(Flags::SEEN) {
+            return false;
+        }
+        self.changes.push(FlagChange {
+            row: message.row,
+            basename: message.basename.clone(),
+            old_flags: message.flags,
+            flags: message.flags.union(Flags::SEEN),
+            keywords: message.keywords.clone(),
+        });
+        message.flags = message.flags.union(Flags::SEEN);
+        self.uids.push(message.uid);
+        true
+    }
+}
+
+/// One message's FETCH response. RFC 3501 §6.4.5: a FETCH that sets \Seen reports the
+/// new flags, asked for or not.
+fn response(
+    index: usize,
+    message: &MessageRecord,
+    items: &[Item],
+    marked_seen: bool,
+    bytes: Option<Vec<u8>>,
+    condstore: bool,
+) -> Response<'static> {
+    let with_flags;
+    let items = if marked_seen && !items.contains(&Item::Flags) {
+        with_flags = [items, &[Item::Flags]].concat();
+        &with_flags[..]
+    } else {
+        items
+    };
+    let values = items::values(items, message, bytes.as_deref(), condstore);
+    data(Data::Fetch {
+        seq: nz(index as u32 + 1),
+        items: values,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{DATE, Fixture, USER, exchange};
+
+    /// Message `index` of INBOX as stored (the store adds a header), as a literal.
+    fn literal(f: &Fixture, index: usize) -> String {
+        let bytes = String::from_utf8(f.stored("INBOX", index)).unwrap();
+        format!("{{{}}}\r\n{bytes}", bytes.len())
+    }
+
+    #[test]
+    fn attributes_without_the_message() {
+        let mut f = Fixture::selected(2);
+        let size = f.stored("INBOX", 0).len();
+        assert_eq!(f.messages("INBOX")[0].size, size as u64);
+        assert_eq!(
+            f.run(b"a1 FETCH 1:* (FLAGS UID RFC822.SIZE INTERNALDATE)\r\n"),
+            [
+                format!(
+                    "* 1 FETCH (FLAGS () UID 1 RFC822.SIZE {size} INTERNALDATE \
+                     \"24-Nov-2026 10:00:00 +0000\")\r\n"
+                ),
+                format!(
+                    "* 2 FETCH (FLAGS () UID 2 RFC822.SIZE {size} INTERNALDATE \
+                     \"24-Nov-2026 10:00:00 +0000\")\r\n"
+                ),
+                "a1 OK FETCH completed\r\n".into(),
+            ]
+        );
+        assert_eq!(f.messages("INBOX")[0].internal_date, DATE);
+        // UID FETCH puts UID first.
+        assert_eq!(
+            f.run(b"a2 UID FETCH 2 FLAGS\r\n"),
+            [
+                "* 2 FETCH (UID 2 FLAGS ())\r\n",
+                "a2 OK FETCH completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn body_sets_seen_and_reports_it_peek_does_not() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 FETCH 2 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\r\n"),
+            [
+                "* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {22}\r\nSubject: message 2\r\n\r\n)\r\n",
+                "a1 OK FETCH completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 FETCH 1 BODY[]\r\n"),
+            [
+                format!("* 1 FETCH (BODY[] {} FLAGS (\\Seen))\r\n", literal(&f, 0)),
+                "a2 OK FETCH completed\r\n".into()
+            ]
+        );
+        let seen: Vec<bool> = f
+            .messages("INBOX")
+            .iter()
+            .map(|m| m.flags.contains(lifeboat_mailstore::Flags::SEEN))
+            .collect();
+        assert_eq!(seen, [true, false]);
+        // Already seen: no FLAGS unless asked.
+        assert_eq!(
+            f.run(b"a3 FETCH 1 RFC822\r\n"),
+            [
+                format!("* 1 FETCH (RFC822 {})\r\n", literal(&f, 0)),
+                "a3 OK FETCH completed\r\n".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn examine_never_sets_seen() {
+        let mut f = Fixture::logged_in(1);
+        f.run(b"a1 EXAMINE INBOX\r\n");
+        assert_eq!(
+            f.run(b"a2 FETCH 1 BODY[TEXT]\r\n"),
+            [
+                "* 1 FETCH (BODY[TEXT] {8}\r\nbody 1\r\n)\r\n",
+                "a2 OK FETCH completed\r\n"
+            ]
+        );
+        assert!(f.messages("INBOX")[0].flags == lifeboat_mailstore::Flags::empty());
+    }
+
+    #[test]
+    fn sequence_numbers_past_the_end_are_bad_uids_past_the_end_name_nothing() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(
+            f.run(b"a1 FETCH 3 FLAGS\r\n"),
+            ["a1 BAD invalid message sequence number\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 FETCH 1:3 FLAGS\r\n"),
+            ["a2 BAD invalid message sequence number\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID FETCH 9 FLAGS\r\n"),
+            ["a3 OK FETCH completed\r\n"]
+        );
+        let mut empty = Fixture::logged_in(0);
+        empty.run(b"a4 SELECT Archive\r\n");
+        assert_eq!(
+            empty.run(b"a5 FETCH 1 FLAGS\r\n"),
+            ["a5 BAD invalid message sequence number\r\n"]
+        );
+        assert_eq!(
+            empty.run(b"a6 UID FETCH 1:* FLAGS\r\n"),
+            ["a6 OK FETCH completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn changedsince_and_modseq() {
+        let mut f = Fixture::selected(2);
+        let before = f.mailbox("INBOX").highest_modseq;
+        f.run(b"a1 STORE 2 +FLAGS.SILENT (\\Answered)\r\n");
+        let modseq = f.messages("INBOX")[1].modseq;
+        assert!(modseq > before);
+        assert_eq!(
+            f.run(format!("a2 FETCH 1:* FLAGS (CHANGEDSINCE {before})\r\n").as_bytes()),
+            [
+                format!("* 2 FETCH (FLAGS (\\Answered) MODSEQ ({modseq}))\r\n"),
+                "a2 OK FETCH completed\r\n".into()
+            ]
+        );
+        // Only changes after the modseq given, not at it.
+        let first = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(format!("a2 FETCH 1:* FLAGS (CHANGEDSINCE {first})\r\n").as_bytes()),
+            [
+                format!("* 2 FETCH (FLAGS (\\Answered) MODSEQ ({modseq}))\r\n"),
+                "a2 OK FETCH completed\r\n".into()
+            ]
+        );
+        // CHANGEDSINCE turned CONDSTORE on for the session.
+        assert_eq!(
+            f.run(b"a3 FETCH 1 UID\r\n")[0],
+            format!("* 1 FETCH (UID 1 MODSEQ ({first}))\r\n")
+        );
+        assert_eq!(
+            f.run(b"a4 UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n"),
+            ["a4 BAD QRESYNC is not enabled\r\n"]
+        );
+    }
+
+    #[test]
+    fn asking_for_modseq_turns_condstore_on() {
+        let mut f = Fixture::selected(1);
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(b"a1 FETCH 1 (MODSEQ)\r\n"),
+            [
+                format!("* 1 FETCH (MODSEQ ({modseq}))\r\n"),
+                "a1 OK FETCH completed\r\n".into()
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 FETCH 1 FLAGS\r\n")[0],
+            format!("* 1 FETCH (FLAGS () MODSEQ ({modseq}))\r\n")
+        );
+    }
+
+    #[test]
+    fn a_message_file_that_cannot_be_read_is_a_server_bug() {
+        let mut f = Fixture::selected(1);
+        let owner = lifeboat_mailstore::Address::parse(USER).unwrap();
+        let dir = f.store.folder_dir(&owner, "INBOX");
+        for sub in ["cur", "new"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                std::fs::remove_file(entry.unwrap().path()).unwrap();
+            }
+        }
+        assert_eq!(
+            f.run(b"a1 FETCH 1 BODY.PEEK[]\r\n"),
+            ["a1 NO [SERVERBUG] cannot read a message\r\n"]
+        );
+        // What the index knows is still served.
+        assert_eq!(f.run(b"a2 FETCH 1 UID\r\n")[0], "* 1 FETCH (UID 1)\r\n");
+    }
+
+    #[test]
+    fn new_mail_is_reported_but_expunges_wait_for_a_later_command() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        exchange(&mut other, b"b3 EXPUNGE\r\n");
+        f.deliver("INBOX", 3);
+        assert_eq!(
+            f.run(b"a1 FETCH 2 UID\r\n"),
+            [
+                "* 2 FETCH (UID 2)\r\n",
+                "* 3 EXISTS\r\n",
+                "a1 OK FETCH completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 NOOP\r\n"),
+            ["* 2 EXPUNGE\r\n", "a2 OK NOOP completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn macros_expand() {
+        let mut f = Fixture::selected(1);
+        let size = f.messages("INBOX")[0].size;
+        assert_eq!(
+            f.run(b"a1 FETCH 1 FAST\r\n"),
+            [
+                format!(
+                    "* 1 FETCH (FLAGS () INTERNALDATE \"24-Nov-2026 10:00:00 +0000\" \
+                     RFC822.SIZE {size})\r\n"
+                ),
+                "a1 OK FETCH completed\r\n".into()
+            ]
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! SEARCH and UID SEARCH. The keys are matched by `imap::search`; this is the command:
+//! the charset, reading messages only when a key looks inside them, and the answer.
+
+use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::response::{Code, Data, Response, Status};
+use imap_codec::imap_types::search::SearchKey;
+use lifeboat_mailstore::error::Result as StoreResult;
+
+use crate::imap::context::Context;
+use crate::imap::response::{Reply, data, nz, ok};
+use crate::imap::search::{Candidate, matches, needs_message, supports_charset};
+
+pub fn search(
+    cx: &mut Context,
+    tag: &Tag<'static>,
+    charset: Option<Charset<'static>>,
+    criteria: Vec1<SearchKey<'static>>,
+    uid: bool,
+) -> StoreResult<Reply> {
+    if let Some(charset) = charset
+        && !supports_charset(charset.as_ref())
+    {
+        return Ok(Reply::new(vec![bad_charset(tag)]));
+    }
+    let criteria = criteria.into_inner();
+    let (store, user, selected) = cx.selected();
+    let view = &selected.view;
+    let needs_bytes = criteria.iter().any(needs_message);
+    let mut hits = Vec::new();
+    for (index, message) in view.messages.iter().enumerate() {
+        let bytes = if needs_bytes {
+            store.read_message(&user.address, &selected.record.name, message)?
+        } else {
+            Vec::new()
+        };
+        let candidate = Candidate {
+            seq: index as u32 + 1,
+            uid: message.uid,
+            flags: message.flags,
+            keywords: &message.keywords,
+            internal_date: message.internal_date,
+            size: message.size,
+            message: &bytes,
+            modseq: u64::try_from(message.modseq).unwrap_or(0),
+        };
+        if criteria
+            .iter()
+            .all(|key| matches(key, &candidate, view.exists(), view.max_uid()))
+        {
+            hits.push(nz(if uid { message.uid } else { index as u32 + 1 }));
+        }
+    }
+    Ok(Reply::new(vec![
+        data(Data::Search(hits, None)),
+        ok(tag, "SEARCH completed"),
+    ]))
+}
+
+/// NO [BADCHARSET] naming the charsets that work (RFC 3501 §6.4.4).
+fn bad_charset(tag: &Tag<'static>) -> Response<'static> {
+    let supported = ["UTF-8", "US-ASCII"].map(|name| Charset::try_from(name).expect("valid"));
+    Response::Status(
+        Status::no(
+            Some(tag.clone()),
+            Some(Code::badcharset(supported.to_vec())),
+            "only UTF-8 and US-ASCII searches",
+        )
+        .expect("valid text"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::Fixture;
+
+    #[test]
+    fn search_by_flags_and_text() {
+        let mut f = Fixture::selected(3);
+        f.run(b"a0 STORE 2 +FLAGS.SILENT (\\Seen)\r\n");
+        assert_eq!(
+            f.run(b"a1 SEARCH ALL\r\n"),
+            ["* SEARCH 1 2 3\r\n", "a1 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 SEARCH UNSEEN\r\n"),
+            ["* SEARCH 1 3\r\n", "a2 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID SEARCH SUBJECT \"message 2\"\r\n"),
+            ["* SEARCH 2\r\n", "a3 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 SEARCH CHARSET utf-8 BODY \"body 3\"\r\n"),
+            ["* SEARCH 3\r\n", "a4 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a5 SEARCH DELETED\r\n"),
+            ["* SEARCH\r\n", "a5 OK SEARCH completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn search_sequence_numbers_follow_expunges() {
+        let mut f = Fixture::selected(3);
+        f.run(b"a0 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+        f.run(b"a1 EXPUNGE\r\n");
+        assert_eq!(
+            f.run(b"a2 SEARCH SUBJECT \"message 3\"\r\n"),
+            ["* SEARCH 2\r\n", "a2 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID SEARCH 2\r\n"),
+            ["* SEARCH 3\r\n", "a3 OK SEARCH completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn only_utf8_and_ascii_charsets() {
+        let mut f = Fixture::selected(1);
+        assert_eq!(
+            f.run(b"a1 SEARCH CHARSET KOI8-R ALL\r\n"),
+            ["a1 NO [BADCHARSET (UTF-8 US-ASCII)] only UTF-8 and US-ASCII searches\r\n"]
+        );
+        f.run(b"a2 UNSELECT\r\n");
+        assert_eq!(
+            f.run(b"a3 SEARCH ALL\r\n"),
+            ["a3 BAD select a mailbox first\r\n"]
+        );
+    }
+
+    #[test]
+    fn sequence_and_uid_sets() {
+        let mut f = Fixture::selected(3);
+        assert_eq!(
+            f.run(b"a1 SEARCH 2:*\r\n"),
+            ["* SEARCH 2 3\r\n", "a1 OK SEARCH completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 UID SEARCH UID 1,3 NOT SEEN\r\n"),
+            ["* SEARCH 1 3\r\n", "a2 OK SEARCH completed\r\n"]
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! Selecting a mailbox and leaving it: SELECT and EXAMINE (read-only), CLOSE, UNSELECT
+//! (RFC 3691), and NOOP/CHECK, which only report what changed meanwhile.
+
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::flag::FlagPerm;
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, Data};
+use lifeboat_mailstore::error::Result as StoreResult;
+use lifeboat_mailstore::reader::{MailboxRecord, Reader};
+
+use super::expunge::expunge_deleted;
+use crate::imap::context::{Context, State};
+use crate::imap::flags::SYSTEM_FLAGS;
+use crate::imap::mailbox::{MailboxView, Selected};
+use crate::imap::response::{
+    NoCode, Reply, Responses, bad, data, no, nz, nz64, ok, ok_code, untagged_ok,
+};
+
+/// SELECT, or EXAMINE (`read_only`). CONDSTORE is the only parameter (RFC 7162 §3.1.8).
+pub fn select(
+    cx: &mut Context,
+    reader: &Reader,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'static>,
+    parameters: &[SelectParameter],
+    read_only: bool,
+) -> StoreResult<Reply> {
+    if !parameters.is_empty() && !enable_condstore(cx, parameters) {
+        return Ok(Reply::new(vec![bad(
+            tag,
+            "only the CONDSTORE parameter is supported",
+        )]));
+    }
+    // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+    cx.deselect();
+    let Some(record) = cx.find_mailbox(reader, mailbox)? else {
+        return Ok(Reply::new(vec![no(
+            tag,
+            Some(NoCode::Nonexistent),
+            "no such mailbox",
+        )]));
+    };
+    let view = MailboxView::load(reader, &record)?;
+    let mut responses = opening(&record, &view, read_only);
+    let code = if read_only {
+        Code::ReadOnly
+    } else {
+        Code::ReadWrite
+    };
+    responses.push(ok_code(tag, code, "SELECT completed"));
+    cx.state = State::Selected(
+        cx.logged_in_user(),
+        Box::new(Selected {
+            record,
+            read_only,
+            view,
+        }),
+    );
+    Ok(Reply::new(responses))
+}
+
+/// SELECT/EXAMINE parameters: all CONDSTORE turns CONDSTORE on; anything else is not
+/// supported (and changes nothing).
+fn enable_condstore(cx: &mut Context, parameters: &[SelectParameter]) -> bool {
+    let all_condstore = parameters
+        .iter()
+        .all(|p| matches!(p, SelectParameter::CondStore));
+    if all_condstore {
+        cx.condstore = true;
+    }
+    all_condstore
+}
+
+/// The untagged responses RFC 3501 §6.3.1 requires of a SELECT, with HIGHESTMODSEQ
+/// (RFC 7162). A read-only mailbox permits no flags.
+fn opening(record: &MailboxRecord, view: &MailboxView, read_only: bool) -> Responses {
+    let permanent = if read_only {
+        vec![]
+    } else {
+        let mut perm: Vec<FlagPerm> = SYSTEM_FLAGS.iter().cloned().map(FlagPerm::Flag).collect();
+        perm.push(FlagPerm::Asterisk);
+        perm
+    };
+    let mut responses = vec![
+        data(Data::Flags(SYSTEM_FLAGS.to_vec())),
+        data(Data::Exists(view.exists())),
+        data(Data::Recent(0)),
+        untagged_ok(Code::UidValidity(nz(record.uidvalidity)), "UIDs valid"),
+        untagged_ok(Code::UidNext(nz(record.uidnext)), "predicted next UID"),
+        untagged_ok(Code::PermanentFlags(permanent), "flags permitted"),
+        untagged_ok(
+            Code::HighestModSeq(nz64(record.highest_modseq)),
+            "highest modseq",
+        ),
+    ];
+    if let Some(first_unseen) = view.first_unseen() {
+        responses.push(untagged_ok(Code::Unseen(first_unseen), "first unseen"));
+    }
+    responses
+}
+
+/// CLOSE: RFC 3501 §6.4.2 has it expunge silently (unless read-only), then deselect.
+pub fn close(cx: &mut Context, reader: &Reader, tag: &Tag<'static>) -> StoreResult<Reply> {
+    expunge_deleted(cx, reader, None)?;
+    cx.deselect();
+    Ok(Reply::new(vec![ok(tag, "CLOSE completed")]))
+}
+
+/// UNSELECT (RFC 3691): CLOSE without the expunge.
+pub fn unselect(cx: &mut Context, tag: &Tag<'static>) -> Reply {
+    cx.deselect();
+    Reply::new(vec![ok(tag, "UNSELECT completed")])
+}
+
+/// NOOP and CHECK, in any state: what changed in the selected mailbox, if any.
+pub fn noop(cx: &mut Context, reader: &Reader, tag: &Tag<'static>) -> StoreResult<Reply> {
+    let mut responses = cx.poll_changes(reader)?;
+    responses.push(ok(tag, "NOOP completed"));
+    Ok(Reply::new(responses))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testing::{Fixture, exchange};
+
+    const FLAGS: &str = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n";
+
+    #[test]
+    fn select_reports_the_mailbox() {
+        let mut f = Fixture::logged_in(2);
+        let inbox = f.mailbox("INBOX");
+        assert_eq!(
+            f.run(b"a1 SELECT INBOX\r\n"),
+            [
+                FLAGS.to_string(),
+                "* 2 EXISTS\r\n".into(),
+                "* 0 RECENT\r\n".into(),
+                format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", inbox.uidvalidity),
+                "* OK [UIDNEXT 3] predicted next UID\r\n".into(),
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] \
+                 flags permitted\r\n"
+                    .into(),
+                format!(
+                    "* OK [HIGHESTMODSEQ {}] highest modseq\r\n",
+                    inbox.highest_modseq
+                ),
+                "* OK [UNSEEN 1] first unseen\r\n".into(),
+                "a1 OK [READ-WRITE] SELECT completed\r\n".into(),
+            ]
+        );
+        assert!(f.session.is_selected());
+    }
+
+    #[test]
+    fn examine_is_read_only_and_an_empty_mailbox_has_no_unseen() {
+        let mut f = Fixture::logged_in(0);
+        let archive = f.mailbox("Archive");
+        assert_eq!(
+            f.run(b"a1 EXAMINE Archive\r\n"),
+            [
+                FLAGS.to_string(),
+                "* 0 EXISTS\r\n".into(),
+                "* 0 RECENT\r\n".into(),
+                format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", archive.uidvalidity),
+                "* OK [UIDNEXT 1] predicted next UID\r\n".into(),
+                "* OK [PERMANENTFLAGS ()] flags permitted\r\n".into(),
+                "* OK [HIGHESTMODSEQ 1] highest modseq\r\n".into(),
+                "a1 OK [READ-ONLY] SELECT completed\r\n".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_select_leaves_no_mailbox_selected() {
+        let mut f = Fixture::selected(1);
+        assert_eq!(
+            f.run(b"a1 SELECT Nowhere\r\n"),
+            ["a1 NO [NONEXISTENT] no such mailbox\r\n"]
+        );
+        assert!(!f.session.is_selected());
+        assert_eq!(
+            f.run(b"a2 FETCH 1 FLAGS\r\n"),
+            ["a2 BAD select a mailbox first\r\n"]
+        );
+    }
+
+    #[test]
+    fn the_condstore_parameter_turns_condstore_on_and_others_are_refused() {
+        let mut f = Fixture::logged_in(1);
+        assert_eq!(
+            f.run(b"a1 SELECT INBOX (QRESYNC (1 1))\r\n"),
+            ["a1 BAD only the CONDSTORE parameter is supported\r\n"]
+        );
+        assert!(!f.session.is_selected());
+        let select = f.run(b"a2 SELECT INBOX (CONDSTORE)\r\n");
+        assert_eq!(
+            select.last().unwrap(),
+            "a2 OK [READ-WRITE] SELECT completed\r\n"
+        );
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(b"a3 FETCH 1 UID\r\n")[0],
+            format!("* 1 FETCH (UID 1 MODSEQ ({modseq}))\r\n")
+        );
+    }
+
+    #[test]
+    fn close_expunges_silently_unless_read_only() {
+        let mut f = Fixture::selected(2);
+        f.run(b"a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+        f.run(b"a2 EXAMINE INBOX\r\n");
+        assert_eq!(f.run(b"a3 CLOSE\r\n"), ["a3 OK CLOSE completed\r\n"]);
+        assert_eq!(f.messages("INBOX").len(), 2);
+        assert!(!f.session.is_selected());
+
+        f.run(b"a4 SELECT INBOX\r\n");
+        assert_eq!(f.run(b"a5 CLOSE\r\n"), ["a5 OK CLOSE completed\r\n"]);
+        let left: Vec<u32> = f.messages("INBOX").iter().map(|m| m.uid).collect();
+        assert_eq!(left, [2]);
+        assert_eq!(
+            f.run(b"a6 CLOSE\r\n"),
+            ["a6 BAD select a mailbox first\r\n"]
+        );
+    }
+
+    #[test]
+    fn unselect_leaves_deleted_messages() {
+        let mut f = Fixture::selected(2);
+        f.run(b"a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+        assert_eq!(f.run(b"a2 UNSELECT\r\n"), ["a2 OK UNSELECT completed\r\n"]);
+        assert_eq!(f.messages("INBOX").len(), 2);
+        assert!(!f.session.is_selected() && f.session.is_authenticated());
+    }
+
+    #[test]
+    fn noop_reports_new_mail_flag_changes_and_expunges_by_others() {
+        let mut f = Fixture::selected(2);
+        assert_eq!(f.run(b"a1 NOOP\r\n"), ["a1 OK NOOP completed\r\n"]);
+        f.deliver("INBOX", 3);
+        assert_eq!(
+            f.run(b"a2 NOOP\r\n"),
+            ["* 3 EXISTS\r\n", "a2 OK NOOP completed\r\n"]
+        );
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 1 +FLAGS.SILENT (\\Flagged)\r\n");
+        assert_eq!(
+            f.run(b"a3 CHECK\r\n"),
+            [
+                "* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n",
+                "a3 OK NOOP completed\r\n"
+            ]
+        );
+        exchange(&mut other, b"b3 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        exchange(&mut other, b"b4 EXPUNGE\r\n");
+        assert_eq!(
+            f.run(b"a4 NOOP\r\n"),
+            ["* 2 EXPUNGE\r\n", "a4 OK NOOP completed\r\n"]
+        );
+    }
+
+    #[test]
+    fn a_selected_mailbox_deleted_by_another_session_says_bye() {
+        let mut f = Fixture::logged_in(0);
+        f.run(b"a1 CREATE Projects\r\n");
+        f.run(b"a2 SELECT Projects\r\n");
+        let mut other = f.other_session();
+        let (deleted, _) = exchange(&mut other, b"b1 DELETE Projects\r\n");
+        assert_eq!(deleted, ["b1 OK DELETE completed\r\n"]);
+        assert_eq!(
+            f.run(b"a3 NOOP\r\n"),
+            [
+                "* BYE the selected mailbox was deleted\r\n",
+                "a3 OK NOOP completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn selecting_another_mailbox_replaces_the_selection() {
+        let mut f = Fixture::selected(2);
+        f.deliver("Archive", 9);
+        let examined = f.run(b"a1 EXAMINE Archive\r\n");
+        assert_eq!(examined[1], "* 1 EXISTS\r\n");
+        assert_eq!(
+            examined.last().unwrap(),
+            "a1 OK [READ-ONLY] SELECT completed\r\n"
+        );
+        assert_eq!(
+            f.run(b"a2 STORE 1 +FLAGS (\\Seen)\r\n"),
+            ["a2 NO [READ-ONLY] mailbox is read-only\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 UID FETCH 1:* UID\r\n"),
+            ["* 1 FETCH (UID 1)\r\n", "a3 OK FETCH completed\r\n"]
+        );
+    }
+}

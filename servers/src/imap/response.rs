@@ -1,0 +1,211 @@
+//! Building responses: what a command returns ([`Reply`]), tagged and untagged status
+//! lines, and the typed codes a NO carries ([`NoCode`], [`Rejection`]).
+
+use std::borrow::Cow;
+use std::num::{NonZeroU32, NonZeroU64};
+
+use imap_codec::imap_types::core::{Tag, Text, Vec1};
+use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status};
+
+/// What the server must do once the responses are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    Continue,
+    /// Start TLS on this connection (the tagged OK is the last plaintext).
+    StartTls,
+    /// Close the connection.
+    Logout,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub responses: Vec<Response<'static>>,
+    pub after: After,
+    /// A login failed: the server delays the answer (and counts it for rate limits).
+    pub auth_failed: bool,
+}
+
+impl Reply {
+    pub fn new(responses: Vec<Response<'static>>) -> Reply {
+        Reply {
+            responses,
+            after: After::Continue,
+            auth_failed: false,
+        }
+    }
+}
+
+pub type Responses = Vec<Response<'static>>;
+
+/// The response codes a NO carries here (RFC 3501 §7.1, RFC 5530), typed so that no
+/// code is ever parsed back out of a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoCode {
+    AlreadyExists,
+    AuthenticationFailed,
+    InUse,
+    Nonexistent,
+    PrivacyRequired,
+    ReadOnly,
+    ServerBug,
+    TryCreate,
+    Unavailable,
+}
+
+impl NoCode {
+    fn code(self) -> Code<'static> {
+        let atom: &'static [u8] = match self {
+            NoCode::ReadOnly => return Code::ReadOnly,
+            NoCode::TryCreate => return Code::TryCreate,
+            // RFC 5530's codes, which imap-codec has no variants for.
+            NoCode::AlreadyExists => b"ALREADYEXISTS",
+            NoCode::AuthenticationFailed => b"AUTHENTICATIONFAILED",
+            NoCode::InUse => b"INUSE",
+            NoCode::Nonexistent => b"NONEXISTENT",
+            NoCode::PrivacyRequired => b"PRIVACYREQUIRED",
+            NoCode::ServerBug => b"SERVERBUG",
+            NoCode::Unavailable => b"UNAVAILABLE",
+        };
+        Code::Other(CodeOther::unvalidated(atom))
+    }
+}
+
+/// Why a command is refused: what the tagged NO says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: Option<NoCode>,
+    pub text: Cow<'static, str>,
+}
+
+impl Rejection {
+    pub fn new(code: Option<NoCode>, text: impl Into<Cow<'static, str>>) -> Rejection {
+        Rejection {
+            code,
+            text: text.into(),
+        }
+    }
+
+    /// The tagged NO. The text must be IMAP text (ASCII, no CR or LF): a store text
+    /// naming a non-ASCII mailbox panics here (a known defect, left for later).
+    pub fn status(&self, tag: &Tag<'static>) -> Status<'static> {
+        Status::no(
+            Some(tag.clone()),
+            self.code.map(NoCode::code),
+            Text::try_from(self.text.to_string()).expect("valid text"),
+        )
+        .expect("valid text")
+    }
+
+    pub fn response(&self, tag: &Tag<'static>) -> Response<'static> {
+        Response::Status(self.status(tag))
+    }
+}
+
+pub fn data(data: Data<'static>) -> Response<'static> {
+    Response::Data(data)
+}
+
+pub fn ok(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
+    Response::Status(Status::ok(Some(tag.clone()), None, text).expect("valid text"))
+}
+
+/// Tagged OK with a response code.
+pub fn ok_code(tag: &Tag<'static>, code: Code<'static>, text: &'static str) -> Response<'static> {
+    Response::Status(Status::ok(Some(tag.clone()), Some(code), text).expect("valid text"))
+}
+
+pub fn bad(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
+    Response::Status(Status::bad(Some(tag.clone()), None, text).expect("valid text"))
+}
+
+/// Tagged NO.
+pub fn no(
+    tag: &Tag<'static>,
+    code: Option<NoCode>,
+    text: impl Into<Cow<'static, str>>,
+) -> Response<'static> {
+    Rejection::new(code, text).response(tag)
+}
+
+pub fn untagged_ok(code: Code<'static>, text: &'static str) -> Response<'static> {
+    Response::Status(Status::ok(None, Some(code), text).expect("valid text"))
+}
+
+pub fn bye(text: &'static str) -> Response<'static> {
+    Response::Status(Status::bye(None, text).expect("valid text"))
+}
+
+/// UIDs (ascending as given) as a UID set, runs folded into ranges.
+pub fn uid_set(uids: impl Iterator<Item = u32>) -> UidSet {
+    let mut elements: Vec<UidElement> = Vec::new();
+    for uid in uids {
+        let uid = nz(uid);
+        match elements.last_mut() {
+            Some(UidElement::Single(last)) if last.get() + 1 == uid.get() => {
+                *elements.last_mut().expect("present") = UidElement::Range(*last, uid);
+            }
+            Some(UidElement::Range(_, last)) if last.get() + 1 == uid.get() => *last = uid,
+            _ => elements.push(UidElement::Single(uid)),
+        }
+    }
+    UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
+}
+
+/// A count or number the protocol wants non-zero; 0 (which the store never hands out
+/// for a UID, UIDVALIDITY or sequence number) becomes 1.
+pub fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// [`nz`] for the store's signed 64-bit modseqs.
+pub fn nz64(n: i64) -> NonZeroU64 {
+    NonZeroU64::new(u64::try_from(n).unwrap_or(1)).unwrap_or(NonZeroU64::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::testing::encode;
+
+    #[test]
+    fn every_no_code_is_spelled_as_its_rfc_says() {
+        let tag = Tag::try_from("a1").unwrap();
+        let codes = [
+            (NoCode::AlreadyExists, "ALREADYEXISTS"),
+            (NoCode::AuthenticationFailed, "AUTHENTICATIONFAILED"),
+            (NoCode::InUse, "INUSE"),
+            (NoCode::Nonexistent, "NONEXISTENT"),
+            (NoCode::PrivacyRequired, "PRIVACYREQUIRED"),
+            (NoCode::ReadOnly, "READ-ONLY"),
+            (NoCode::ServerBug, "SERVERBUG"),
+            (NoCode::TryCreate, "TRYCREATE"),
+            (NoCode::Unavailable, "UNAVAILABLE"),
+        ];
+        for (code, atom) in codes {
+            assert_eq!(
+                encode(&no(&tag, Some(code), "why")),
+                format!("a1 NO [{atom}] why\r\n")
+            );
+        }
+        assert_eq!(encode(&no(&tag, None, "why")), "a1 NO why\r\n");
+    }
+
+    #[test]
+    fn uid_sets_fold_runs() {
+        let tag = Tag::try_from("a1").unwrap();
+        let copyuid = |source: &[u32]| {
+            let code = Code::CopyUid {
+                uid_validity: nz(7),
+                source: uid_set(source.iter().copied()),
+                destination: uid_set(1..=source.len() as u32),
+            };
+            encode(&ok_code(&tag, code, "done"))
+        };
+        assert_eq!(copyuid(&[4]), "a1 OK [COPYUID 7 4 1] done\r\n");
+        assert_eq!(
+            copyuid(&[1, 2, 3, 5, 7, 8]),
+            "a1 OK [COPYUID 7 1:3,5,7:8 1:6] done\r\n"
+        );
+    }
+}

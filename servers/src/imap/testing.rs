@@ -1,0 +1,159 @@
+//! Fixtures for the IMAP command tests: a store with one user in a temp dir and a
+//! [`Session`] on it. Commands go in as the bytes a client sends (parsed by imap-codec's
+//! `CommandCodec`, as imap-next parses them in the server) and responses come out as the
+//! bytes the server writes (`ResponseCodec`), so tests pin down the wire, not our types.
+
+use std::sync::Arc;
+
+use imap_codec::decode::Decoder;
+use imap_codec::encode::Encoder;
+use imap_codec::imap_types::response::Response;
+use imap_codec::{CommandCodec, ResponseCodec};
+use lifeboat_mailstore::{
+    Address, Class, MailboxRecord, MessageRecord, NewMessage, NewUser, Routes, Store, UserRecord,
+    password,
+};
+
+use super::session::{After, Session, SessionConfig};
+
+pub const USER: &str = "a@example.test";
+
+/// The internal date of the fixture messages: 24-Nov-2026 10:00:00 +0000.
+pub const DATE: i64 = 1_795_514_400;
+
+/// Message `n` of the fixtures.
+pub fn message(n: usize) -> Vec<u8> {
+    format!(
+        "From: Sender <s@else.test>\r\nTo: {USER}\r\nSubject: message {n}\r\n\
+         Message-ID: <m{n}@else.test>\r\n\r\nbody {n}\r\n"
+    )
+    .into_bytes()
+}
+
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub store: Store,
+    pub user: UserRecord,
+    pub session: Session,
+    /// What the last command told the server to do once its responses are written.
+    pub after: After,
+}
+
+impl Fixture {
+    /// Not logged in, on a listener that allows plaintext logins and offers no STARTTLS.
+    pub fn new() -> Fixture {
+        Fixture::with_listener(true, false)
+    }
+
+    pub fn with_listener(plaintext_login: bool, starttls: bool) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "imap.test").unwrap();
+        store.lock_for_delivery().unwrap();
+        store
+            .add_user(NewUser {
+                address: Address::parse(USER).unwrap(),
+                password_hash: password::unusable(),
+                aliases: vec![],
+                active: true,
+                alternate_email: None,
+            })
+            .unwrap();
+        let user = store.reader().unwrap().user(USER).unwrap().unwrap();
+        let session = Session::new(store.clone(), config(plaintext_login, starttls), false);
+        Fixture {
+            _dir: dir,
+            store,
+            user,
+            session,
+            after: After::Continue,
+        }
+    }
+
+    /// Logged in, with messages 1 to `count` in INBOX (UIDs 1 to `count`).
+    pub fn logged_in(count: usize) -> Fixture {
+        let mut fixture = Fixture::new();
+        for n in 1..=count {
+            fixture.deliver("INBOX", n);
+        }
+        fixture.session.logged_in(&fixture.user);
+        fixture
+    }
+
+    /// [`Fixture::logged_in`] with INBOX selected (the SELECT's responses dropped).
+    pub fn selected(count: usize) -> Fixture {
+        let mut fixture = Fixture::logged_in(count);
+        let select = fixture.run(b"s1 SELECT INBOX\r\n");
+        assert!(select.last().unwrap().starts_with("s1 OK"), "{select:?}");
+        fixture
+    }
+
+    /// Stores message `n` in `folder` as inbound mail, dated [`DATE`]; its UID.
+    pub fn deliver(&self, folder: &str, n: usize) -> u32 {
+        let mut new = NewMessage::new(
+            Address::parse(USER).unwrap(),
+            folder,
+            message(n),
+            Class::Journal,
+        );
+        new.internal_date = Some(DATE);
+        self.store.deliver(new).unwrap().uid
+    }
+
+    /// Another session of the same user on the same store (another client).
+    pub fn other_session(&self) -> Session {
+        let mut session = Session::new(self.store.clone(), config(true, false), false);
+        session.logged_in(&self.user);
+        session
+    }
+
+    /// One command line (with its CRLF, and any literals as LITERAL+) through the session;
+    /// the encoded responses, one string each.
+    pub fn run(&mut self, command: &[u8]) -> Vec<String> {
+        let (responses, after) = exchange(&mut self.session, command);
+        self.after = after;
+        responses
+    }
+
+    pub fn mailbox(&self, name: &str) -> MailboxRecord {
+        let reader = self.store.reader().unwrap();
+        reader.mailbox(self.user.id, name).unwrap().unwrap()
+    }
+
+    /// The bytes of message `index` (0-based) of mailbox `name`, as the store keeps them.
+    pub fn stored(&self, name: &str, index: usize) -> Vec<u8> {
+        let message = &self.messages(name)[index];
+        let owner = Address::parse(USER).unwrap();
+        self.store.read_message(&owner, name, message).unwrap()
+    }
+
+    pub fn messages(&self, name: &str) -> Vec<MessageRecord> {
+        let id = self.mailbox(name).id;
+        self.store.reader().unwrap().visible_messages(id).unwrap()
+    }
+}
+
+/// [`Fixture::run`] on any session.
+pub fn exchange(session: &mut Session, command: &[u8]) -> (Vec<String>, After) {
+    let (rest, command) = CommandCodec::default()
+        .decode_static(command)
+        .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(command)));
+    assert!(rest.is_empty(), "one command at a time");
+    let reply = session.handle(command);
+    let responses = reply.responses.iter().map(encode).collect();
+    (responses, reply.after)
+}
+
+/// A response as the server writes it.
+pub fn encode(response: &Response<'static>) -> String {
+    let bytes = ResponseCodec::default().encode(response).dump();
+    String::from_utf8(bytes).expect("the fixtures encode to UTF-8")
+}
+
+fn config(plaintext_login: bool, starttls: bool) -> Arc<SessionConfig> {
+    Arc::new(SessionConfig {
+        hostname: "imap.test".into(),
+        plaintext_login,
+        starttls,
+        routes: Routes::new([("main", ["example.test".to_string()].as_slice())]),
+    })
+}
