@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
                 if password == "right" {
                     session.login_succeeded(vec![own.clone()]);
                 } else {
-                    session.login_failed(false);
+                    session.login_failed(&lifeboat_servers::auth::AuthFailure::BadCredentials);
                 }
             }
             Step::Rcpt { .. } => session.recipient_accepted(),

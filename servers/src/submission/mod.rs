@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
+use crate::auth::{Authenticator, plaintext_login_allowed};
 use crate::connection::{Connection, ReadError};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal};
 use crate::listener::{Accepted, HANDSHAKE_TIMEOUT, LOGIN_TIMEOUT, Server};
@@ -270,7 +270,7 @@ async fn login(
             client.user = Some(record);
             session.login_succeeded(addresses)
         }
-        Err(failure) => session.login_failed(matches!(failure, AuthFailure::LockedOut)),
+        Err(failure) => session.login_failed(&failure),
     }
 }
 

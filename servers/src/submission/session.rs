@@ -6,6 +6,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use lifeboat_mailstore::address::Address;
+
+use crate::auth::AuthFailure;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Request};
 
 /// What the listener allows.
@@ -111,12 +113,17 @@ impl Session {
         "235 2.7.0 authenticated".into()
     }
 
-    pub fn login_failed(&mut self, locked_out: bool) -> String {
-        if locked_out {
-            "454 4.7.0 too many failed logins; try again later".into()
-        } else {
-            "535 5.7.8 wrong user name or password".into()
+    pub fn login_failed(&mut self, why: &AuthFailure) -> String {
+        match why {
+            AuthFailure::LockedOut => "454 4.7.0 too many failed logins; try again later",
+            AuthFailure::Unavailable(_) => {
+                "454 4.7.0 cannot check passwords right now; try again later"
+            }
+            AuthFailure::BadCredentials | AuthFailure::Inactive => {
+                "535 5.7.8 wrong user name or password"
+            }
         }
+        .into()
     }
 
     /// Whether `address` is the user's own or one of their aliases.
