@@ -12,7 +12,6 @@
 //! - When an origin in `recovering` has nothing left, it becomes `normal` in the same
 //!   transaction that saw the backlog empty.
 
-use std::fs::File;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,7 @@ struct Tally {
 
 pub fn run(config: &Config, store: Store, dry_run: bool) -> CommandResult {
     let lock_path = config.data_dir.join(LOCK_FILE);
-    let file = File::create(&lock_path)
+    let file = lifeboat_mailstore::private::open_file(&lock_path)
         .map_err(|e| Failure::failed(format!("{}: {e}", lock_path.display())))?;
     let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
         println!("another `lifeboat replay` is running; nothing to do");
