@@ -240,6 +240,92 @@ fn mail_deferred_before_the_outage_is_captured_by_the_fallback_and_stored_once()
     assert!(status["origins"][0]["deferrals"]["count"].as_i64().unwrap() >= 2);
 }
 
+/// Issue 12, item 4: a crash can leave an unsynced journal file at its full length with
+/// its contents lost (zeros). Upgrading it to the diverted copy keeps the message Postfix
+/// hands over, not the zeros.
+#[test]
+fn upgrading_a_zeroed_journal_copy_keeps_the_message_postfix_hands_over() {
+    let g = Gateway::start();
+    g.origin.set_mode(Mode::TempFailRcpt);
+    g.send(&["alice@example.test"], 1);
+    let queued = g.postfix.wait_for_queue(WAIT, |q| {
+        q.len() == 1
+            && q[0].recipients[0]
+                .delay_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("4.4.3"))
+    });
+    assert!(queued.is_some(), "{:?}", g.postfix.queue());
+    let journal = g.lifeboat.wait_for_inbox("alice@example.test", 1, WAIT);
+    assert_eq!(journal[0].class, Class::Journal);
+    let path = g.lifeboat.store().message_path(
+        &lifeboat_mailstore::Address::parse("alice@example.test").unwrap(),
+        "INBOX",
+        &journal[0],
+    );
+    let length = std::fs::metadata(&path).unwrap().len() as usize;
+    std::fs::write(&path, vec![0u8; length]).unwrap();
+
+    g.lifeboat.outage(true);
+    g.postfix.flush();
+    g.settled();
+    let inbox = g.lifeboat.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 1, "one copy in the mailbox");
+    assert_eq!((inbox[0].uid, inbox[0].class), (1, Class::Diverted));
+    let stored = g.lifeboat.message_bytes("alice@example.test", &inbox[0]);
+    assert!(!stored.contains(&0), "{}", String::from_utf8_lossy(&stored));
+    let text = String::from_utf8(stored).unwrap();
+    assert!(
+        text.contains("Subject: message 1\r\n") && text.ends_with("This is message 1.\r\n"),
+        "{text}"
+    );
+}
+
+/// Issue 12, items 2 and 3: X-Lifeboat-* fields a sender wrote never reach the store or
+/// the origin (Postfix applies the milter's deletions by name and index); the only
+/// X-Lifeboat-ID left is the milter's, keyed with the store's key.
+#[test]
+fn a_senders_lifeboat_fields_are_removed_before_the_origin() {
+    let g = Gateway::start();
+    let forged = b"From: sender@else.test\r\nX-Lifeboat-ID: forged-one\r\n\
+        Subject: forged marks\r\nX-Lifeboat-Sent: yes\r\nx-lifeboat-id: forged-two\r\n\
+        X-Lifeboat-Class: diverted\r\n\r\nbody\r\n";
+    g.postfix
+        .send(
+            "sender@else.test",
+            &["alice@example.test", "nobody@example.test"],
+            forged,
+        )
+        .unwrap();
+    assert!(g.origin.wait_for_messages(1, WAIT));
+    g.settled();
+    let text = g.origin.messages()[0].text();
+    assert!(text.contains("Subject: forged marks"), "{text}");
+    assert!(!text.contains("forged-"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("x-lifeboat-sent"),
+        "{text}"
+    );
+    assert!(!text.contains("X-Lifeboat-Class"), "{text}");
+    let ids: Vec<&str> = text
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("x-lifeboat-id:"))
+        .collect();
+    assert_eq!(ids.len(), 1, "{text}");
+    let id = header(&text, "X-Lifeboat-ID").unwrap();
+    assert!(
+        g.lifeboat.store().keyring().lifeboat_id(id).is_some(),
+        "not the store's id: {id}"
+    );
+    let inbox = g.lifeboat.wait_for_inbox("alice@example.test", 1, WAIT);
+    let stored =
+        String::from_utf8(g.lifeboat.message_bytes("alice@example.test", &inbox[0])).unwrap();
+    assert!(
+        !stored.contains("forged-") && !stored.contains("X-Lifeboat-Sent"),
+        "{stored}"
+    );
+}
+
 #[test]
 fn one_full_mailbox_at_the_origin_stays_queued_without_an_outage() {
     let g = Gateway::start();

@@ -15,7 +15,7 @@ use rusqlite::params;
 
 use crate::address::Address;
 use crate::class::{CLASS_HEADER, Class};
-use crate::deliver::{IndexRow, header_value, insert_message};
+use crate::deliver::{IndexRow, body_digest, header_value, insert_message};
 use crate::error::{Error, IoContext, Result};
 use crate::maildir::{self, FileName, Flags, STANDARD_FOLDERS};
 use crate::password;
@@ -415,6 +415,7 @@ impl Store {
     ) -> Result<()> {
         let content = fs::read(path).context(|| format!("reading {}", path.display()))?;
         let trace = TraceBlock::parse(&content);
+        let lifeboat_id = self.keyring().lifeboat_id_of(&content);
         let target = folder_dir
             .join("cur")
             .join(FileName::cur_name(&name.basename, name.flags));
@@ -429,8 +430,10 @@ impl Store {
             class: trace.class,
             envelope_from: trace.envelope_from,
             envelope_to: trace.envelope_to.join("\n"),
-            lifeboat_id: header_value(&content, "X-Lifeboat-ID"),
+            lifeboat_id: lifeboat_id.as_ref().map(|id| id.to_string()),
             header_message_id: header_value(&content, "Message-ID"),
+            body_digest: lifeboat_id.map(|_| body_digest(&content)),
+            queue_id: None,
         };
         // A replayed class gets a ledger row: whether the origin already got the copy is
         // unknown, so it is replayed (the stable X-Lifeboat-Replay-ID lets the origin side

@@ -137,6 +137,15 @@ CREATE TABLE notices (
 -- delivered it. See Store::expunge.
 ALTER TABLE messages ADD COLUMN expunged_at INTEGER;
 "#,
+    r#"
+-- SHA-256 of the message body as stored (hex): a copy with the same X-Lifeboat-ID is
+-- "this message" only if its body matches too (capture.rs). NULL for older rows.
+ALTER TABLE messages ADD COLUMN body_digest TEXT;
+-- Postfix's queue id of the message the milter copied: a rejection Postfix logs after
+-- the milter answered (a later milter) names it, and cancels the copy.
+ALTER TABLE messages ADD COLUMN queue_id TEXT;
+CREATE INDEX messages_by_queue_id ON messages(queue_id) WHERE queue_id IS NOT NULL;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

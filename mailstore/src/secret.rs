@@ -169,6 +169,14 @@ impl Keyring {
             .then(|| LifeboatId(text.to_ascii_lowercase()))
     }
 
+    /// The `X-Lifeboat-ID` of `message` this store's milter made, if any: the first of its
+    /// `X-Lifeboat-ID` fields that verifies (others are a sender's and are ignored).
+    pub fn lifeboat_id_of(&self, message: &[u8]) -> Option<LifeboatId> {
+        crate::deliver::header_values(message, crate::class::ID_HEADER)
+            .iter()
+            .find_map(|value| self.lifeboat_id(value))
+    }
+
     /// The value of `X-Lifeboat-Sent` on a replayed sent copy: only the store's key
     /// makes it, and it differs for every copy (its replay id).
     pub fn sent_mark(&self, replay_id: &str) -> String {

@@ -201,7 +201,7 @@ fn a_torn_journal_copy_is_found_by_check_and_removed_by_repair() {
         );
         message.envelope_from = Some("sender@else.test".into());
         message.envelope_to = vec![owner.clone()];
-        message.lifeboat_id = Some(format!("lb-{n}"));
+        message.lifeboat_id = Some(store.keyring().new_lifeboat_id());
         message
     };
     let stored: Vec<_> = store
