@@ -221,7 +221,7 @@ impl Store {
             .join("cur")
             .join(FileName::cur_name(&old.basename, old.flags));
         let rewritten = message;
-        let content = stored_form(&rewritten);
+        let content = stored_form(&rewritten, self.keyring());
         let staged = StagedFile::write(&folder_dir, self.hostname(), &content, old.flags, true)?;
         let (basename, size, row) = (staged.basename.clone(), content.len() as i64, old.row);
         let envelope_to = rewritten
@@ -397,27 +397,6 @@ fn find_copy(
     }))
 }
 
-/// The message without the trace block `deliver` put in front of it.
-pub(crate) fn strip_trace_block(content: &[u8]) -> &[u8] {
-    let mut rest = content;
-    loop {
-        let line_end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = &rest[..line_end];
-        let is_trace = ["Return-Path:", "Delivered-To:", "X-Lifeboat-Class:"]
-            .iter()
-            .any(|name| {
-                line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-            });
-        if !is_trace || line_end == 0 {
-            return rest;
-        }
-        rest = &rest[line_end..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,15 +433,5 @@ mod tests {
         let routes = Routes::new([("main", domains.as_slice())]);
         assert_eq!(routes.origin_of("example.test."), Some("main"));
         assert_eq!(routes.origin_of("other.test"), None);
-    }
-
-    #[test]
-    fn trace_block_is_stripped_exactly() {
-        let stored = b"Return-Path: <a@b>\r\nDelivered-To: c@d\r\nX-Lifeboat-Class: journal\r\nSubject: s\r\n\r\nbody\r\n";
-        assert_eq!(strip_trace_block(stored), b"Subject: s\r\n\r\nbody\r\n");
-        assert_eq!(
-            strip_trace_block(b"Subject: s\r\n\r\n"),
-            b"Subject: s\r\n\r\n"
-        );
     }
 }

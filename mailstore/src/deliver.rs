@@ -17,12 +17,13 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::address::Address;
-use crate::class::{CLASS_HEADER, Class};
+use crate::class::Class;
 use crate::error::{Error, Result, refused};
 use crate::folder::canonical_folder;
 use crate::maildir::{Flags, StagedFile};
-use crate::secret::{LifeboatId, hex, sha256};
+use crate::secret::{Keyring, LifeboatId, hex, sha256};
 use crate::store::{Store, now};
+use crate::trace::{self, TraceFields};
 use crate::writer::{Answer, FileSync};
 
 /// A message to store for one protected user.
@@ -161,7 +162,7 @@ impl Store {
         copies: Copies,
     ) -> Result<PendingDelivery> {
         self.require_delivery_lock()?;
-        let content = stored_form(&message);
+        let content = stored_form(&message, self.keyring());
         let folder_dir = self.folder_dir(&message.owner, &message.folder);
         if !folder_dir.join("cur").is_dir() {
             return refused(format!(
@@ -362,21 +363,21 @@ fn join_addresses(addresses: &[Address]) -> String {
         .join("\n")
 }
 
-/// The bytes written to disk: a trace block (Return-Path and Delivered-To when there is an
-/// envelope; the class of captured copies), then the message with CRLF line ends.
-pub(crate) fn stored_form(message: &NewMessage) -> Vec<u8> {
-    let body = to_crlf(&message.content);
-    let mut out = Vec::with_capacity(body.len() + 256);
-    if let Some(from) = &message.envelope_from {
-        out.extend_from_slice(format!("Return-Path: <{from}>\r\n").as_bytes());
-    }
-    for rcpt in &message.envelope_to {
-        out.extend_from_slice(format!("Delivered-To: {rcpt}\r\n").as_bytes());
-    }
-    if message.class != Class::Other {
-        out.extend_from_slice(format!("{CLASS_HEADER}: {}\r\n", message.class).as_bytes());
-    }
-    out.extend_from_slice(&body);
+/// The bytes written to disk: a sealed trace block (Return-Path and Delivered-To when
+/// there is an envelope; the class of captured copies; see [`crate::trace`]), then the
+/// message with CRLF line ends. A genuine trace block at the top of the message itself
+/// (a client copying or re-appending a captured copy) is dropped: only this delivery's
+/// own block may say what the copy is.
+pub(crate) fn stored_form(message: &NewMessage, keyring: &Keyring) -> Vec<u8> {
+    let content = to_crlf(&message.content);
+    let content = trace::strip_genuine(keyring, &content);
+    let fields = TraceFields {
+        envelope_from: message.envelope_from.clone(),
+        envelope_to: message.envelope_to.iter().map(|a| a.to_string()).collect(),
+        class: (message.class != Class::Other).then_some(message.class),
+    };
+    let mut out = trace::sealed_block(keyring, &fields, content);
+    out.extend_from_slice(content);
     out
 }
 
@@ -488,10 +489,15 @@ mod tests {
         );
         message.envelope_from = Some("s@else.test".into());
         message.envelope_to = vec![Address::parse("alias@example.test").unwrap()];
-        let stored = stored_form(&message);
+        let keyring = Keyring::from_bytes(&[5; 32]);
+        let stored = String::from_utf8(stored_form(&message, &keyring)).unwrap();
+        let (block, rest) = stored.split_once("X-Lifeboat-Trace: ").unwrap();
         assert_eq!(
-            String::from_utf8(stored).unwrap(),
-            "Return-Path: <s@else.test>\r\nDelivered-To: alias@example.test\r\nX-Lifeboat-Class: diverted\r\nSubject: s\r\n\r\nbody\r\n"
+            block,
+            "Return-Path: <s@else.test>\r\nDelivered-To: alias@example.test\r\nX-Lifeboat-Class: diverted\r\n"
         );
+        let (seal, message) = rest.split_once("\r\n").unwrap();
+        assert_eq!(seal.len(), 32);
+        assert_eq!(message, "Subject: s\r\n\r\nbody\r\n");
     }
 }

@@ -31,6 +31,7 @@ pub mod store;
 pub mod synthetic;
 #[cfg(test)]
 mod testing;
+pub mod trace;
 pub mod users;
 mod writer;
 

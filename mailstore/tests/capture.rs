@@ -47,7 +47,7 @@ fn fallback_upgrades_the_journal_copy_in_place_and_never_stores_twice() {
     assert_eq!(upgraded.uid, journal.uid, "same message, same UID");
     assert!(!journal.path.exists(), "the journal file is replaced");
     let content = std::fs::read(&upgraded.path).unwrap();
-    assert!(content.starts_with(b"Return-Path: <sender@else.test>\r\nDelivered-To: u@example.test\r\nX-Lifeboat-Class: diverted\r\nFrom:"));
+    assert!(content.starts_with(b"Return-Path: <sender@else.test>\r\nDelivered-To: u@example.test\r\nX-Lifeboat-Class: diverted\r\nX-Lifeboat-Trace: "));
     assert_eq!(synthetic::verify(&content), Some(5));
 
     assert_eq!(
