@@ -117,6 +117,26 @@ impl Store {
         Ok(ExpireReport { removed, purged })
     }
 
+    /// Removes the copies the milter made of the message Postfix queued as `queue_id`,
+    /// because Postfix then refused (or discarded) that message: a milter after
+    /// Lifeboat's said no at end of message, after Lifeboat's copies were durable
+    /// (docs/design.md §5.1). Only copies nothing has used yet go: journal copies, and
+    /// diverted copies still `pending` with no replay attempt, made in the last
+    /// [`CANCEL_WINDOW`] seconds (Postfix's queue ids are unique only among the
+    /// messages in its queue). Returns how many went.
+    pub fn cancel_capture(&self, queue_id: &str) -> Result<usize> {
+        self.require_delivery_lock()?;
+        let (store, queue_id) = (self.clone(), queue_id.to_string());
+        let doomed = self.write(move |conn| {
+            let doomed = cancel_rows(conn, &queue_id, now() - CANCEL_WINDOW)?;
+            store.mark_for_removal(&doomed)?;
+            Ok(doomed)
+        })?;
+        let count = doomed.len();
+        self.remove_files(doomed);
+        Ok(count)
+    }
+
     /// Expiry's first half: the rows go, in one transaction that also makes the files'
     /// removal markers durable. [`Store::remove_files`] is the second half.
     fn expire_rows(&self, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doomed>)> {
@@ -253,6 +273,52 @@ fn waits_for_origin(state: Option<&str>) -> bool {
 }
 
 type ExpiredCounts = std::collections::BTreeMap<(String, String), usize>;
+
+/// How old a copy may be for [`Store::cancel_capture`] to take it: Postfix logs a
+/// refusal within a second of the milter's answer.
+pub const CANCEL_WINDOW: i64 = 3600;
+
+fn cancel_rows(conn: &Connection, queue_id: &str, since: i64) -> Result<Vec<Doomed>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags
+         FROM messages m
+         JOIN mailboxes b ON b.id = m.mailbox_id
+         JOIN users u ON u.id = b.user_id
+         LEFT JOIN replay_ledger l ON l.message_row = m.id
+         WHERE m.queue_id = ?1 AND m.created_at >= ?2
+           AND ((m.class = 'journal' AND l.state IS NULL)
+                OR (m.class = 'diverted' AND l.state = 'pending' AND l.attempts = 0))",
+    )?;
+    let found = stmt
+        .query_map(params![queue_id, since], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                Doomed {
+                    owner: r.get(2)?,
+                    folder: r.get(3)?,
+                    basename: r.get(4)?,
+                    flags: Flags::from_bits(r.get(5)?),
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut doomed = Vec::new();
+    let mut touched = std::collections::BTreeSet::new();
+    for (row, mailbox_id, file) in found {
+        conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
+        conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
+        touched.insert(mailbox_id);
+        doomed.push(file);
+    }
+    for mailbox_id in touched {
+        conn.execute(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1",
+            [mailbox_id],
+        )?;
+    }
+    Ok(doomed)
+}
 
 fn expire_rows(conn: &Connection, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doomed>)> {
     let mut stmt = conn.prepare(
@@ -485,5 +551,54 @@ mod tests {
         assert!(after.is_consistent(), "{:?}", after.problems);
         let reader = store.reader().unwrap();
         assert_eq!(reader.messages(diverted.mailbox_id).unwrap(), []);
+    }
+
+    #[test]
+    fn cancelling_a_capture_removes_only_its_unused_copies() {
+        let (_dir, store, alice) = store_with_user();
+        let with_queue_id = |class, queue_id: &str| {
+            let mut message = NewMessage::new(
+                alice.clone(),
+                "INBOX",
+                b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+                class,
+            );
+            message.queue_id = Some(queue_id.to_string());
+            store.deliver(message).unwrap()
+        };
+        let refused = with_queue_id(Class::Diverted, "AAA1");
+        let refused_journal = with_queue_id(Class::Journal, "AAA1");
+        let kept = with_queue_id(Class::Diverted, "BBB2");
+        let attempted = with_queue_id(Class::Diverted, "CCC3");
+        let row = attempted.message_row;
+        store
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE replay_ledger SET attempts = 1 WHERE message_row = ?1",
+                    [row],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+
+        assert_eq!(store.cancel_capture("AAA1").unwrap(), 2);
+        assert_eq!(
+            store.cancel_capture("CCC3").unwrap(),
+            0,
+            "replay has tried it"
+        );
+        assert_eq!(store.cancel_capture("ZZZ9").unwrap(), 0);
+        assert!(!refused.path.exists() && !refused_journal.path.exists());
+        assert!(kept.path.exists() && attempted.path.exists());
+        let uids: Vec<u32> = store
+            .reader()
+            .unwrap()
+            .messages(kept.mailbox_id)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [kept.uid, attempted.uid]);
+        assert!(store.check(false).unwrap().is_consistent());
     }
 }

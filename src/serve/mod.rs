@@ -26,7 +26,8 @@ use crate::exit::{CommandResult, Failure};
 use crate::fallback::{self, Fallback};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::origin_watch::{Watch, postfix_log};
+use crate::origin_watch::Watch;
+use crate::origin_watch::postfix_log::{self, LogEvent};
 
 /// How long open sessions get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,8 +88,11 @@ async fn serve(config: Config) -> CommandResult {
     let (stop, stopped) = watch::channel(false);
     let watch_tasks = origin_watch.spawn(stopped.clone());
     if let Some(source) = config.watch.postfix_log.clone() {
-        let origin_watch = origin_watch.clone();
-        postfix_log::follow(source, move |domain| origin_watch.deferred_domain(&domain));
+        let (origin_watch, store) = (origin_watch.clone(), store.clone());
+        postfix_log::follow(source, move |event| match event {
+            LogEvent::Deferred(domain) => origin_watch.deferred_domain(&domain),
+            LogEvent::RefusedAfterMilter(queue_id) => cancel_capture(&store, &queue_id),
+        });
     }
     if let Some(listener) = metrics_listener {
         tokio::spawn(crate::metrics::serve(
@@ -164,6 +168,25 @@ async fn serve(config: Config) -> CommandResult {
     }
     tracing::info!("lifeboat serve stopped");
     Ok(())
+}
+
+/// Postfix did not take the message with this queue id after all (a milter after
+/// Lifeboat's refused it at end of message): copies the milter made of it must not be
+/// replayed as if it had been accepted (docs/design.md §5.1).
+fn cancel_capture(store: &Store, queue_id: &str) {
+    match store.cancel_capture(queue_id) {
+        Ok(0) => {}
+        Ok(cancelled) => {
+            tracing::warn!(
+                queue_id,
+                cancelled,
+                "Postfix refused a message after the milter stored it: its copies are removed, not replayed"
+            )
+        }
+        Err(e) => {
+            tracing::error!(queue_id, error = %e, "Postfix refused a message after the milter stored it, and its copies could not be removed: they will be replayed")
+        }
+    }
 }
 
 /// The parts a reload reaches.
