@@ -193,7 +193,7 @@ PY
     grep "origin state changed" "$demo/serve.log" | sed 's/^[^ ]* *//' || true
     run "$bin/lifeboat" status
     replayed=$(at_origin "X-Lifeboat-Replay-ID")
-    sent=$(at_origin "X-Lifeboat-Sent: yes")
+    sent=$(at_origin "^X-Lifeboat-Sent: ")
     echo "The origin received $replayed replayed message(s), $sent of them Alice's sent copy; each"
     echo "carries its own X-Lifeboat-Replay-ID, so a repeat would be visible."
     # 3 diverted for alice and bob, Bob's copy of Alice's reply, Alice's sent copy.

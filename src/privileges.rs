@@ -35,7 +35,7 @@ pub fn target(config: &Config) -> Result<Option<User>, Failure> {
 
 /// Makes `data_dir` (created if missing) belong to `user`, then becomes `user`.
 pub fn become_user(config: &Config, user: &User) -> Result<(), Failure> {
-    fs::create_dir_all(&config.data_dir)
+    lifeboat_mailstore::private::create_data_dir(&config.data_dir)
         .map_err(|e| Failure::failed(format!("creating {}: {e}", config.data_dir.display())))?;
     // Walking the whole store on every start would be slow: only when data_dir itself
     // has the wrong owner (first start, or files made by root before).

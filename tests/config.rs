@@ -128,6 +128,16 @@ fn bad_cidr_is_located_in_its_list() {
 }
 
 #[test]
+fn milter_clients_are_checked_like_the_fallbacks() {
+    let error = assert_error(
+        "bad_milter_clients.toml",
+        Some("milter.allowed_clients[1]"),
+        9,
+    );
+    assert!(error.message.contains("::1/129"), "{error}");
+}
+
+#[test]
 fn data_dir_must_be_absolute() {
     assert_error("relative_data_dir.toml", Some("data_dir"), 4);
 }

@@ -105,7 +105,8 @@ async fn outage_protected_recipient_is_stored_dot_unstuffed_before_250() {
     let messages = reader.messages(inbox.id).unwrap();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].class, Class::Diverted);
-    assert_eq!(messages[0].lifeboat_id.as_deref(), Some("abc"));
+    // `abc` was written by a sender, not made by the milter: ignored.
+    assert_eq!(messages[0].lifeboat_id, None);
     let owner = Address::parse("alice@example.test").unwrap();
     let content = std::fs::read(f.store.message_path(&owner, "INBOX", &messages[0])).unwrap();
     assert!(
@@ -148,4 +149,69 @@ async fn oversize_message_gets_4xx_and_the_session_stays_in_step() {
             "220", "250", "452", "250", "250", "354", "452", "250", "221"
         ]
     );
+}
+
+fn alice_inbox(f: &Fixture) -> Vec<String> {
+    let reader = f.store.reader().unwrap();
+    let user = reader.user("alice@example.test").unwrap().unwrap();
+    let inbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
+    let owner = Address::parse("alice@example.test").unwrap();
+    reader
+        .messages(inbox.id)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let content = std::fs::read(f.store.message_path(&owner, "INBOX", m)).unwrap();
+            String::from_utf8(content).unwrap()
+        })
+        .collect()
+}
+
+fn delivery(id: &str, subject: &str) -> String {
+    format!(
+        "EHLO gateway\r\nMAIL FROM:<s@else.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n\
+         X-Lifeboat-ID: {id}\r\nSubject: {subject}\r\n\r\n{subject} body\r\n.\r\nQUIT\r\n"
+    )
+}
+
+/// Issue 12, item 2: two different messages carrying the same X-Lifeboat-ID a sender
+/// wrote were both answered 250 and the second was never stored. Each is stored now.
+#[tokio::test]
+async fn messages_carrying_the_same_forged_id_are_each_stored() {
+    let f = fixture();
+    f.store
+        .set_origin_state("main", OutageState::Outage, "test", true)
+        .unwrap();
+    for subject in ["first", "second"] {
+        let lines = session(&f, delivery("abc", subject).as_bytes()).await;
+        assert_eq!(
+            codes(&lines),
+            ["220", "250", "250", "250", "354", "250", "221"]
+        );
+    }
+    let stored = alice_inbox(&f);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored[0].contains("Subject: first") && stored[1].contains("Subject: second"));
+}
+
+/// An id the milter really made, copied onto another message (say from a delivered
+/// one), verifies but does not make that message the first one: the bodies differ.
+/// The same message again (Postfix retrying after a lost reply) is still stored once.
+#[tokio::test]
+async fn a_genuine_id_on_another_message_does_not_merge_it() {
+    let f = fixture();
+    f.store
+        .set_origin_state("main", OutageState::Outage, "test", true)
+        .unwrap();
+    let id = f.store.keyring().new_lifeboat_id().to_string();
+    for subject in ["first", "second", "second"] {
+        let lines = session(&f, delivery(&id, subject).as_bytes()).await;
+        assert_eq!(
+            codes(&lines),
+            ["220", "250", "250", "250", "354", "250", "221"]
+        );
+    }
+    let stored = alice_inbox(&f);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored[0].contains("Subject: first") && stored[1].contains("Subject: second"));
 }

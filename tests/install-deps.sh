@@ -7,8 +7,9 @@ set -euo pipefail
 # and python3 (imaplib) the IMAP tests';
 # libio-socket-ssl-perl lets swaks speak TLS (submission tests); systemd provides
 # systemd-analyze (tests/systemd.rs, nothing is started); groff-base and man-db render the
-# manual pages (tests/man.rs).
-packages=(postfix swaks fetchmail curl isync python3 libio-socket-ssl-perl systemd groff-base man-db)
+# manual pages (tests/man.rs); dovecot-sieve provides sieve-test, which runs
+# contrib/sieve/lifeboat-sent.sieve on replayed mail (tests/replay.rs).
+packages=(postfix swaks fetchmail curl isync python3 libio-socket-ssl-perl systemd groff-base man-db dovecot-sieve)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

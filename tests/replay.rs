@@ -160,7 +160,13 @@ fn replay_delivers_in_order_once_and_ends_the_recovery() {
         .find(|m| m.mail_from == ALICE)
         .unwrap()
         .text();
-    assert!(sent.contains("X-Lifeboat-Sent: yes"), "{sent}");
+    // Keyed with the store's key: the tag of the copy's replay id, not a fixed "yes".
+    let mark = header(&sent, "X-Lifeboat-Sent").expect("sent copies are marked");
+    let replay_id = header(&sent, "X-Lifeboat-Replay-ID").unwrap();
+    assert!(
+        lifeboat.store().keyring().is_sent_mark(replay_id, mark),
+        "{sent}"
+    );
     let ids: HashSet<String> = received
         .iter()
         .map(|m| {
@@ -172,10 +178,25 @@ fn replay_delivers_in_order_once_and_ends_the_recovery() {
     assert_eq!(ids.len(), 4, "a stable, distinct replay id per copy");
     // The trace block Lifeboat keeps in its files does not travel.
     assert!(
-        !received[0].text().contains("X-Lifeboat-Class"),
+        !received[0].text().contains("X-Lifeboat-Class")
+            && !received[0].text().contains("X-Lifeboat-Trace"),
         "{}",
         received[0].text()
     );
+
+    // The shipped Sieve rule files the replayed sent copy into Sent, and nothing else.
+    for m in &received {
+        let folder = sieve_folder(&m.text(), &m.mail_from, &m.rcpt_to[0]);
+        let expected = if m.mail_from == ALICE {
+            "Sent"
+        } else {
+            "INBOX"
+        };
+        assert_eq!(folder, expected, "{}", m.text());
+    }
+    // A message from someone else that carries both fields (had it bypassed the
+    // gateway's milter, which removes them) is not filed as sent either.
+    assert_eq!(sieve_folder(&sent, "someone@else.test", ALICE), "INBOX");
 
     // A second run has nothing to do.
     let again = replay(&lifeboat, &[]);
@@ -350,4 +371,56 @@ fn replay_killed_at_random_points_and_rerun_loses_nothing() {
         sorted.sort_unstable();
         assert_eq!(numbers, sorted, "{user} got its copies out of order");
     }
+}
+
+/// Where `contrib/sieve/lifeboat-sent.sieve` files `message` delivered from `from` to
+/// `to`, as Pigeonhole's `sieve-test` (package dovecot-sieve) says.
+fn sieve_folder(message: &str, from: &str, to: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // sieve-test refuses to run as root; the files must be readable by `nobody`.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.path().join("lifeboat-sent.sieve");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contrib/sieve/lifeboat-sent.sieve"
+        ),
+        &script,
+    )
+    .unwrap();
+    let mail = dir.path().join("message.eml");
+    std::fs::write(&mail, message).unwrap();
+    for file in [&script, &mail] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut command = if nix::unistd::geteuid().is_root() {
+        let mut setpriv = std::process::Command::new("setpriv");
+        setpriv.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "sieve-test",
+        ]);
+        setpriv
+    } else {
+        std::process::Command::new("sieve-test")
+    };
+    let out = command
+        .args(["-f", from, "-r", to, "-a", to])
+        .arg(&script)
+        .arg(&mail)
+        .output()
+        .expect("sieve-test (dovecot-sieve) is not installed; run ./tests/install-deps.sh");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folder = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("* store message in folder: "))
+        .unwrap_or_else(|| panic!("no folder in sieve-test's answer:\n{text}"));
+    folder.to_string()
 }

@@ -70,6 +70,70 @@ fn sighup_applies_a_good_config_and_keeps_running_on_a_bad_one() {
     assert_eq!(lifeboat.terminate(), Some(0));
 }
 
+/// Sends the milter protocol's first packet (option negotiation) and returns the bytes
+/// of the answer: none when the milter closed the connection without a word.
+fn milter_answer(addr: std::net::SocketAddr) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Length 13, 'O', version 6, every action, every protocol option.
+    let optneg = [
+        0, 0, 0, 13, b'O', 0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff,
+    ];
+    let _ = stream.write_all(&optneg);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+/// Issue 12, item 10: the inet milter accepted any client, so anyone who could reach it
+/// could have mail stored and replayed with any envelope sender. `[milter]
+/// allowed_clients` (loopback by default, reloaded on SIGHUP) closes the door on others.
+#[test]
+fn the_milter_refuses_clients_outside_allowed_clients() {
+    let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    let milter = lifeboat.milter;
+    lifeboat.edit_config(|text| {
+        text.replace(
+            &format!("listen = \"inet:{milter}\"\n"),
+            &format!("listen = \"inet:{milter}\"\nallowed_clients = [\"192.0.2.0/24\"]\n"),
+        )
+    });
+    lifeboat.start();
+    assert_eq!(
+        milter_answer(milter),
+        b"",
+        "closed: 127.0.0.1 is not allowed"
+    );
+    assert!(
+        lifeboat
+            .log()
+            .contains("connection from a client not in milter.allowed_clients"),
+        "{}",
+        lifeboat.log()
+    );
+
+    // SIGHUP before serve installed its handler would end it.
+    wait_for("serve to be ready", || {
+        lifeboat.log().contains("lifeboat serve ready")
+    });
+    lifeboat.edit_config(|text| text.replace("[\"192.0.2.0/24\"]", "[\"127.0.0.1\"]"));
+    lifeboat.signal(Signal::SIGHUP);
+    wait_for("the reload", || {
+        lifeboat.log().contains("configuration reloaded")
+    });
+    let answer = milter_answer(milter);
+    assert_eq!(
+        answer.get(4),
+        Some(&b'O'),
+        "negotiation answered: {answer:?}"
+    );
+    assert_eq!(lifeboat.terminate(), Some(0));
+}
+
 #[test]
 fn a_second_serve_on_the_same_store_is_refused() {
     let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::address::{Address, normalise_domain};
 use crate::class::Class;
-use crate::deliver::{NewMessage, Stored, add_to_ledger, stored_form};
+use crate::deliver::{NewMessage, Stored, add_to_ledger, body_digest, stored_form};
 use crate::error::{Result, refused};
 use crate::maildir::{FileName, StagedFile};
 use crate::store::{Store, now};
@@ -119,22 +119,32 @@ impl Store {
         })
     }
 
-    /// Delivers a diverted copy from the fallback listener, at most once per
-    /// (user, `X-Lifeboat-ID`): if the milter already stored a journal copy of this
-    /// message, that copy becomes the diverted one (same UID); if a diverted copy exists
-    /// (Postfix retrying after a lost reply), nothing new is stored.
+    /// Delivers a diverted copy from the fallback listener, at most once per user and
+    /// message: if the milter already stored a journal copy of this message, that copy
+    /// becomes the diverted one (same UID); if a diverted copy exists (Postfix retrying
+    /// after a lost reply), nothing new is stored. "This message" means the same
+    /// verified `X-Lifeboat-ID` *and* the same body: a copy is never taken for one
+    /// already stored unless its bytes match, so no message is dropped for carrying
+    /// another's id.
     pub fn deliver_diverted(&self, message: NewMessage) -> Result<DivertOutcome> {
         self.require_delivery_lock()?;
         let Some(lifeboat_id) = message.lifeboat_id.clone() else {
             return Ok(DivertOutcome::Stored(self.deliver(message)?));
         };
+        let digest = body_digest(&message.content);
         // The milter writes journal copies in the background, so one may land between
         // the lookup and the insert: `deliver_once` then stores nothing and the next
         // lookup finds the journal copy to upgrade. A copy is only removed by a user's
         // expunge, so a third lookup is not expected to be needed.
         for _ in 0..3 {
-            let existing = self
-                .with_reader(|r| find_copy(r.connection(), message.owner.as_str(), &lifeboat_id))?;
+            let existing = self.with_reader(|r| {
+                find_copy(
+                    r.connection(),
+                    message.owner.as_str(),
+                    lifeboat_id.as_str(),
+                    &digest,
+                )
+            })?;
             match existing {
                 None => {
                     if let Some(stored) = self.deliver_once(message.clone())? {
@@ -196,8 +206,11 @@ impl Store {
         }
     }
 
-    /// Rewrites the journal copy's file with the diverted trace block (the message itself
-    /// is the one the milter saw), then switches the row over in one transaction.
+    /// Replaces the journal copy's file with a durable diverted copy of the message
+    /// Postfix is handing over, then switches the row over in one transaction (same row
+    /// and UID). Postfix's bytes are the authoritative ones: a journal file is not
+    /// fsynced, and a crash can leave it with the right length and lost contents
+    /// (zeros), which no length check notices.
     fn upgrade_journal_copy(
         &self,
         message: NewMessage,
@@ -207,28 +220,8 @@ impl Store {
         let old_path = folder_dir
             .join("cur")
             .join(FileName::cur_name(&old.basename, old.flags));
-        // Journal files are not fsynced: after a crash one may be torn or gone. The
-        // message Postfix is handing over now is whole, so then that is the one kept.
-        let old_bytes = match std::fs::read(&old_path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(crate::Error::Io {
-                    context: format!("reading {}", old_path.display()),
-                    source,
-                });
-            }
-        };
-        let mut rewritten = message;
-        match old_bytes {
-            Some(bytes) if bytes.len() as u64 == old.size => {
-                rewritten.content = strip_trace_block(&bytes).to_vec();
-            }
-            damaged => {
-                tracing::warn!(path = %old_path.display(), size = damaged.map(|b| b.len()), expected = old.size, "journal copy torn or missing: replaced by the message Postfix handed over");
-            }
-        }
-        let content = stored_form(&rewritten);
+        let rewritten = message;
+        let content = stored_form(&rewritten, self.keyring());
         let staged = StagedFile::write(&folder_dir, self.hostname(), &content, old.flags, true)?;
         let (basename, size, row) = (staged.basename.clone(), content.len() as i64, old.row);
         let envelope_to = rewritten
@@ -361,18 +354,23 @@ struct ExistingCopy {
     folder: String,
     basename: String,
     flags: crate::Flags,
-    /// Length of the file as stored.
-    size: u64,
 }
 
-fn find_copy(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<Option<ExistingCopy>> {
+/// `owner`'s journal or diverted copy of the message with this `X-Lifeboat-ID` and body.
+fn find_copy(
+    conn: &Connection,
+    owner: &str,
+    lifeboat_id: &str,
+    digest: &str,
+) -> Result<Option<ExistingCopy>> {
     let found = conn
         .query_row(
-            "SELECT m.id, m.class, b.name, m.basename, m.flags, m.size FROM messages m
+            "SELECT m.id, m.class, b.name, m.basename, m.flags FROM messages m
              JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
-             WHERE m.lifeboat_id = ?1 AND u.address = ?2 AND m.class IN ('journal', 'diverted')
+             WHERE m.lifeboat_id = ?1 AND u.address = ?2 AND m.body_digest = ?3
+               AND m.class IN ('journal', 'diverted')
              ORDER BY m.class = 'diverted' DESC LIMIT 1",
-            params![lifeboat_id, owner],
+            params![lifeboat_id, owner, digest],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -380,12 +378,11 @@ fn find_copy(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<Option
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, u8>(4)?,
-                    r.get::<_, i64>(5)?,
                 ))
             },
         )
         .optional()?;
-    let Some((row, class, folder, basename, flags, size)) = found else {
+    let Some((row, class, folder, basename, flags)) = found else {
         return Ok(None);
     };
     let Ok(class) = class.parse() else {
@@ -397,29 +394,7 @@ fn find_copy(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<Option
         folder,
         basename,
         flags: crate::Flags::from_bits(flags),
-        size: size.max(0) as u64,
     }))
-}
-
-/// The message without the trace block `deliver` put in front of it.
-pub(crate) fn strip_trace_block(content: &[u8]) -> &[u8] {
-    let mut rest = content;
-    loop {
-        let line_end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = &rest[..line_end];
-        let is_trace = ["Return-Path:", "Delivered-To:", "X-Lifeboat-Class:"]
-            .iter()
-            .any(|name| {
-                line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-            });
-        if !is_trace || line_end == 0 {
-            return rest;
-        }
-        rest = &rest[line_end..];
-    }
 }
 
 #[cfg(test)]
@@ -458,15 +433,5 @@ mod tests {
         let routes = Routes::new([("main", domains.as_slice())]);
         assert_eq!(routes.origin_of("example.test."), Some("main"));
         assert_eq!(routes.origin_of("other.test"), None);
-    }
-
-    #[test]
-    fn trace_block_is_stripped_exactly() {
-        let stored = b"Return-Path: <a@b>\r\nDelivered-To: c@d\r\nX-Lifeboat-Class: journal\r\nSubject: s\r\n\r\nbody\r\n";
-        assert_eq!(strip_trace_block(stored), b"Subject: s\r\n\r\nbody\r\n");
-        assert_eq!(
-            strip_trace_block(b"Subject: s\r\n\r\n"),
-            b"Subject: s\r\n\r\n"
-        );
     }
 }

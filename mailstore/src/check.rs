@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use rusqlite::params;
 
 use crate::address::Address;
-use crate::class::{CLASS_HEADER, Class};
-use crate::deliver::{IndexRow, header_value, insert_message};
+use crate::class::Class;
+use crate::deliver::{IndexRow, body_digest, header_value, insert_message};
 use crate::error::{Error, IoContext, Result};
 use crate::maildir::{self, FileName, Flags, STANDARD_FOLDERS};
 use crate::password;
 use crate::reader::MessageRecord;
 use crate::store::{RecoveryReport, Store, now};
+use crate::trace::{self, TraceFields};
 use crate::users::{create_mailbox, user_id};
 
 /// One difference between the index and the disk.
@@ -59,6 +60,14 @@ pub enum Problem {
         class: Class,
         expected: u64,
         actual: u64,
+    },
+    /// An unindexed file starts with trace-block lines whose seal does not verify (a
+    /// client's message that begins with `X-Lifeboat-Class:` and the like, or a copy
+    /// stored before trace blocks were sealed): repair indexes it as an `other` copy,
+    /// never replayed.
+    UnsealedTrace {
+        path: PathBuf,
+        claimed: Option<Class>,
     },
     /// The flags in the file name differ from the index (the index wins).
     FlagsDiffer {
@@ -112,6 +121,14 @@ impl fmt::Display for Problem {
                     )?;
                 }
                 Ok(())
+            }
+            Problem::UnsealedTrace { path, claimed } => {
+                write!(
+                    f,
+                    "trace block without a valid seal (claims class {}): indexed as an other copy, not replayed: {}",
+                    claimed.map_or("none", Class::as_str),
+                    path.display()
+                )
             }
             Problem::FlagsDiffer { path, index } => write!(
                 f,
@@ -325,7 +342,8 @@ impl Store {
                 .problems
                 .push(Problem::UnindexedFile { path: path.clone() });
             if let (true, Some(mailbox_id)) = (repair, mailbox_id) {
-                self.index_file(&folder.dir, mailbox_id, &path, &name)?;
+                let untrusted = self.index_file(&folder.dir, mailbox_id, &path, &name)?;
+                report.problems.extend(untrusted);
             }
         }
         Ok(())
@@ -405,16 +423,30 @@ impl Store {
     }
 
     /// Gives a file the index did not know a new UID, recovering its class and envelope
-    /// from the trace block `deliver` wrote at its top.
+    /// from the trace block `deliver` wrote at its top, when its seal verifies. A block
+    /// that does not verify is reported and ignored: the file becomes an `other` copy.
     fn index_file(
         &self,
         folder_dir: &Path,
         mailbox_id: i64,
         path: &Path,
         name: &FileName,
-    ) -> Result<()> {
+    ) -> Result<Option<Problem>> {
         let content = fs::read(path).context(|| format!("reading {}", path.display()))?;
-        let trace = TraceBlock::parse(&content);
+        let (trace, untrusted) = match trace::find(&content) {
+            Some(found) if found.is_genuine(self.keyring(), &content) => {
+                (TraceBlock::from(found.fields), None)
+            }
+            Some(found) => {
+                let problem = Problem::UnsealedTrace {
+                    path: path.to_path_buf(),
+                    claimed: found.fields.class,
+                };
+                (TraceBlock::from(TraceFields::default()), Some(problem))
+            }
+            None => (TraceBlock::from(TraceFields::default()), None),
+        };
+        let lifeboat_id = self.keyring().lifeboat_id_of(&content);
         let target = folder_dir
             .join("cur")
             .join(FileName::cur_name(&name.basename, name.flags));
@@ -429,13 +461,16 @@ impl Store {
             class: trace.class,
             envelope_from: trace.envelope_from,
             envelope_to: trace.envelope_to.join("\n"),
-            lifeboat_id: header_value(&content, "X-Lifeboat-ID"),
+            lifeboat_id: lifeboat_id.as_ref().map(|id| id.to_string()),
             header_message_id: header_value(&content, "Message-ID"),
+            body_digest: lifeboat_id.map(|_| body_digest(&content)),
+            queue_id: None,
         };
         // A replayed class gets a ledger row: whether the origin already got the copy is
         // unknown, so it is replayed (the stable X-Lifeboat-Replay-ID lets the origin side
         // spot a repeat).
-        self.write(move |conn| insert_message(conn, mailbox_id, &row).map(|_| ()))
+        self.write(move |conn| insert_message(conn, mailbox_id, &row).map(|_| ()))?;
+        Ok(untrusted)
     }
 }
 
@@ -451,48 +486,21 @@ fn torn_length(path: &Path, expected: u64) -> Result<Option<u64>> {
     Ok((actual != expected).then_some(actual))
 }
 
-/// The headers `deliver` put in front of the message.
+/// What repair takes from a genuine trace block.
 struct TraceBlock {
     class: Class,
     envelope_from: Option<String>,
     envelope_to: Vec<String>,
 }
 
-impl TraceBlock {
-    fn parse(content: &[u8]) -> TraceBlock {
-        let mut block = TraceBlock {
-            class: Class::Other,
-            envelope_from: None,
-            envelope_to: Vec::new(),
-        };
-        for line in content.split(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
-            let Some((name, value)) = line.split_once(':') else {
-                break;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("Return-Path") {
-                block.envelope_from = Some(
-                    value
-                        .trim_start_matches('<')
-                        .trim_end_matches('>')
-                        .to_string(),
-                );
-            } else if name.eq_ignore_ascii_case("Delivered-To") {
-                block.envelope_to.push(value.to_string());
-            } else if name.eq_ignore_ascii_case(CLASS_HEADER) {
-                block.class = value.parse().unwrap_or(Class::Other);
-            } else {
-                break;
-            }
+impl From<TraceFields> for TraceBlock {
+    fn from(fields: TraceFields) -> TraceBlock {
+        TraceBlock {
+            // A sealed block names every class but `other`.
+            class: fields.class.unwrap_or(Class::Other),
+            envelope_from: fields.envelope_from,
+            envelope_to: fields.envelope_to,
         }
-        if block.class == Class::Other
-            && block.envelope_from.is_some()
-            && !block.envelope_to.is_empty()
-        {
-            block.class = Class::Journal;
-        }
-        block
     }
 }
 

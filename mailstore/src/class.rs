@@ -55,3 +55,14 @@ impl FromStr for Class {
 /// Header naming a copy's class in its trace block, so an index rebuilt from the Maildirs
 /// still knows which copies must be replayed.
 pub const CLASS_HEADER: &str = "X-Lifeboat-Class";
+
+/// The milter's keyed message id (`secret::Keyring::new_lifeboat_id`).
+pub const ID_HEADER: &str = "X-Lifeboat-ID";
+
+/// Marks a replayed sent copy for the origin's Sieve rule; its value is
+/// `secret::Keyring::sent_mark` of the copy's replay id.
+pub const SENT_HEADER: &str = "X-Lifeboat-Sent";
+
+/// Every header field Lifeboat writes starts with this; the milter removes incoming ones
+/// (docs/design.md §4.6).
+pub const HEADER_PREFIX: &str = "X-Lifeboat-";

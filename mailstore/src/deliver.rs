@@ -17,11 +17,13 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::address::Address;
-use crate::class::{CLASS_HEADER, Class};
+use crate::class::Class;
 use crate::error::{Error, Result, refused};
 use crate::folder::canonical_folder;
 use crate::maildir::{Flags, StagedFile};
+use crate::secret::{Keyring, LifeboatId, hex, sha256};
 use crate::store::{Store, now};
+use crate::trace::{self, TraceFields};
 use crate::writer::{Answer, FileSync};
 
 /// A message to store for one protected user.
@@ -37,8 +39,11 @@ pub struct NewMessage {
     pub envelope_from: Option<String>,
     /// Original envelope recipients (before alias resolution) that this copy stands for.
     pub envelope_to: Vec<Address>,
-    /// `X-Lifeboat-ID` the milter put on the message.
-    pub lifeboat_id: Option<String>,
+    /// `X-Lifeboat-ID` the milter put on the message (made or verified with the store's
+    /// key: never a value a sender wrote).
+    pub lifeboat_id: Option<LifeboatId>,
+    /// Postfix's queue id of the message, when the milter stored the copy.
+    pub queue_id: Option<String>,
     pub flags: Flags,
     /// Seconds since the epoch; now when `None`.
     pub internal_date: Option<i64>,
@@ -54,6 +59,7 @@ impl NewMessage {
             envelope_from: None,
             envelope_to: Vec::new(),
             lifeboat_id: None,
+            queue_id: None,
             flags: Flags::empty(),
             internal_date: None,
         }
@@ -83,14 +89,18 @@ pub(crate) struct IndexRow {
     pub envelope_to: String,
     pub lifeboat_id: Option<String>,
     pub header_message_id: Option<String>,
+    /// [`body_digest`] of the message, for copies with an `X-Lifeboat-ID`.
+    pub body_digest: Option<String>,
+    pub queue_id: Option<String>,
 }
 
 /// Whether a delivery may store a second copy of a message the user already has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Copies {
     Any,
-    /// At most one journal or diverted copy per user and `X-Lifeboat-ID`.
-    OnePerLifeboatId,
+    /// At most one journal or diverted copy per user and message: same `X-Lifeboat-ID`
+    /// and same body ([`body_digest`]).
+    OnePerMessage,
 }
 
 /// How journal copies are written (see [`FileSync`]).
@@ -127,7 +137,7 @@ impl Store {
     pub fn deliver_journal(&self, messages: Vec<NewMessage>) -> Vec<Result<Option<Stored>>> {
         let started: Vec<_> = messages
             .into_iter()
-            .map(|m| self.start_delivery(m, JOURNAL_FILE_SYNC, Copies::OnePerLifeboatId))
+            .map(|m| self.start_delivery(m, JOURNAL_FILE_SYNC, Copies::OnePerMessage))
             .collect();
         started
             .into_iter()
@@ -139,7 +149,7 @@ impl Store {
     /// `X-Lifeboat-ID` (`Ok(None)`). The check runs in the index writer's transaction, so
     /// two capture paths racing for one message cannot both store it.
     pub(crate) fn deliver_once(&self, message: NewMessage) -> Result<Option<Stored>> {
-        self.start_delivery(message, FileSync::Durable, Copies::OnePerLifeboatId)?
+        self.start_delivery(message, FileSync::Durable, Copies::OnePerMessage)?
             .finish()
     }
 
@@ -152,7 +162,7 @@ impl Store {
         copies: Copies,
     ) -> Result<PendingDelivery> {
         self.require_delivery_lock()?;
-        let content = stored_form(&message);
+        let content = stored_form(&message, self.keyring());
         let folder_dir = self.folder_dir(&message.owner, &message.folder);
         if !folder_dir.join("cur").is_dir() {
             return refused(format!(
@@ -169,9 +179,12 @@ impl Store {
             message.flags,
             sync == FileSync::Durable,
         )?;
-        let once_per_id = match copies {
-            Copies::Any => None,
-            Copies::OnePerLifeboatId => message.lifeboat_id.clone(),
+        let body_digest = message.lifeboat_id.as_ref().map(|_| body_digest(&content));
+        let same_message = match (copies, &message.lifeboat_id, &body_digest) {
+            (Copies::OnePerMessage, Some(id), Some(digest)) => {
+                Some((id.to_string(), digest.clone()))
+            }
+            _ => None,
         };
         let (owner, folder) = (message.owner.to_string(), message.folder);
         let row = IndexRow {
@@ -182,12 +195,14 @@ impl Store {
             class: message.class,
             envelope_from: message.envelope_from,
             envelope_to: join_addresses(&message.envelope_to),
-            lifeboat_id: message.lifeboat_id,
+            lifeboat_id: message.lifeboat_id.map(|id| id.to_string()),
             header_message_id: header_value(&content, "Message-ID"),
+            body_digest,
+            queue_id: message.queue_id,
         };
         let answer = self.submit_staged(&staged, sync, move |conn| {
-            if let Some(id) = &once_per_id
-                && copy_exists(conn, &owner, id)?
+            if let Some((id, digest)) = &same_message
+                && copy_exists(conn, &owner, id, digest)?
             {
                 return Ok(None);
             }
@@ -237,16 +252,18 @@ impl PendingDelivery {
     }
 }
 
-/// Whether `owner` has a journal or diverted copy with this `X-Lifeboat-ID`.
-fn copy_exists(conn: &Connection, owner: &str, lifeboat_id: &str) -> Result<bool> {
+/// Whether `owner` has a journal or diverted copy of this message: this
+/// `X-Lifeboat-ID` and this body.
+fn copy_exists(conn: &Connection, owner: &str, lifeboat_id: &str, digest: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM messages m
              JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
-             WHERE m.lifeboat_id = ?1 AND u.address = ?2 AND m.class IN ('journal', 'diverted')
+             WHERE m.lifeboat_id = ?1 AND u.address = ?2 AND m.body_digest = ?3
+               AND m.class IN ('journal', 'diverted')
              LIMIT 1",
         )?
-        .query_row(params![lifeboat_id, owner], |_| Ok(()))
+        .query_row(params![lifeboat_id, owner, digest], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -287,8 +304,8 @@ pub(crate) fn insert_message(
     conn.prepare_cached(
         "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
                                class, envelope_from, envelope_to, lifeboat_id,
-                               header_message_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                               header_message_id, created_at, body_digest, queue_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         mailbox_id,
@@ -303,7 +320,9 @@ pub(crate) fn insert_message(
         row.envelope_to,
         row.lifeboat_id,
         row.header_message_id,
-        now()
+        now(),
+        row.body_digest,
+        row.queue_id,
     ])?;
     let message_row = conn.last_insert_rowid();
     let replay_id = if row.class.is_replayed() {
@@ -344,22 +363,40 @@ fn join_addresses(addresses: &[Address]) -> String {
         .join("\n")
 }
 
-/// The bytes written to disk: a trace block (Return-Path and Delivered-To when there is an
-/// envelope; the class of captured copies), then the message with CRLF line ends.
-pub(crate) fn stored_form(message: &NewMessage) -> Vec<u8> {
-    let body = to_crlf(&message.content);
-    let mut out = Vec::with_capacity(body.len() + 256);
-    if let Some(from) = &message.envelope_from {
-        out.extend_from_slice(format!("Return-Path: <{from}>\r\n").as_bytes());
-    }
-    for rcpt in &message.envelope_to {
-        out.extend_from_slice(format!("Delivered-To: {rcpt}\r\n").as_bytes());
-    }
-    if message.class != Class::Other {
-        out.extend_from_slice(format!("{CLASS_HEADER}: {}\r\n", message.class).as_bytes());
-    }
-    out.extend_from_slice(&body);
+/// The bytes written to disk: a sealed trace block (Return-Path and Delivered-To when
+/// there is an envelope; the class of captured copies; see [`crate::trace`]), then the
+/// message with CRLF line ends. A genuine trace block at the top of the message itself
+/// (a client copying or re-appending a captured copy) is dropped: only this delivery's
+/// own block may say what the copy is.
+pub(crate) fn stored_form(message: &NewMessage, keyring: &Keyring) -> Vec<u8> {
+    let content = to_crlf(&message.content);
+    let content = trace::strip_genuine(keyring, &content);
+    let fields = TraceFields {
+        envelope_from: message.envelope_from.clone(),
+        envelope_to: message.envelope_to.iter().map(|a| a.to_string()).collect(),
+        class: (message.class != Class::Other).then_some(message.class),
+    };
+    let mut out = trace::sealed_block(keyring, &fields, content);
+    out.extend_from_slice(content);
     out
+}
+
+/// SHA-256 (hex) of the body of `content`: what follows the first empty line, with CRLF
+/// line ends. The milter, which sees a message before Postfix queues it, and the fallback
+/// listener, which gets it from Postfix's queue, see different header sections (Postfix
+/// adds its `Received:` line in between) but the same body, so the body tells whether two
+/// copies with one `X-Lifeboat-ID` are one message.
+pub fn body_digest(content: &[u8]) -> String {
+    let content = to_crlf(content);
+    let body = if content.starts_with(b"\r\n") {
+        &content[2..]
+    } else {
+        content
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(&[][..], |at| &content[at + 4..])
+    };
+    hex(&sha256(body))
 }
 
 /// Turns bare LF into CRLF, leaving existing CRLF alone.
@@ -383,19 +420,26 @@ pub fn to_crlf(content: &[u8]) -> Cow<'_, [u8]> {
 
 /// The unfolded value of the first header field `name` in the header section.
 pub fn header_value(content: &[u8], name: &str) -> Option<String> {
-    let mut lines = content
+    header_values(content, name).into_iter().next()
+}
+
+/// The unfolded, non-empty values of every header field `name` in the header section,
+/// in order.
+pub fn header_values(content: &[u8], name: &str) -> Vec<String> {
+    let lines = content
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut values = Vec::new();
     let mut value: Option<String> = None;
-    for line in lines.by_ref() {
+    for line in lines {
         if line.is_empty() {
             break;
         }
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         match (&mut value, continuation) {
             (Some(v), true) => v.push_str(&String::from_utf8_lossy(line)),
-            (Some(_), false) => break,
-            (None, false) => {
+            (_, false) => {
+                values.extend(value.take());
                 if let Some(colon) = line.iter().position(|&b| b == b':')
                     && line[..colon].eq_ignore_ascii_case(name.as_bytes())
                 {
@@ -405,9 +449,12 @@ pub fn header_value(content: &[u8], name: &str) -> Option<String> {
             (None, true) => {}
         }
     }
-    value
+    values.extend(value);
+    values
+        .into_iter()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -442,10 +489,15 @@ mod tests {
         );
         message.envelope_from = Some("s@else.test".into());
         message.envelope_to = vec![Address::parse("alias@example.test").unwrap()];
-        let stored = stored_form(&message);
+        let keyring = Keyring::from_bytes(&[5; 32]);
+        let stored = String::from_utf8(stored_form(&message, &keyring)).unwrap();
+        let (block, rest) = stored.split_once("X-Lifeboat-Trace: ").unwrap();
         assert_eq!(
-            String::from_utf8(stored).unwrap(),
-            "Return-Path: <s@else.test>\r\nDelivered-To: alias@example.test\r\nX-Lifeboat-Class: diverted\r\nSubject: s\r\n\r\nbody\r\n"
+            block,
+            "Return-Path: <s@else.test>\r\nDelivered-To: alias@example.test\r\nX-Lifeboat-Class: diverted\r\n"
         );
+        let (seal, message) = rest.split_once("\r\n").unwrap();
+        assert_eq!(seal.len(), 32);
+        assert_eq!(message, "Subject: s\r\n\r\nbody\r\n");
     }
 }

@@ -18,6 +18,15 @@
 //! rule by age: journal copies and `delivered` copies whose internal date is older than
 //! the cut-off go (rows first, in one transaction, then files); `pending` and `rejected`
 //! copies, and copies of any other class without a ledger row, stay.
+//!
+//! Every removal marks its files first: a name in the folder's `tmp/` (what a delivery
+//! leaves while it is in flight), made durable in the same transaction that deletes the
+//! rows. A crash after the commit and before the files are gone then leaves files whose
+//! rows are gone *with* their markers, and the next holder of the delivery lock removes
+//! them (`Store::lock_for_delivery`: a marked file the index does not know goes). Without
+//! the marker such a file would look unindexed, and `store check --repair` would index it
+//! again from its trace block: a copy the origin already has would be replayed a second
+//! time. A crash before the commit leaves rows and files, and only the markers go.
 
 use std::fs;
 use std::io;
@@ -26,7 +35,7 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::address::Address;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::maildir::{FileName, Flags};
 use crate::store::{Store, now};
 
@@ -70,7 +79,12 @@ impl Store {
     pub fn expunge(&self, mailbox_id: i64, uids: &[u32]) -> Result<ExpungeReport> {
         self.require_delivery_lock()?;
         let uids = uids.to_vec();
-        let (report, doomed) = self.write(move |conn| expunge_rows(conn, mailbox_id, &uids))?;
+        let store = self.clone();
+        let (report, doomed) = self.write(move |conn| {
+            let (report, doomed) = expunge_rows(conn, mailbox_id, &uids)?;
+            store.mark_for_removal(&doomed)?;
+            Ok((report, doomed))
+        })?;
         self.remove_files(doomed);
         Ok(report)
     }
@@ -79,7 +93,12 @@ impl Store {
     /// call this. Returns how many went. Rejected copies stay until an admin acts.
     pub fn purge_expunged(&self) -> Result<usize> {
         self.require_delivery_lock()?;
-        let doomed = self.write(purge_rows)?;
+        let store = self.clone();
+        let doomed = self.write(move |conn| {
+            let doomed = purge_rows(conn)?;
+            store.mark_for_removal(&doomed)?;
+            Ok(doomed)
+        })?;
         let count = doomed.len();
         self.remove_files(doomed);
         Ok(count)
@@ -89,42 +108,98 @@ impl Store {
     /// before `cutoff` (seconds since the epoch), then purges hidden copies whose replay
     /// finished. Pending and rejected copies are never touched (docs/design.md §4.5).
     /// Rows go in one transaction on the single writer, then the files
-    /// ([`Store::remove_files`]), so a crash in between leaves only files that
-    /// `store check --repair` re-indexes.
+    /// ([`Store::remove_files`]); the files are marked for removal first, so a crash in
+    /// between leaves files the next start removes (module docs).
     pub fn expire(&self, cutoff: i64) -> Result<ExpireReport> {
-        self.require_delivery_lock()?;
-        let (removed, doomed) = self.write(move |conn| expire_rows(conn, cutoff))?;
+        let (removed, doomed) = self.expire_rows(cutoff)?;
         self.remove_files(doomed);
         let purged = self.purge_expunged()?;
         Ok(ExpireReport { removed, purged })
     }
 
-    /// The rows are committed as gone before their files are removed: a crash in between
-    /// leaves a file `store check --repair` re-indexes (the message comes back), never a
-    /// row without its file.
+    /// Removes the copies the milter made of the message Postfix queued as `queue_id`,
+    /// because Postfix then refused (or discarded) that message: a milter after
+    /// Lifeboat's said no at end of message, after Lifeboat's copies were durable
+    /// (docs/design.md §5.1). Only copies nothing has used yet go: journal copies, and
+    /// diverted copies still `pending` with no replay attempt, made in the last
+    /// [`CANCEL_WINDOW`] seconds (Postfix's queue ids are unique only among the
+    /// messages in its queue). Returns how many went.
+    pub fn cancel_capture(&self, queue_id: &str) -> Result<usize> {
+        self.require_delivery_lock()?;
+        let (store, queue_id) = (self.clone(), queue_id.to_string());
+        let doomed = self.write(move |conn| {
+            let doomed = cancel_rows(conn, &queue_id, now() - CANCEL_WINDOW)?;
+            store.mark_for_removal(&doomed)?;
+            Ok(doomed)
+        })?;
+        let count = doomed.len();
+        self.remove_files(doomed);
+        Ok(count)
+    }
+
+    /// Expiry's first half: the rows go, in one transaction that also makes the files'
+    /// removal markers durable. [`Store::remove_files`] is the second half.
+    fn expire_rows(&self, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doomed>)> {
+        self.require_delivery_lock()?;
+        let store = self.clone();
+        self.write(move |conn| {
+            let (removed, doomed) = expire_rows(conn, cutoff)?;
+            store.mark_for_removal(&doomed)?;
+            Ok((removed, doomed))
+        })
+    }
+
+    /// Puts a marker for each doomed file in its folder's `tmp/` and makes them durable;
+    /// runs inside the transaction that deletes the rows, before its commit.
+    fn mark_for_removal(&self, doomed: &[Doomed]) -> Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for file in doomed {
+            let Ok(owner) = Address::parse(&file.owner) else {
+                continue;
+            };
+            let tmp = self.folder_dir(&owner, &file.folder).join("tmp");
+            let marker = tmp.join(&file.basename);
+            crate::private::open_file(&marker)
+                .context(|| format!("marking {} for removal", marker.display()))?;
+            dirs.insert(tmp);
+        }
+        for dir in dirs {
+            crate::maildir::fsync_dir(&dir).context(|| format!("fsync {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The rows are committed as gone before their files are removed, and each file was
+    /// marked for removal in that transaction: a crash in between leaves a marked file
+    /// that the next start removes, never a row without its file nor a file that repair
+    /// would index (and replay) again. The marker goes last.
     fn remove_files(&self, doomed: Vec<Doomed>) {
         for file in doomed {
             let Ok(owner) = Address::parse(&file.owner) else {
                 continue;
             };
-            let cur = self.folder_dir(&owner, &file.folder).join("cur");
+            let folder_dir = self.folder_dir(&owner, &file.folder);
+            let marker = folder_dir.join("tmp").join(&file.basename);
+            let cur = folder_dir.join("cur");
             let path: PathBuf = cur.join(FileName::cur_name(&file.basename, file.flags));
             // A flag change (IMAP STORE) queued before this expunge's commit may have
             // renamed the file since: find it by its basename.
             let path = if path.exists() {
-                path
+                Some(path)
             } else {
-                match crate::flags::find_by_basename(&cur, &file.basename) {
-                    Some(renamed) => renamed,
-                    None => continue,
+                crate::flags::find_by_basename(&cur, &file.basename)
+            };
+            let removed = match path.map(|path| (fs::remove_file(&path), path)) {
+                None => true,
+                Some((Ok(()), _)) => true,
+                Some((Err(e), _)) if e.kind() == io::ErrorKind::NotFound => true,
+                Some((Err(e), path)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove an expunged message file; the next start removes it");
+                    false
                 }
             };
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "could not remove an expunged message file")
-                }
+            if removed && let Err(e) = fs::remove_file(&marker) {
+                tracing::warn!(path = %marker.display(), error = %e, "could not remove a removal marker");
             }
         }
     }
@@ -198,6 +273,52 @@ fn waits_for_origin(state: Option<&str>) -> bool {
 }
 
 type ExpiredCounts = std::collections::BTreeMap<(String, String), usize>;
+
+/// How old a copy may be for [`Store::cancel_capture`] to take it: Postfix logs a
+/// refusal within a second of the milter's answer.
+pub const CANCEL_WINDOW: i64 = 3600;
+
+fn cancel_rows(conn: &Connection, queue_id: &str, since: i64) -> Result<Vec<Doomed>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags
+         FROM messages m
+         JOIN mailboxes b ON b.id = m.mailbox_id
+         JOIN users u ON u.id = b.user_id
+         LEFT JOIN replay_ledger l ON l.message_row = m.id
+         WHERE m.queue_id = ?1 AND m.created_at >= ?2
+           AND ((m.class = 'journal' AND l.state IS NULL)
+                OR (m.class = 'diverted' AND l.state = 'pending' AND l.attempts = 0))",
+    )?;
+    let found = stmt
+        .query_map(params![queue_id, since], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                Doomed {
+                    owner: r.get(2)?,
+                    folder: r.get(3)?,
+                    basename: r.get(4)?,
+                    flags: Flags::from_bits(r.get(5)?),
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut doomed = Vec::new();
+    let mut touched = std::collections::BTreeSet::new();
+    for (row, mailbox_id, file) in found {
+        conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
+        conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
+        touched.insert(mailbox_id);
+        doomed.push(file);
+    }
+    for mailbox_id in touched {
+        conn.execute(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1",
+            [mailbox_id],
+        )?;
+    }
+    Ok(doomed)
+}
 
 fn expire_rows(conn: &Connection, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doomed>)> {
     let mut stmt = conn.prepare(
@@ -395,5 +516,89 @@ mod tests {
         assert_eq!(report.kept_for_replay, vec![sent.uid]);
         assert_eq!(store.purge_expunged().unwrap(), 0);
         assert!(sent.path.exists());
+    }
+
+    /// Issue 12, item 18: a crash between expiry's commit and the removal of the files
+    /// left delivered copies on disk without rows, and repair indexed them again from
+    /// their trace blocks: replayed to the origin a second time. The marked files go
+    /// at the next start instead.
+    #[test]
+    fn a_crash_between_expirys_commit_and_the_files_replays_nothing_again() {
+        let (dir, store, alice) = store_with_user();
+        let diverted = deliver(&store, &alice, Class::Diverted);
+        let journal = deliver(&store, &alice, Class::Journal);
+        let row = diverted.message_row;
+        store
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE replay_ledger SET state = 'delivered' WHERE message_row = ?1",
+                    [row],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        // Expiry's transaction commits, then the process dies before removing files.
+        let (removed, _doomed) = store.expire_rows(now() + 10).unwrap();
+        assert_eq!(removed.values().sum::<usize>(), 2);
+        assert!(diverted.path.exists() && journal.path.exists());
+        drop(store);
+
+        let store = Store::open(dir.path(), "test.host").unwrap();
+        let report = store.check(true).unwrap();
+        assert_eq!(report.recovery.unwrap().removed, 2, "{report:?}");
+        assert!(!diverted.path.exists() && !journal.path.exists());
+        let after = store.check(false).unwrap();
+        assert!(after.is_consistent(), "{:?}", after.problems);
+        let reader = store.reader().unwrap();
+        assert_eq!(reader.messages(diverted.mailbox_id).unwrap(), []);
+    }
+
+    #[test]
+    fn cancelling_a_capture_removes_only_its_unused_copies() {
+        let (_dir, store, alice) = store_with_user();
+        let with_queue_id = |class, queue_id: &str| {
+            let mut message = NewMessage::new(
+                alice.clone(),
+                "INBOX",
+                b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+                class,
+            );
+            message.queue_id = Some(queue_id.to_string());
+            store.deliver(message).unwrap()
+        };
+        let refused = with_queue_id(Class::Diverted, "AAA1");
+        let refused_journal = with_queue_id(Class::Journal, "AAA1");
+        let kept = with_queue_id(Class::Diverted, "BBB2");
+        let attempted = with_queue_id(Class::Diverted, "CCC3");
+        let row = attempted.message_row;
+        store
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE replay_ledger SET attempts = 1 WHERE message_row = ?1",
+                    [row],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+
+        assert_eq!(store.cancel_capture("AAA1").unwrap(), 2);
+        assert_eq!(
+            store.cancel_capture("CCC3").unwrap(),
+            0,
+            "replay has tried it"
+        );
+        assert_eq!(store.cancel_capture("ZZZ9").unwrap(), 0);
+        assert!(!refused.path.exists() && !refused_journal.path.exists());
+        assert!(kept.path.exists() && attempted.path.exists());
+        let uids: Vec<u32> = store
+            .reader()
+            .unwrap()
+            .messages(kept.mailbox_id)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [kept.uid, attempted.uid]);
+        assert!(store.check(false).unwrap().is_consistent());
     }
 }

@@ -23,14 +23,17 @@ pub mod metrics;
 pub mod outage;
 pub mod outcome;
 pub mod password;
+pub mod private;
 pub mod reader;
 pub mod reloadable;
 pub mod replay;
 mod schema;
+pub mod secret;
 pub mod store;
 pub mod synthetic;
 #[cfg(test)]
 mod testing;
+pub mod trace;
 pub mod users;
 mod writer;
 
@@ -44,5 +47,6 @@ pub use maildir::Flags;
 pub use outage::{OriginStatus, OutageState, ProbeRecord, ReplayCounts, Transition};
 pub use outcome::CaptureOutcome;
 pub use reader::{MailboxRecord, MessageRecord, Reader, UserRecord};
+pub use secret::{Keyring, LifeboatId};
 pub use store::{RecoveryReport, Store};
 pub use users::{NewUser, RowFailure};

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{IoContext, Result};
+use crate::private;
 
 /// The folders every protected user gets, with their RFC 6154 special-use attribute.
 pub const STANDARD_FOLDERS: [(&str, Option<&str>); 6] = [
@@ -165,12 +166,12 @@ pub fn folder_name(entry: &str) -> Option<&str> {
 pub fn create_folder(dir: &Path, is_subfolder: bool) -> Result<()> {
     for sub in ["cur", "new", "tmp"] {
         let path = dir.join(sub);
-        fs::create_dir_all(&path).context(|| format!("creating {}", path.display()))?;
+        private::create_dir_all(&path).context(|| format!("creating {}", path.display()))?;
     }
     if is_subfolder {
         let marker = dir.join("maildirfolder");
         if !marker.exists() {
-            File::create(&marker).context(|| format!("creating {}", marker.display()))?;
+            private::open_file(&marker).context(|| format!("creating {}", marker.display()))?;
         }
     }
     Ok(())
@@ -186,7 +187,8 @@ pub fn read_uidvalidity_file(dir: &Path) -> Option<u32> {
 
 pub fn write_uidvalidity_file(dir: &Path, uidvalidity: u32) -> Result<()> {
     let path = dir.join(UIDVALIDITY_FILE);
-    fs::write(&path, format!("{uidvalidity}\n")).context(|| format!("writing {}", path.display()))
+    private::write(&path, format!("{uidvalidity}\n").as_bytes())
+        .context(|| format!("writing {}", path.display()))
 }
 
 /// A message file made durable in `cur/`, whose index row is not committed yet.
@@ -222,7 +224,7 @@ impl StagedFile {
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .mode(private::FILE_MODE)
                 .open(&staged.tmp_path)?;
             file.write_all(bytes)?;
             if fsync {

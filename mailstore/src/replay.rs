@@ -179,5 +179,5 @@ impl Store {
 /// The bytes to hand the origin: the stored copy without the trace block Lifeboat put in
 /// front of it.
 pub fn replay_content(stored: &[u8]) -> &[u8] {
-    crate::capture::strip_trace_block(stored)
+    crate::trace::strip(stored)
 }

@@ -137,6 +137,15 @@ CREATE TABLE notices (
 -- delivered it. See Store::expunge.
 ALTER TABLE messages ADD COLUMN expunged_at INTEGER;
 "#,
+    r#"
+-- SHA-256 of the message body as stored (hex): a copy with the same X-Lifeboat-ID is
+-- "this message" only if its body matches too (capture.rs). NULL for older rows.
+ALTER TABLE messages ADD COLUMN body_digest TEXT;
+-- Postfix's queue id of the message the milter copied: a rejection Postfix logs after
+-- the milter answered (a later milter) names it, and cancels the copy.
+ALTER TABLE messages ADD COLUMN queue_id TEXT;
+CREATE INDEX messages_by_queue_id ON messages(queue_id) WHERE queue_id IS NOT NULL;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -151,6 +160,7 @@ fn configure(conn: &Connection) -> Result<()> {
 
 /// Opens the index for writing, creating it and applying migrations as needed.
 pub fn open_writer(path: &Path) -> Result<Connection> {
+    make_private(path)?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
@@ -163,6 +173,24 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     configure(&conn)?;
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// The index holds password hashes. SQLite creates its files with 0644 less the umask
+/// (and its `-wal` and `-shm` files with the index's mode), so the index is created
+/// here, empty and owner-only, before SQLite opens it; one made by an older version
+/// loses its group and other permissions.
+fn make_private(path: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::Io {
+        context: format!("creating {}", path.display()),
+        source: e,
+    };
+    crate::private::open_file(path).map_err(io)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        crate::private::restrict(Path::new(&name)).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// Opens a read-only connection; WAL lets it read while the writer commits.

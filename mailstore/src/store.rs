@@ -1,6 +1,6 @@
 //! The store handle: where things live on disk, the index writer, and the delivery lock.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +11,9 @@ use rusqlite::Connection;
 use crate::address::Address;
 use crate::error::{Error, IoContext, Result};
 use crate::maildir;
+use crate::private;
 use crate::reader::Reader;
+use crate::secret::Keyring;
 use crate::writer::Writer;
 
 pub const INDEX_FILE: &str = "index.sqlite";
@@ -26,6 +28,8 @@ pub struct Store {
 struct Inner {
     data_dir: PathBuf,
     hostname: String,
+    /// The key behind Lifeboat's marks (`X-Lifeboat-ID`, trace seals, sent marks).
+    keyring: Keyring,
     writer: Writer,
     delivery_lock: Mutex<Option<Flock<File>>>,
     /// Idle read connections, reused so hot paths (the milter) do not open one per call.
@@ -36,16 +40,22 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens the store in `data_dir`, creating the directory layout and index if missing.
-    /// `hostname` goes into Maildir file names.
+    /// Opens the store in `data_dir`, creating the directory layout, index and key if
+    /// missing (owner-only modes, see [`private`]). `hostname` goes into Maildir file
+    /// names.
     pub fn open(data_dir: &Path, hostname: &str) -> Result<Store> {
+        private::create_data_dir(data_dir)
+            .context(|| format!("creating {}", data_dir.display()))?;
         let mail_dir = data_dir.join("mail");
-        fs::create_dir_all(&mail_dir).context(|| format!("creating {}", mail_dir.display()))?;
+        private::create_dir_all(&mail_dir)
+            .context(|| format!("creating {}", mail_dir.display()))?;
+        let keyring = Keyring::load_or_create(data_dir)?;
         let writer = Writer::start(&data_dir.join(INDEX_FILE))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_path_buf(),
                 hostname: hostname.to_string(),
+                keyring,
                 writer,
                 delivery_lock: Mutex::new(None),
                 idle_readers: Mutex::new(Vec::new()),
@@ -60,6 +70,11 @@ impl Store {
 
     pub fn hostname(&self) -> &str {
         &self.inner.hostname
+    }
+
+    /// The store's key: makes and checks `X-Lifeboat-ID`, trace seals and sent marks.
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
     }
 
     pub fn index_path(&self) -> PathBuf {
@@ -184,12 +199,8 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner());
         if held.is_none() {
             let path = self.inner.data_dir.join(DELIVERY_LOCK_FILE);
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .context(|| format!("opening {}", path.display()))?;
+            let file =
+                private::open_file(&path).context(|| format!("opening {}", path.display()))?;
             let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
                 .map_err(|_| Error::DeliveryLocked(path.clone()))?;
             *held = Some(lock);

@@ -119,7 +119,8 @@ impl Store {
             .join(format!("{}.{}", address.local(), now()));
         if from.exists() {
             if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+                crate::private::create_dir_all(parent)
+                    .context(|| format!("creating {}", parent.display()))?;
             }
             fs::rename(&from, &to)
                 .context(|| format!("moving {} to {}", from.display(), to.display()))?;

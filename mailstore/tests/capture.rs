@@ -1,16 +1,31 @@
-//! The fallback listener's delivery: at most one copy per (user, X-Lifeboat-ID).
+//! The fallback listener's delivery: at most one copy per user and message (same
+//! X-Lifeboat-ID, same body).
 
 mod common;
 
-use lifeboat_mailstore::{Class, DivertOutcome, NewMessage, synthetic};
+use std::sync::LazyLock;
+
+use lifeboat_mailstore::{Class, DivertOutcome, Keyring, LifeboatId, NewMessage, synthetic};
 
 use common::{address, inbox, store_with_user};
 
+/// Ids as a milter makes them (the store trusts the type; the fallback listener checks
+/// a field's value with the store's key before it makes one).
+static IDS: LazyLock<Vec<LifeboatId>> = LazyLock::new(|| {
+    let keyring = Keyring::from_bytes(&[9; 32]);
+    (0..3).map(|_| keyring.new_lifeboat_id()).collect()
+});
+
 fn copy(owner: &str, class: Class, rcpts: &[&str]) -> NewMessage {
-    let mut message = NewMessage::new(address(owner), "INBOX", synthetic::message(5), class);
+    copy_of(5, owner, class, rcpts)
+}
+
+/// A copy of synthetic message `n`, all with the same X-Lifeboat-ID.
+fn copy_of(n: u64, owner: &str, class: Class, rcpts: &[&str]) -> NewMessage {
+    let mut message = NewMessage::new(address(owner), "INBOX", synthetic::message(n), class);
     message.envelope_from = Some("sender@else.test".into());
     message.envelope_to = rcpts.iter().map(|r| address(r)).collect();
-    message.lifeboat_id = Some("lb-1".into());
+    message.lifeboat_id = Some(IDS[0].clone());
     message
 }
 
@@ -32,7 +47,7 @@ fn fallback_upgrades_the_journal_copy_in_place_and_never_stores_twice() {
     assert_eq!(upgraded.uid, journal.uid, "same message, same UID");
     assert!(!journal.path.exists(), "the journal file is replaced");
     let content = std::fs::read(&upgraded.path).unwrap();
-    assert!(content.starts_with(b"Return-Path: <sender@else.test>\r\nDelivered-To: u@example.test\r\nX-Lifeboat-Class: diverted\r\nFrom:"));
+    assert!(content.starts_with(b"Return-Path: <sender@else.test>\r\nDelivered-To: u@example.test\r\nX-Lifeboat-Class: diverted\r\nX-Lifeboat-Trace: "));
     assert_eq!(synthetic::verify(&content), Some(5));
 
     assert_eq!(
@@ -160,7 +175,7 @@ fn a_journal_batch_stores_each_message_once() {
         .map(|i| {
             let mut message = copy("u@example.test", Class::Journal, &["u@example.test"]);
             // Messages 3 and 4 repeat message 2's X-Lifeboat-ID.
-            message.lifeboat_id = Some(format!("lb-{}", i.min(2)));
+            message.lifeboat_id = Some(IDS[i.min(2)].clone());
             message
         })
         .collect();
@@ -236,4 +251,92 @@ fn upgrading_a_lost_journal_file_keeps_the_message_postfix_handed_over() {
     assert_eq!(synthetic::verify(&content), Some(5));
     assert_eq!(inbox(&store, &owner).1.len(), 1);
     assert!(store.check(false).unwrap().is_consistent());
+}
+
+/// A crash can keep a journal file's length and lose its contents (the blocks were never
+/// written back): the upgrade must not keep those bytes, whatever their length.
+#[test]
+fn upgrading_a_zeroed_journal_copy_of_the_right_length_keeps_postfix_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    let journal = store
+        .deliver_journal(vec![copy(
+            "u@example.test",
+            Class::Journal,
+            &["u@example.test"],
+        )])
+        .pop()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let length = std::fs::metadata(&journal.path).unwrap().len() as usize;
+    std::fs::write(&journal.path, vec![0u8; length]).unwrap();
+
+    let DivertOutcome::Upgraded(upgraded) = store
+        .deliver_diverted(copy("u@example.test", Class::Diverted, &["u@example.test"]))
+        .unwrap()
+    else {
+        panic!("the journal copy should have been upgraded")
+    };
+    assert_eq!(upgraded.uid, journal.uid);
+    let content = std::fs::read(&upgraded.path).unwrap();
+    assert!(!content.contains(&0), "no NUL bytes survive");
+    assert_eq!(synthetic::verify(&content), Some(5), "the whole message");
+    assert_eq!(inbox(&store, &owner).1.len(), 1);
+}
+
+/// An X-Lifeboat-ID makes two messages one only when their bodies match too: a message
+/// carrying another's id (copied from a delivered message) is stored as itself, next to
+/// a journal copy or a diverted copy of the other.
+#[test]
+fn another_message_with_the_same_id_is_stored_not_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "u@example.test");
+    store.lock_for_delivery().unwrap();
+    store
+        .deliver_journal(vec![copy_of(
+            1,
+            "u@example.test",
+            Class::Journal,
+            &["u@example.test"],
+        )])
+        .pop()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    for n in [2, 3] {
+        let outcome = store
+            .deliver_diverted(copy_of(
+                n,
+                "u@example.test",
+                Class::Diverted,
+                &["u@example.test"],
+            ))
+            .unwrap();
+        assert!(matches!(outcome, DivertOutcome::Stored(_)), "{outcome:?}");
+    }
+    // The same message again (Postfix retrying) is still recognised.
+    assert_eq!(
+        store
+            .deliver_diverted(copy_of(
+                3,
+                "u@example.test",
+                Class::Diverted,
+                &["u@example.test"]
+            ))
+            .unwrap(),
+        DivertOutcome::AlreadyDiverted
+    );
+    let (_, messages) = inbox(&store, &owner);
+    let classes: Vec<Class> = messages.iter().map(|m| m.class).collect();
+    assert_eq!(classes, [Class::Journal, Class::Diverted, Class::Diverted]);
+    let bodies: Vec<Option<u64>> = messages
+        .iter()
+        .map(|m| {
+            let path = store.message_path(&owner, "INBOX", m);
+            synthetic::verify(&std::fs::read(path).unwrap())
+        })
+        .collect();
+    assert_eq!(bodies, [Some(1), Some(2), Some(3)]);
 }

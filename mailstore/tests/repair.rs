@@ -201,7 +201,7 @@ fn a_torn_journal_copy_is_found_by_check_and_removed_by_repair() {
         );
         message.envelope_from = Some("sender@else.test".into());
         message.envelope_to = vec![owner.clone()];
-        message.lifeboat_id = Some(format!("lb-{n}"));
+        message.lifeboat_id = Some(store.keyring().new_lifeboat_id());
         message
     };
     let stored: Vec<_> = store
@@ -271,4 +271,103 @@ fn a_torn_diverted_copy_is_reported_and_kept() {
     );
     assert!(stored.path.exists());
     assert_eq!(inbox(&store, &owner).1.len(), 1);
+}
+
+/// Drops the index (all of it) and rebuilds it from the Maildirs; returns the repaired
+/// store.
+fn lose_index_and_repair(dir: &std::path::Path, store: Store) -> Store {
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(dir.join(format!("index.sqlite{suffix}")));
+    }
+    let store = Store::open(dir, "test.host").unwrap();
+    store.check(true).unwrap();
+    let after = store.check(false).unwrap();
+    assert!(after.is_consistent(), "{:?}", after.problems);
+    store
+}
+
+/// Copies of any folder waiting for replay after a repair, as (folder, class).
+fn pending(store: &Store, owner: &lifeboat_mailstore::Address) -> Vec<(String, Class)> {
+    let reader = store.reader().unwrap();
+    let user = reader.user(owner.as_str()).unwrap().unwrap();
+    let mut found = Vec::new();
+    for mailbox in reader.mailboxes(user.id).unwrap() {
+        for message in reader.messages(mailbox.id).unwrap() {
+            if message.replay_state.as_deref() == Some("pending") {
+                found.push((mailbox.name.clone(), message.class));
+            }
+        }
+    }
+    found
+}
+
+/// Issue 12, item 18: a client's APPEND of a message that starts like a trace block
+/// (here, a diverted copy "from" the CEO) was taken for a captured copy by repair and
+/// replayed to the origin with that forged envelope. Its unsealed block is not trusted.
+#[test]
+fn an_appended_message_that_looks_like_a_trace_block_is_not_replayed_after_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "alice@example.test");
+    store.lock_for_delivery().unwrap();
+    let forged = b"X-Lifeboat-Class: diverted\r\nReturn-Path: <ceo@example.test>\r\n\
+        Delivered-To: bob@example.test\r\nSubject: wire the money\r\n\r\nnow\r\n";
+    // What IMAP APPEND does outside continuity.
+    store
+        .deliver(NewMessage::new(
+            owner.clone(),
+            "INBOX",
+            forged.to_vec(),
+            Class::Other,
+        ))
+        .unwrap();
+    let store = lose_index_and_repair(dir.path(), store);
+    assert_eq!(pending(&store, &owner), []);
+    let (_, messages) = inbox(&store, &owner);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].class, Class::Other);
+    assert_eq!(messages[0].envelope_from, None);
+}
+
+/// Issue 12, item 18: COPY (and MOVE) of a diverted copy kept its trace block, so after a
+/// repair the copy was replayed a second time. So is a client's APPEND of a diverted
+/// copy it fetched byte for byte. The store drops a genuine block from what it is handed.
+#[test]
+fn copies_of_a_diverted_copy_are_not_replayed_again_after_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, owner) = store_with_user(dir.path(), "alice@example.test");
+    store.lock_for_delivery().unwrap();
+    let mut diverted = NewMessage::new(
+        owner.clone(),
+        "INBOX",
+        synthetic::message(7),
+        Class::Diverted,
+    );
+    diverted.envelope_from = Some("sender@else.test".into());
+    diverted.envelope_to = vec![owner.clone()];
+    let original = store.deliver(diverted).unwrap();
+    // What IMAP COPY and a client's re-APPEND of FETCH BODY[] hand the store.
+    let bytes = fs::read(&original.path).unwrap();
+    for folder in ["Archive", "Trash"] {
+        let copy = store
+            .deliver(NewMessage::new(
+                owner.clone(),
+                folder,
+                bytes.clone(),
+                Class::Other,
+            ))
+            .unwrap();
+        let stored = fs::read(&copy.path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&stored).contains("X-Lifeboat"),
+            "{}",
+            String::from_utf8_lossy(&stored)
+        );
+        assert_eq!(synthetic::verify(&stored), Some(7));
+    }
+    let store = lose_index_and_repair(dir.path(), store);
+    assert_eq!(
+        pending(&store, &owner),
+        [("INBOX".to_string(), Class::Diverted)]
+    );
 }

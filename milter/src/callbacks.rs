@@ -9,11 +9,13 @@ use indymilter::{
     ProtoOpts, Status,
 };
 
+use lifeboat_mailstore::class::ID_HEADER;
 use lifeboat_mailstore::metrics;
 
 use crate::Milter;
 use crate::decision::{Decision, decide};
-use crate::message::{Message, Recipient};
+use crate::message::{ForeignField, Message, Recipient};
+use lifeboat_mailstore::LifeboatId;
 
 /// Per-connection state.
 #[derive(Default)]
@@ -59,11 +61,11 @@ pub fn callbacks(milter: Arc<Milter>) -> Callbacks<Session> {
         })
 }
 
-/// Asks only for what the decision needs: envelope, header, body, and the two actions
-/// (add `X-Lifeboat-ID`, delete diverted recipients). Public so the benchmark's noop
-/// milter negotiates exactly the same.
+/// Asks only for what the decision needs: envelope, header, body, and the three actions
+/// (add `X-Lifeboat-ID`, delete `X-Lifeboat-*` fields a sender wrote, delete diverted
+/// recipients). Public so the benchmark's noop milter negotiates exactly the same.
 pub fn negotiate_with<T: Send>(cx: &mut NegotiateContext<T>, offered: ProtoOpts) {
-    cx.requested_actions = Actions::ADD_HEADER | Actions::DELETE_RCPT;
+    cx.requested_actions = Actions::ADD_HEADER | Actions::CHANGE_HEADER | Actions::DELETE_RCPT;
     // The defaults already skip stages without a callback (connect, helo, data, eoh, …).
     cx.requested_opts |= ProtoOpts::NO_CONNECT | ProtoOpts::NO_HELO | ProtoOpts::NO_UNKNOWN;
     // Postfix (milter protocol 6) need not wait for an answer to MAIL, RCPT, each header
@@ -125,13 +127,15 @@ fn header(cx: &mut Context<Session>, name: CString, value: CString) -> Status {
 }
 
 async fn eom(milter: Arc<Milter>, cx: &mut EomContext<Session>) -> Status {
-    let Some(message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
+    let Some(mut message) = cx.data.as_mut().and_then(|s| s.message.take()) else {
         return Status::Continue;
     };
     let queue_id = cx.macros.get(c"i").map(lossy).unwrap_or_default();
+    message.queue_id = (!queue_id.is_empty()).then(|| queue_id.clone());
     let started = std::time::Instant::now();
+    let foreign_fields = std::mem::take(&mut message.foreign_fields);
     let (decision, message) = decide(milter, message).await;
-    let status = apply(cx, &decision).await;
+    let status = apply(cx, &foreign_fields, &decision).await;
     log_decision(&queue_id, &message, &decision, started.elapsed());
     status
 }
@@ -144,12 +148,31 @@ async fn eom(milter: Arc<Milter>, cx: &mut EomContext<Session>) -> Status {
 /// A failed action is logged and leaves the recipient with Postfix:
 /// its copy is already durable, and the fallback listener recognises it if Postfix hands
 /// the message over later, so nothing is lost or stored twice.
-async fn apply(cx: &EomContext<Session>, decision: &Decision) -> Status {
+///
+/// `X-Lifeboat-*` fields a sender wrote go first, whatever the decision (also for mail
+/// Lifeboat does not copy: a sender's `X-Lifeboat-Sent` must not reach the origin's
+/// Sieve rule). Last index first, so each deletion leaves the indexes of the fields
+/// still to go unchanged; and before the milter's own field is added, which must not
+/// be counted among them.
+async fn apply(
+    cx: &EomContext<Session>,
+    foreign_fields: &[ForeignField],
+    decision: &Decision,
+) -> Status {
     let leading_space = cx.data.as_ref().is_some_and(|s| s.leading_space);
+    for field in foreign_fields.iter().rev() {
+        if let Err(e) = cx
+            .actions
+            .change_header(field.name.as_str(), field.index, None::<&str>)
+            .await
+        {
+            tracing::error!(field = %field.name, index = field.index, error = %e, "milter: could not remove a sender's X-Lifeboat field");
+        }
+    }
     if let Some(id) = &decision.lifeboat_id
         && let Err(e) = cx
             .actions
-            .add_header("X-Lifeboat-ID", header_field_value(id, leading_space))
+            .add_header(ID_HEADER, header_field_value(id.as_str(), leading_space))
             .await
     {
         tracing::error!(error = %e, "milter: could not add X-Lifeboat-ID");
@@ -185,7 +208,7 @@ fn log_decision(queue_id: &str, message: &Message, decision: &Decision, took: st
         .join(" ");
     tracing::info!(
         queue_id,
-        lifeboat_id = decision.lifeboat_id.as_deref().unwrap_or("-"),
+        lifeboat_id = decision.lifeboat_id.as_ref().map_or("-", LifeboatId::as_str),
         message_id = message.header_value("Message-ID").as_deref().unwrap_or("-"),
         sender = %message.sender,
         %recipients,

@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use lifeboat_mailstore::capture::{PlannedCopy, plan};
+use lifeboat_mailstore::class::ID_HEADER;
 use lifeboat_mailstore::outcome::{FailedStage, Left};
-use lifeboat_mailstore::{Address, CaptureOutcome, Class, Fate, NewMessage};
+use lifeboat_mailstore::{Address, CaptureOutcome, Class, Fate, LifeboatId, NewMessage};
 use tokio::task::spawn_blocking;
 
 use crate::Milter;
@@ -16,7 +17,7 @@ use crate::message::Message;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Decision {
     /// `X-Lifeboat-ID` to add, when at least one recipient is protected.
-    pub lifeboat_id: Option<String>,
+    pub lifeboat_id: Option<LifeboatId>,
     /// Recipients (as Postfix named them) whose only copy is now durable in the store.
     pub delete: Vec<String>,
     /// Every recipient was diverted: nothing is left for Postfix to deliver.
@@ -128,8 +129,8 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
         return finish(message, None, Vec::new(), outcomes);
     }
 
-    let lifeboat_id = new_lifeboat_id();
-    let content = message.content_with(&[("X-Lifeboat-ID", &lifeboat_id)]);
+    let lifeboat_id = milter.store().keyring().new_lifeboat_id();
+    let content = message.content_with(&[(ID_HEADER, lifeboat_id.as_str())]);
     let new_copy = |copy: &PlannedCopy| {
         let mut new = NewMessage::new(copy.owner.clone(), "INBOX", content.clone(), copy.class);
         new.envelope_from = Some(message.sender.clone());
@@ -139,6 +140,7 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
             .map(|&c| candidates[c].1.clone())
             .collect();
         new.lifeboat_id = Some(lifeboat_id.clone());
+        new.queue_id = message.queue_id.clone();
         new
     };
     // Journal copies are queued and written in the background: they never delay mail.
@@ -182,7 +184,7 @@ pub fn decide_now(milter: &Milter, message: &Message) -> Decision {
 
 fn finish(
     message: &Message,
-    lifeboat_id: Option<String>,
+    lifeboat_id: Option<LifeboatId>,
     delete: Vec<String>,
     outcomes: Vec<Option<CaptureOutcome>>,
 ) -> Decision {
@@ -204,9 +206,4 @@ fn finish(
         all_diverted,
         outcomes,
     }
-}
-
-/// A fresh `X-Lifeboat-ID`: 128 random bits, which never repeat in practice.
-fn new_lifeboat_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }

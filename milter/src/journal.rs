@@ -114,7 +114,10 @@ fn store_queued(
             .map(|c| {
                 (
                     c.owner.to_string(),
-                    c.lifeboat_id.clone().unwrap_or_default(),
+                    c.lifeboat_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 )
             })
             .collect();
@@ -160,14 +163,14 @@ mod tests {
         store
     }
 
-    fn copy(id: &str) -> NewMessage {
+    fn copy(store: &Store) -> NewMessage {
         let mut copy = NewMessage::new(
             Address::parse("u@example.test").unwrap(),
             "INBOX",
             b"Subject: s\r\n\r\nbody\r\n".to_vec(),
             Class::Journal,
         );
-        copy.lifeboat_id = Some(id.to_string());
+        copy.lifeboat_id = Some(store.keyring().new_lifeboat_id());
         copy
     }
 
@@ -183,8 +186,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let queue = JournalQueue::start(store.clone());
-        assert!(queue.push(copy("a")));
-        assert!(queue.push(copy("b")));
+        assert!(queue.push(copy(&store)));
+        assert!(queue.push(copy(&store)));
         queue.flushed().await;
         assert_eq!(journal_count(&store), 2);
     }
@@ -195,7 +198,7 @@ mod tests {
         let store = store(dir.path());
         // A limit of zero bytes: the queue is always full.
         let queue = JournalQueue::with_limit(store.clone(), 0);
-        assert!(!queue.push(copy("a")));
+        assert!(!queue.push(copy(&store)));
         queue.flushed().await;
         assert_eq!(journal_count(&store), 0);
     }

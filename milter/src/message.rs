@@ -1,6 +1,7 @@
 //! One SMTP transaction as the milter sees it, assembled from the milter callbacks.
 
 use lifeboat_mailstore::Address;
+use lifeboat_mailstore::class::HEADER_PREFIX;
 
 /// An envelope recipient.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +43,20 @@ pub struct Message {
     pub body: Vec<u8>,
     /// Set once the message grew past the size limit; its bytes are then dropped.
     pub oversize: bool,
+    /// `X-Lifeboat-*` fields the sender wrote, to be removed (docs/design.md §4.6).
+    pub foreign_fields: Vec<ForeignField>,
+    /// Postfix's queue id (macro `i` at end of message).
+    pub queue_id: Option<String>,
     max_size: u64,
+}
+
+/// A header field named like one of Lifeboat's, which only Lifeboat may write: the
+/// milter deletes it with CHGHEADER, which names a field by its name and its index among
+/// the fields of that name (from 1, names compared without case, as Postfix does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignField {
+    pub name: String,
+    pub index: i32,
 }
 
 impl Message {
@@ -59,8 +73,20 @@ impl Message {
     }
 
     /// Adds a header field. `value` is the text after the colon, with its leading space
-    /// when the MTA kept it.
+    /// when the MTA kept it. An `X-Lifeboat-*` field is not kept: it is noted for
+    /// removal, so neither the copies nor what Postfix delivers carry a sender's mark.
     pub fn add_header(&mut self, name: &[u8], value: &[u8]) {
+        let prefix = HEADER_PREFIX.as_bytes();
+        if name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            let name = String::from_utf8_lossy(name).into_owned();
+            let index = 1 + self
+                .foreign_fields
+                .iter()
+                .filter(|f| f.name.eq_ignore_ascii_case(&name))
+                .count() as i32;
+            self.foreign_fields.push(ForeignField { name, index });
+            return;
+        }
         let mut field = Vec::with_capacity(name.len() + value.len() + 3);
         field.extend_from_slice(name);
         field.push(b':');
@@ -139,6 +165,29 @@ mod tests {
         m.add_body(b"Message-ID: <body@b.test>\r\n");
         assert_eq!(m.header_value("message-id").as_deref(), Some("<m1@b.test>"));
         assert_eq!(m.header_value("Subject"), None);
+    }
+
+    #[test]
+    fn lifeboat_fields_from_outside_are_counted_per_name_and_left_out() {
+        let mut m = Message::new("<a@b.test>", 1000);
+        m.add_header(b"X-Lifeboat-ID", b" forged");
+        m.add_header(b"Subject", b" s");
+        m.add_header(b"x-lifeboat-id", b" forged too");
+        m.add_header(b"X-Lifeboat-Sent", b" yes");
+        m.add_header(b"X-Lifeboatish", b" kept");
+        let field = |name: &str, index| ForeignField {
+            name: name.into(),
+            index,
+        };
+        assert_eq!(
+            m.foreign_fields,
+            [
+                field("X-Lifeboat-ID", 1),
+                field("x-lifeboat-id", 2),
+                field("X-Lifeboat-Sent", 1)
+            ]
+        );
+        assert_eq!(m.header, b"Subject: s\r\nX-Lifeboatish: kept\r\n");
     }
 
     #[test]

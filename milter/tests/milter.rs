@@ -67,6 +67,17 @@ async fn fixture(max_message_size: u64) -> Fixture {
 impl Fixture {
     /// Sends one message the way Postfix does; returns what the milter answered at EOM.
     async fn send(&self, recipients: &[(&str, &str)], body: &str) -> (EomActions, Status) {
+        let header = [("Subject", "hello"), ("Message-ID", "<m1@else.test>")];
+        self.send_with(recipients, &header, body).await
+    }
+
+    /// [`Fixture::send`] with these header fields.
+    async fn send_with(
+        &self,
+        recipients: &[(&str, &str)],
+        header: &[(&str, &str)],
+        body: &str,
+    ) -> (EomActions, Status) {
         let mut conn = TestConnection::open(self.addr).await.unwrap();
         // The milter waives its replies to MAIL, RCPT, headers and body.
         assert_eq!(
@@ -88,8 +99,8 @@ impl Fixture {
                 Status::Noreply
             );
         }
-        for (name, value) in [("Subject", "hello"), ("Message-ID", "<m1@else.test>")] {
-            assert_eq!(conn.header(name, value).await.unwrap(), Status::Noreply);
+        for (name, value) in header {
+            assert_eq!(conn.header(*name, *value).await.unwrap(), Status::Noreply);
         }
         assert_eq!(conn.body(body.to_string()).await.unwrap(), Status::Noreply);
         conn.macros(MacroStage::Eom, [("i", "ABC123")])
@@ -155,6 +166,10 @@ async fn normal_state_journals_and_leaves_every_recipient() {
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].class, Class::Journal);
     assert_eq!(inbox[0].lifeboat_id.as_deref(), Some(id.as_str()));
+    assert!(
+        f.store.keyring().lifeboat_id(&id).is_some(),
+        "the id is keyed with the store's key: {id}"
+    );
     assert_eq!(inbox[0].envelope_from.as_deref(), Some("sender@else.test"));
     let content = std::fs::read(f.store.message_path(
         &Address::parse("alice@example.test").unwrap(),
@@ -320,7 +335,7 @@ async fn a_queued_journal_copy_and_the_fallback_copy_end_up_as_one() {
     );
     fallback_copy.envelope_from = Some("sender@else.test".into());
     fallback_copy.envelope_to = vec![alice];
-    fallback_copy.lifeboat_id = Some(id.clone());
+    fallback_copy.lifeboat_id = f.store.keyring().lifeboat_id(&id);
     let store = f.store.clone();
     tokio::task::spawn_blocking(move || store.deliver_diverted(fallback_copy))
         .await
@@ -333,4 +348,81 @@ async fn a_queued_journal_copy_and_the_fallback_copy_end_up_as_one() {
     assert_eq!(inbox[0].class, Class::Diverted);
     assert_eq!(inbox[0].replay_state.as_deref(), Some("pending"));
     assert!(f.store.check(false).unwrap().is_consistent());
+}
+
+fn deleted_fields(actions: &EomActions) -> Vec<(String, i32)> {
+    actions
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            EomAction::DeleteHeader { name, index } => {
+                Some((name.to_string_lossy().into_owned(), *index))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A sender's X-Lifeboat-* fields are deleted (last index of each name first, before the
+/// milter adds its own id), for every message, copied or not; the copy and what Postfix
+/// delivers carry only the milter's keyed id.
+#[tokio::test]
+async fn a_senders_lifeboat_fields_are_removed_from_every_message() {
+    let f = fixture(1 << 20).await;
+    let header = [
+        ("X-Lifeboat-ID", "forged"),
+        ("Subject", "hello"),
+        ("X-Lifeboat-Sent", "yes"),
+        (
+            "x-lifeboat-id",
+            "0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef",
+        ),
+    ];
+    let (actions, status) = f
+        .send_with(&[("alice@example.test", "origin")], &header, "hi\r\n")
+        .await;
+    assert_eq!(status, Status::Continue);
+    assert_eq!(
+        deleted_fields(&actions),
+        [
+            ("x-lifeboat-id".to_string(), 2),
+            ("X-Lifeboat-Sent".to_string(), 1),
+            ("X-Lifeboat-ID".to_string(), 1),
+        ]
+    );
+    let added = actions
+        .actions
+        .iter()
+        .position(|a| matches!(a, EomAction::AddHeader { .. }))
+        .expect("X-Lifeboat-ID added");
+    let last_delete = actions
+        .actions
+        .iter()
+        .rposition(|a| matches!(a, EomAction::DeleteHeader { .. }))
+        .unwrap();
+    assert!(last_delete < added, "deletions come first: {actions:?}");
+    let id = added_id(&actions).unwrap();
+    assert!(f.store.keyring().lifeboat_id(&id).is_some());
+    f.milter.journal_flushed().await;
+    let inbox = f.inbox("alice@example.test");
+    let content = std::fs::read(f.store.message_path(
+        &Address::parse("alice@example.test").unwrap(),
+        "INBOX",
+        &inbox[0],
+    ))
+    .unwrap();
+    let text = String::from_utf8(content).unwrap();
+    assert!(
+        !text.contains("forged") && !text.contains("X-Lifeboat-Sent"),
+        "{text}"
+    );
+    assert_eq!(text.matches("X-Lifeboat-ID").count(), 1, "{text}");
+
+    // Mail Lifeboat does not copy loses them too (the origin's Sieve rule trusts
+    // X-Lifeboat-Sent).
+    let (actions, _) = f
+        .send_with(&[("nobody@example.test", "origin")], &header, "hi\r\n")
+        .await;
+    assert_eq!(deleted_fields(&actions).len(), 3);
+    assert!(added_id(&actions).is_none());
 }

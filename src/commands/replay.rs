@@ -12,12 +12,12 @@
 //! - When an origin in `recovering` has nothing left, it becomes `normal` in the same
 //!   transaction that saw the backlog empty.
 
-use std::fs::File;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lifeboat_mailstore::Class;
+use lifeboat_mailstore::class::SENT_HEADER;
 use lifeboat_mailstore::replay::{PendingCopy, ReplayOutcome, replay_content};
+use lifeboat_mailstore::{Class, Keyring};
 use lifeboat_mailstore::{OutageState, Store};
 use nix::fcntl::{Flock, FlockArg};
 
@@ -45,7 +45,7 @@ struct Tally {
 
 pub fn run(config: &Config, store: Store, dry_run: bool) -> CommandResult {
     let lock_path = config.data_dir.join(LOCK_FILE);
-    let file = File::create(&lock_path)
+    let file = lifeboat_mailstore::private::open_file(&lock_path)
         .map_err(|e| Failure::failed(format!("{}: {e}", lock_path.display())))?;
     let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
         println!("another `lifeboat replay` is running; nothing to do");
@@ -287,6 +287,7 @@ impl Shared {
         let message = with_trace(
             &self.hostname,
             &self.sent_subject_tag,
+            self.store.keyring(),
             copy,
             replay_content(&stored),
         );
@@ -444,7 +445,18 @@ fn log_outcome(origin: &Origin, copy: &PendingCopy, outcome: &ReplayOutcome) {
 
 /// The message as the origin gets it: a trace line, the replay id (and for sent copies
 /// the marker an origin-side rule can file into Sent) on top of the original.
-fn with_trace(hostname: &str, tag: &str, copy: &PendingCopy, original: &[u8]) -> Vec<u8> {
+///
+/// The marker's value is keyed ([`Keyring::sent_mark`] of the replay id), so nobody
+/// without the store's key can make one that verifies. An origin's Sieve rule cannot
+/// check it, though: what makes the rule safe is that the milter removes every
+/// `X-Lifeboat-*` field from incoming mail (docs/design.md §4.6).
+fn with_trace(
+    hostname: &str,
+    tag: &str,
+    keyring: &Keyring,
+    copy: &PendingCopy,
+    original: &[u8],
+) -> Vec<u8> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let mut message = format!(
         "Received: by {hostname} (Lifeboat replay); {now}\r\nX-Lifeboat-Replay-ID: {}\r\n",
@@ -452,7 +464,8 @@ fn with_trace(hostname: &str, tag: &str, copy: &PendingCopy, original: &[u8]) ->
     )
     .into_bytes();
     if copy.class == Class::Sent {
-        message.extend_from_slice(b"X-Lifeboat-Sent: yes\r\n");
+        let mark = keyring.sent_mark(&copy.replay_id);
+        message.extend_from_slice(format!("{SENT_HEADER}: {mark}\r\n").as_bytes());
     }
     match (copy.class, tag) {
         (Class::Sent, tag) if !tag.is_empty() => message.extend(tag_subject(original, tag)),

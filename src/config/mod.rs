@@ -274,6 +274,18 @@ pub struct MilterConfig {
     pub listen: ListenSpec,
     /// Bytes; bigger mail is left to Postfix alone (neither journaled nor diverted).
     pub max_message_size: u64,
+    /// Networks allowed to connect to an `inet:` listener (a unix socket is guarded by
+    /// its mode and group instead). Whoever talks to the milter decides what is stored
+    /// and replayed, envelope sender included, so only Postfix should.
+    #[serde(deserialize_with = "networks")]
+    pub allowed_clients: Vec<IpNet>,
+}
+
+impl MilterConfig {
+    /// Whether a client at `ip` may connect (IPv4 seen on an IPv6 socket as IPv4).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        allowed(&self.allowed_clients, ip)
+    }
 }
 
 impl Default for MilterConfig {
@@ -281,8 +293,24 @@ impl Default for MilterConfig {
         MilterConfig {
             listen: ListenSpec::Unix(PathBuf::from("/run/lifeboat/milter.sock")),
             max_message_size: 50 * 1024 * 1024,
+            allowed_clients: loopback(),
         }
     }
+}
+
+/// 127.0.0.0/8 and ::1: Postfix on the same machine.
+fn loopback() -> Vec<IpNet> {
+    vec![
+        IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+        IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+    ]
+}
+
+/// Whether `ip` is in one of `networks`; an IPv4 client seen on an IPv6 socket
+/// (`::ffff:127.0.0.1`) is matched as IPv4.
+pub fn allowed(networks: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    networks.iter().any(|network| network.contains(&ip))
 }
 
 /// `[fallback]`: the SMTP listener Postfix uses as `smtp_fallback_relay`.
@@ -300,10 +328,7 @@ impl FallbackConfig {
     /// Whether a client at `ip` may connect; an IPv4 client seen on an IPv6 socket
     /// (`::ffff:127.0.0.1`) is matched as IPv4.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.allowed_clients
-            .iter()
-            .any(|network| network.contains(&ip))
+        allowed(&self.allowed_clients, ip)
     }
 }
 
@@ -311,10 +336,7 @@ impl Default for FallbackConfig {
     fn default() -> FallbackConfig {
         FallbackConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 10026)),
-            allowed_clients: vec![
-                IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
-                IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
-            ],
+            allowed_clients: loopback(),
         }
     }
 }
@@ -515,7 +537,8 @@ fn some_socket_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Socke
 fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
     let networks = value::parse_list(d, value::parse_network)?;
     if networks.is_empty() {
-        // The fallback listener's only client is Postfix; an empty list refuses it too.
+        // The milter's and fallback listener's only client is Postfix; an empty list
+        // refuses it too.
         return Err(serde::de::Error::custom(
             "at least one network is required (Postfix must be allowed to connect)",
         ));
@@ -587,6 +610,15 @@ domains = ["Example.COM", "example.org."]
             ListenSpec::Unix("/run/lifeboat/milter.sock".into())
         );
         assert_eq!(config.milter.max_message_size, 52_428_800);
+        let milter_clients: Vec<String> = config
+            .milter
+            .allowed_clients
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(milter_clients, ["127.0.0.0/8", "::1/128"]);
+        assert!(config.milter.allows("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!config.milter.allows("192.0.2.1".parse().unwrap()));
         assert_eq!(config.fallback.listen, "127.0.0.1:10026".parse().unwrap());
         let clients: Vec<String> = config
             .fallback
@@ -732,5 +764,7 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(error.key.as_deref(), Some("origin[0].domains"));
         let error = parse_err(&format!("{SMALLEST}[fallback]\nallowed_clients = []\n"));
         assert_eq!(error.key.as_deref(), Some("fallback.allowed_clients"));
+        let error = parse_err(&format!("{SMALLEST}[milter]\nallowed_clients = []\n"));
+        assert_eq!(error.key.as_deref(), Some("milter.allowed_clients"));
     }
 }

@@ -7,7 +7,7 @@ use lifeboat_mailstore::capture::plan;
 use lifeboat_mailstore::deliver::header_value;
 use lifeboat_mailstore::metrics;
 use lifeboat_mailstore::outcome::{FailedStage, Left};
-use lifeboat_mailstore::{Address, CaptureOutcome, Class, Fate, NewMessage};
+use lifeboat_mailstore::{Address, CaptureOutcome, Class, Fate, LifeboatId, NewMessage};
 use lifeboat_servers::connection::{Connection, ReadError};
 use lifeboat_servers::smtp::{Data, read_data};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -146,8 +146,10 @@ async fn record_deferral(fallback: &Fallback, origin: &str, address: &Address) {
 
 /// Stores one diverted copy per user. 250 only when every copy is durable; otherwise
 /// 451, and Postfix retries (copies already stored are recognised by `X-Lifeboat-ID`).
+/// Only an id this store's milter made counts (checked with the store's key): one a
+/// sender wrote is ignored, so it can never make this message pass for another.
 async fn store(fallback: &Fallback, transaction: Transaction, content: Vec<u8>) -> String {
-    let lifeboat_id = header_value(&content, "X-Lifeboat-ID");
+    let lifeboat_id = fallback.store.keyring().lifeboat_id_of(&content);
     let message_id = header_value(&content, "Message-ID");
     let fates: Vec<Fate> = transaction
         .recipients
@@ -189,7 +191,7 @@ async fn store(fallback: &Fallback, transaction: Transaction, content: Vec<u8>) 
         outcomes.push(format!("{rcpts}={outcome}"));
     }
     tracing::info!(
-        lifeboat_id = lifeboat_id.as_deref().unwrap_or("-"),
+        lifeboat_id = lifeboat_id.as_ref().map_or("-", LifeboatId::as_str),
         message_id = message_id.as_deref().unwrap_or("-"),
         sender = %transaction.sender,
         recipients = %outcomes.join(" "),

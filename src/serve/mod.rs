@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indymilter::EitherListener;
+use ipnet::IpNet;
+use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
 use lifeboat_milter::Milter;
 use lifeboat_servers::health;
@@ -28,7 +30,8 @@ use crate::exit::{CommandResult, Failure};
 use crate::fallback::{self, Fallback};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::origin_watch::{Watch, postfix_log};
+use crate::origin_watch::Watch;
+use crate::origin_watch::postfix_log::{self, LogEvent};
 use crate::serve_report::{self, ServeReport};
 use resilient::Resilient;
 use supervisor::Supervisor;
@@ -68,7 +71,8 @@ async fn serve(config: Config) -> CommandResult {
     let budget = descriptors::raise_and_share();
     lifeboat_servers::limits::set_session_budget(budget.user_sessions);
     let account = crate::privileges::target(&config)?;
-    let milter_listener = bind_milter(&config, account.as_ref()).await?;
+    let milter_clients = Arc::new(Reloadable::new(config.milter.allowed_clients.clone()));
+    let milter_listener = bind_milter(&config, account.as_ref(), milter_clients.clone()).await?;
     let fallback_listener = TcpListener::bind(config.fallback.listen)
         .await
         .map_err(|e| bind_failure("fallback.listen", &config.fallback.listen.to_string(), e))?;
@@ -108,8 +112,11 @@ async fn serve(config: Config) -> CommandResult {
     let mut supervisor = Supervisor::new(stopped.clone());
     let watch_tasks = origin_watch.spawn(stopped.clone());
     if let Some(source) = config.watch.postfix_log.clone() {
-        let origin_watch = origin_watch.clone();
-        postfix_log::follow(source, move |domain| origin_watch.deferred_domain(&domain));
+        let (origin_watch, store) = (origin_watch.clone(), store.clone());
+        postfix_log::follow(source, move |event| match event {
+            LogEvent::Deferred(domain) => origin_watch.deferred_domain(&domain),
+            LogEvent::RefusedAfterMilter(queue_id) => cancel_capture(&store, &queue_id),
+        });
     }
     if let Some(listener) = metrics_listener {
         tokio::spawn(crate::metrics::serve(
@@ -165,6 +172,7 @@ async fn serve(config: Config) -> CommandResult {
 
     let running = Running {
         milter: milter.clone(),
+        milter_clients,
         fallback: fallback.clone(),
         watch: origin_watch,
         mailservers,
@@ -239,9 +247,29 @@ async fn report_health(
     let _ = std::fs::remove_file(serve_report::path(&data_dir));
 }
 
+/// Postfix did not take the message with this queue id after all (a milter after
+/// Lifeboat's refused it at end of message): copies the milter made of it must not be
+/// replayed as if it had been accepted (docs/design.md §5.1).
+fn cancel_capture(store: &Store, queue_id: &str) {
+    match store.cancel_capture(queue_id) {
+        Ok(0) => {}
+        Ok(cancelled) => {
+            tracing::warn!(
+                queue_id,
+                cancelled,
+                "Postfix refused a message after the milter stored it: its copies are removed, not replayed"
+            )
+        }
+        Err(e) => {
+            tracing::error!(queue_id, error = %e, "Postfix refused a message after the milter stored it, and its copies could not be removed: they will be replayed")
+        }
+    }
+}
+
 /// The parts a reload reaches.
 struct Running {
     milter: Arc<Milter>,
+    milter_clients: Arc<Reloadable<Vec<IpNet>>>,
     fallback: Arc<Fallback>,
     watch: Arc<Watch>,
     mailservers: mailservers::Running,
@@ -284,6 +312,9 @@ fn reload(current: &Config, running: &Running) {
     match Config::load(&current.path) {
         Ok(config) => {
             running.milter.reload(milter_settings(&config));
+            running
+                .milter_clients
+                .replace(config.milter.allowed_clients.clone());
             running.fallback.reload(fallback_settings(&config));
             running.watch.reload(config.clone());
             running.mailservers.reload(&config);
@@ -338,11 +369,17 @@ fn fallback_settings(config: &Config) -> fallback::Settings {
 async fn bind_milter(
     config: &Config,
     account: Option<&nix::unistd::User>,
-) -> Result<EitherListener<NoDelay, UnixListener>, Failure> {
+    allowed_clients: Arc<Reloadable<Vec<IpNet>>>,
+) -> Result<EitherListener<MilterTcpListener, UnixListener>, Failure> {
     match &config.milter.listen {
         ListenSpec::Inet(addr) => TcpListener::bind(addr)
             .await
-            .map(|listener| EitherListener::Tcp(NoDelay(listener)))
+            .map(|listener| {
+                EitherListener::Tcp(MilterTcpListener {
+                    listener,
+                    allowed_clients,
+                })
+            })
             .map_err(|e| bind_failure("milter.listen", &config.milter.listen.to_string(), e)),
         ListenSpec::Unix(path) => {
             if let Some(dir) = path.parent() {
@@ -363,45 +400,89 @@ async fn bind_milter(
 }
 
 /// The milter socket is for Postfix (group `postfix`) and the service account only: a
-/// local user who could talk to it could put mail in anyone's mailbox.
+/// local user who could talk to it could put mail in anyone's mailbox, with any envelope
+/// sender, and have it replayed to the origin. Never world-writable: without a `postfix`
+/// group the socket gets the service account's group, and Postfix needs to be given
+/// access (or the milter an `inet:` address on loopback).
 fn socket_access(path: &Path, account: Option<&nix::unistd::User>) -> Result<(), Failure> {
-    use std::os::unix::fs::PermissionsExt;
     let postfix_group = nix::unistd::Group::from_name("postfix")
         .ok()
         .flatten()
         .map(|g| g.gid);
+    give_socket(path, account, postfix_group)
+}
+
+fn give_socket(
+    path: &Path,
+    account: Option<&nix::unistd::User>,
+    postfix_group: Option<nix::unistd::Gid>,
+) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    if postfix_group.is_none() {
+        tracing::warn!(socket = %path.display(), "no `postfix` group: the milter socket is only for the service account's group; give Postfix access to it or use an inet: address");
+    }
     if nix::unistd::geteuid().is_root() {
-        nix::unistd::chown(path, account.map(|u| u.uid), postfix_group)
+        let group = postfix_group.or(account.map(|u| u.gid));
+        nix::unistd::chown(path, account.map(|u| u.uid), group)
             .map_err(|e| Failure::failed(format!("chown {}: {e}", path.display())))?;
     }
-    let mode = if postfix_group.is_some() {
-        0o660
-    } else {
-        0o666
-    };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
         .map_err(|e| Failure::failed(format!("chmod {}: {e}", path.display())))
 }
 
-/// A TCP milter listener whose connections send small replies at once. The milter
-/// protocol is many small request/reply exchanges per message; with Nagle's algorithm
-/// each one can wait for a delayed ACK (tens of milliseconds).
-pub struct NoDelay(TcpListener);
+/// The milter socket's mode: owner and group, never others.
+const SOCKET_MODE: u32 = 0o660;
 
-impl indymilter::Listener for NoDelay {
+/// The milter's TCP listener: refuses clients outside `[milter] allowed_clients`
+/// (reloaded on SIGHUP), and makes accepted connections send small replies at once. The
+/// milter protocol is many small request/reply exchanges per message; with Nagle's
+/// algorithm each one can wait for a delayed ACK (tens of milliseconds).
+pub struct MilterTcpListener {
+    listener: TcpListener,
+    allowed_clients: Arc<Reloadable<Vec<IpNet>>>,
+}
+
+impl indymilter::Listener for MilterTcpListener {
     type Io = tokio::net::TcpStream;
 
     fn poll_accept(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<Self::Io>> {
-        self.0.poll_accept(cx).map_ok(|(stream, _)| {
-            let _ = stream.set_nodelay(true);
-            stream
-        })
+        loop {
+            let (stream, peer) = std::task::ready!(self.listener.poll_accept(cx))?;
+            if crate::config::allowed(&self.allowed_clients.get(), peer.ip()) {
+                let _ = stream.set_nodelay(true);
+                return std::task::Poll::Ready(Ok(stream));
+            }
+            // Closed without a word: the milter protocol has no greeting to refuse with.
+            tracing::warn!(%peer, "milter: connection from a client not in milter.allowed_clients");
+        }
     }
 }
 
 fn bind_failure(key: &str, address: &str, e: std::io::Error) -> Failure {
     Failure::failed(format!("{key}: cannot listen on {address}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Issue 12, item 10: without a `postfix` group the socket used to be 0666, so every
+    /// local user could talk to the milter.
+    #[test]
+    fn the_milter_socket_is_never_world_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        for postfix_group in [None, Some(nix::unistd::getgid())] {
+            let path = dir.path().join("milter.sock");
+            let _ = std::fs::remove_file(&path);
+            let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            give_socket(&path, None, postfix_group).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o660, "group {postfix_group:?}");
+        }
+    }
 }

@@ -58,3 +58,17 @@ pub fn python(script: &str, args: &[String]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Polls `done` every 50 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -39,6 +39,9 @@ pub struct PostfixOptions {
     /// minimal/maximal_backoff_time = 1s). Off by default: tests should call
     /// [`Postfix::flush`] rather than wait for timers.
     pub fast_retry: bool,
+    /// Extra `main.cf` lines (`name = value`), written after the defaults so they win,
+    /// e.g. `header_checks = regexp:/path`.
+    pub main_cf: Vec<String>,
 }
 
 impl PostfixOptions {
@@ -51,6 +54,7 @@ impl PostfixOptions {
             fallback: None,
             protected_domains: vec!["example.test".to_string()],
             fast_retry: false,
+            main_cf: Vec::new(),
         }
     }
 }
@@ -122,6 +126,9 @@ impl Postfix {
             }
             if opts.fast_retry {
                 script.arg("--fast-retry");
+            }
+            for line in &opts.main_cf {
+                script.args(["--main-cf", line]);
             }
             let out = run(&mut script);
             if out.status.success() {
