@@ -62,13 +62,26 @@ struct Counts {
 pub struct ConnectionCounter {
     limits: ConnectionLimits,
     counts: Arc<Mutex<Counts>>,
+    /// Whether its connections draw on the budget the user-facing servers share.
+    budgeted: bool,
 }
 
 impl ConnectionCounter {
+    /// For a user-facing server: also within the shared session budget.
     pub fn new(limits: ConnectionLimits) -> ConnectionCounter {
         ConnectionCounter {
             limits,
             counts: Arc::default(),
+            budgeted: true,
+        }
+    }
+
+    /// For capture (the fallback listener), which has a share of its own: users taking
+    /// every session they may never turn Postfix away.
+    pub fn outside_budget(limits: ConnectionLimits) -> ConnectionCounter {
+        ConnectionCounter {
+            budgeted: false,
+            ..ConnectionCounter::new(limits)
         }
     }
 
@@ -86,8 +99,10 @@ impl ConnectionCounter {
             }
             return Err(Refusal::TooManyFromAddress);
         }
-        let budget = SESSION_BUDGET.load(Ordering::Relaxed);
-        if SESSIONS_OPEN.fetch_add(1, Ordering::Relaxed) >= budget {
+        if self.budgeted
+            && SESSIONS_OPEN.fetch_add(1, Ordering::Relaxed)
+                >= SESSION_BUDGET.load(Ordering::Relaxed)
+        {
             SESSIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
             if *from_ip == 0 {
                 counts.per_ip.remove(&ip);
@@ -99,6 +114,7 @@ impl ConnectionCounter {
         Ok(ConnectionSlot {
             ip,
             counts: self.counts.clone(),
+            budgeted: self.budgeted,
         })
     }
 
@@ -110,11 +126,14 @@ impl ConnectionCounter {
 pub struct ConnectionSlot {
     ip: IpAddr,
     counts: Arc<Mutex<Counts>>,
+    budgeted: bool,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        SESSIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+        if self.budgeted {
+            SESSIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.total -= 1;
         if let Some(n) = counts.per_ip.get_mut(&self.ip) {

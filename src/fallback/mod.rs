@@ -10,17 +10,16 @@
 mod connection;
 mod session;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
-use lifeboat_servers::health::{self, ListenerHealth};
-use tokio::net::TcpListener;
+use lifeboat_servers::limits::{ConnectionCounter, ConnectionLimits, Refusal};
+use lifeboat_servers::listener::{Accepted, Server};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::origin_watch::Watch;
 
@@ -65,69 +64,60 @@ impl Fallback {
     }
 
     fn allows(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.settings()
-            .allowed_clients
-            .iter()
-            .any(|net| net.contains(&ip))
+        crate::config::allowed(&self.settings().allowed_clients, ip)
     }
 }
 
-/// Accepts sessions until `shutdown` turns true, then waits for open sessions to end.
-/// At most `max_sessions` at once (Postfix opens a few per destination); an accept error
-/// never ends the loop.
-pub async fn serve(
-    listener: TcpListener,
-    health: Arc<ListenerHealth>,
+/// The fallback listener behind the accept loop every server shares (limits, back-off
+/// on accept errors, health, drain on shutdown).
+pub struct FallbackServer {
     fallback: Arc<Fallback>,
-    max_sessions: usize,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        health.accept_failed(&e);
-                        tokio::time::sleep(health::ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                };
-                health.accepted();
-                while sessions.try_join_next().is_some() {}
-                if sessions.len() >= max_sessions {
-                    tracing::warn!(%peer, "fallback: too many sessions, refusing one");
-                    continue;
-                }
-                let fallback = fallback.clone();
-                sessions.spawn(async move { handle(stream, peer, fallback).await });
-            }
-        }
-    }
-    health.stopped();
-    drop(listener);
-    while sessions.join_next().await.is_some() {}
+    connections: ConnectionCounter,
 }
 
-async fn handle(stream: tokio::net::TcpStream, peer: SocketAddr, fallback: Arc<Fallback>) {
-    let _ = stream.set_nodelay(true);
-    if !fallback.allows(peer.ip()) {
-        tracing::warn!(%peer, "fallback: connection from a client not in fallback.allowed_clients");
-        let (_, mut writer) = stream.into_split();
-        let _ = tokio::io::AsyncWriteExt::write_all(
-            &mut writer,
-            b"554 5.7.1 not an allowed client\r\n",
-        )
-        .await;
-        return;
+impl FallbackServer {
+    /// At most `max_sessions` at once (Postfix opens a few per destination): capture's
+    /// own share of descriptors, outside the budget the user-facing servers share.
+    pub fn new(fallback: Arc<Fallback>, max_sessions: usize) -> Arc<FallbackServer> {
+        let limits = ConnectionLimits {
+            per_ip: max_sessions,
+            total: max_sessions,
+        };
+        Arc::new(FallbackServer {
+            fallback,
+            connections: ConnectionCounter::outside_budget(limits),
+        })
     }
-    if let Err(e) = run_session(stream, &fallback, IDLE_TIMEOUT).await {
-        tracing::debug!(%peer, error = %e, "fallback: session ended");
+}
+
+impl Server for FallbackServer {
+    const NAME: &'static str = "fallback";
+
+    fn connections(&self) -> &ConnectionCounter {
+        &self.connections
+    }
+
+    fn refusal(_: Refusal) -> &'static [u8] {
+        b"421 4.3.2 too many sessions; try again later\r\n"
+    }
+
+    /// A session in progress finishes its transaction; shutdown waits for it.
+    async fn handle(
+        self: Arc<Self>,
+        connection: Accepted,
+        _shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let (stream, peer) = (connection.stream, connection.peer);
+        let _ = stream.set_nodelay(true);
+        if !self.fallback.allows(peer.ip()) {
+            tracing::warn!(%peer, "fallback: connection from a client not in fallback.allowed_clients");
+            let mut stream = stream;
+            return tokio::io::AsyncWriteExt::write_all(
+                &mut stream,
+                b"554 5.7.1 not an allowed client\r\n",
+            )
+            .await;
+        }
+        run_session(stream, &self.fallback, IDLE_TIMEOUT).await
     }
 }

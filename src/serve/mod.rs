@@ -21,13 +21,14 @@ use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::{Routes, Store};
 use lifeboat_milter::Milter;
 use lifeboat_servers::health;
+use lifeboat_servers::listener::{self, ServerListener};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::config::{Config, ListenSpec};
 use crate::exit::{CommandResult, Failure};
-use crate::fallback::{self, Fallback};
+use crate::fallback::{self, Fallback, FallbackServer};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::origin_watch::Watch;
@@ -149,11 +150,13 @@ async fn serve(config: Config) -> CommandResult {
     ));
     let fallback_task = supervisor.spawn(
         "fallback",
-        fallback::serve(
-            fallback_listener,
-            health::register("fallback", config.fallback.listen),
-            fallback.clone(),
-            budget.fallback,
+        listener::serve(
+            vec![ServerListener {
+                listener: fallback_listener,
+                address: config.fallback.listen,
+                implicit_tls: false,
+            }],
+            FallbackServer::new(fallback.clone(), budget.fallback),
             stopped.clone(),
         ),
     );
