@@ -403,6 +403,29 @@ mod tests {
     }
 
     #[test]
+    fn inbox_in_any_case_is_one_mailbox_also_as_a_parent() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(b"a1 CREATE inbox.x\r\n"),
+            ["a1 OK CREATE completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 LIST \"\" inbox*\r\n"),
+            [
+                "* LIST () \".\" INBOX\r\n",
+                "* LIST () \".\" INBOX.x\r\n",
+                "a2 OK LIST completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a3 CREATE Inbox.x\r\n"),
+            ["a3 NO [ALREADYEXISTS] INBOX.x already exists\r\n"]
+        );
+        let select = f.run(b"a4 SELECT iNbOx.x\r\n");
+        assert!(select.last().unwrap().starts_with("a4 OK"), "{select:?}");
+    }
+
+    #[test]
     fn names_travel_in_modified_utf7() {
         let mut f = Fixture::logged_in(0);
         assert_eq!(
