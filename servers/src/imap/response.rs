@@ -38,6 +38,57 @@ impl Reply {
 
 pub type Responses = Vec<Response<'static>>;
 
+/// Where a command sends the untagged responses it makes before its reply (FETCH, a
+/// message or a chunk at a time): the server writes each while the command goes on and
+/// holds back the command while the client is slow to read, so a long answer never sits
+/// in memory whole (600 ranges of a 1 MB message made one 600 MB reply). Tests and the
+/// fuzz target keep them instead, in front of the reply.
+pub struct Outbox {
+    stream: Option<Box<dyn FnMut(Response<'static>) -> Result<(), Gone> + Send>>,
+    kept: Responses,
+}
+
+/// Nobody reads the answer any more (the connection is closing): the command may stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gone;
+
+impl Outbox {
+    /// Responses go to `send` as they come; it may wait for the client.
+    pub fn streaming(
+        send: impl FnMut(Response<'static>) -> Result<(), Gone> + Send + 'static,
+    ) -> Outbox {
+        Outbox {
+            stream: Some(Box::new(send)),
+            kept: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+        match &mut self.stream {
+            Some(send) => send(response),
+            None => {
+                self.kept.push(response);
+                Ok(())
+            }
+        }
+    }
+
+    /// What was kept (none when streaming).
+    pub fn into_kept(self) -> Responses {
+        self.kept
+    }
+}
+
+impl Default for Outbox {
+    /// Keeps the responses.
+    fn default() -> Outbox {
+        Outbox {
+            stream: None,
+            kept: Vec::new(),
+        }
+    }
+}
+
 /// The response codes a NO carries here (RFC 3501 §7.1, RFC 5530), typed so that no
 /// code is ever parsed back out of a text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +105,7 @@ pub enum NoCode {
 }
 
 impl NoCode {
-    fn code(self) -> Code<'static> {
+    pub fn code(self) -> Code<'static> {
         let atom: &'static [u8] = match self {
             NoCode::ReadOnly => return Code::ReadOnly,
             NoCode::TryCreate => return Code::TryCreate,
