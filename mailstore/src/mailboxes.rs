@@ -157,9 +157,8 @@ impl Store {
                     "SELECT name FROM mailboxes WHERE user_id = ?1
                      AND (name = ?3 OR {INSIDE}) ORDER BY length(name)"
                 ))?;
-                let rows = stmt.query_map(params![user_id, format!("{from}."), from], |r| {
-                    r.get(0)
-                })?;
+                let rows =
+                    stmt.query_map(params![user_id, format!("{from}."), from], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             if names.first() != Some(&from) {
@@ -318,7 +317,9 @@ mod tests {
         store.create_mailbox(&owner, "inbox.x").unwrap();
         let all = names(&store);
         assert_eq!(
-            all.iter().filter(|n| n.eq_ignore_ascii_case("INBOX")).count(),
+            all.iter()
+                .filter(|n| n.eq_ignore_ascii_case("INBOX"))
+                .count(),
             1,
             "{all:?}"
         );
@@ -337,7 +338,10 @@ mod tests {
         store.delete_mailbox(&owner, "inbox.y").unwrap();
         let all = names(&store);
         assert!(all.contains(&"INBOX.x".to_string()), "{all:?}");
-        assert!(!all.iter().any(|n| n == "Work" || n.ends_with(".y")), "{all:?}");
+        assert!(
+            !all.iter().any(|n| n == "Work" || n.ends_with(".y")),
+            "{all:?}"
+        );
         let report = store.check(false).unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
     }

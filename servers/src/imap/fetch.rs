@@ -211,7 +211,10 @@ fn value(
             if !cached {
                 *last_section = Some((section.clone(), mime::section(bytes, section.as_ref())));
             }
-            let whole = last_section.as_ref().map(|(_, whole)| &whole[..]).unwrap_or_default();
+            let whole = last_section
+                .as_ref()
+                .map(|(_, whole)| &whole[..])
+                .unwrap_or_default();
             let (origin, slice) = match partial {
                 Some((start, length)) => {
                     (Some(*start), mime::partial(whole, *start, *length).to_vec())
@@ -229,10 +232,9 @@ fn value(
             bytes,
             Some(&Section::Header(None)),
         ))),
-        Item::Rfc822Text => MessageDataItem::Rfc822Text(nstring(mime::section(
-            bytes,
-            Some(&Section::Text(None)),
-        ))),
+        Item::Rfc822Text => {
+            MessageDataItem::Rfc822Text(nstring(mime::section(bytes, Some(&Section::Text(None)))))
+        }
         Item::ModSeq => MessageDataItem::ModSeq(modseq(message.modseq)),
     }
 }

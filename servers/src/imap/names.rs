@@ -169,7 +169,10 @@ mod tests {
         }
         let long_pattern = "*%".repeat(32 * 1024);
         assert!(wildcard_match(&long_pattern, &name));
-        assert!(!wildcard_match(&format!("{}*", "x".repeat(64 * 1024)), &name));
+        assert!(!wildcard_match(
+            &format!("{}*", "x".repeat(64 * 1024)),
+            &name
+        ));
         assert!(wildcard_match("%%", "Projects") && !wildcard_match("%%", "Projects.2026"));
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),

@@ -44,9 +44,11 @@ pub type Responses = Vec<Response<'static>>;
 /// in memory whole (600 ranges of a 1 MB message made one 600 MB reply). Tests and the
 /// fuzz target keep them instead, in front of the reply.
 pub struct Outbox {
-    stream: Option<Box<dyn FnMut(Response<'static>) -> Result<(), Gone> + Send>>,
+    stream: Option<SendResponse>,
     kept: Responses,
 }
+
+type SendResponse = Box<dyn FnMut(Response<'static>) -> Result<(), Gone> + Send>;
 
 /// Nobody reads the answer any more (the connection is closing): the command may stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,7 +226,10 @@ pub fn bye(words: impl Into<Cow<'static, str>>) -> Response<'static> {
 }
 
 /// `* BYE`, with a code if one says why.
-pub fn bye_status(code: Option<Code<'static>>, words: impl Into<Cow<'static, str>>) -> Status<'static> {
+pub fn bye_status(
+    code: Option<Code<'static>>,
+    words: impl Into<Cow<'static, str>>,
+) -> Status<'static> {
     match Status::bye(code, text(words)) {
         Ok(status) => status,
         Err(never) => match never {},
@@ -290,7 +295,11 @@ mod tests {
     fn texts_imap_cannot_carry_are_made_valid_not_panicked_on() {
         let tag = Tag::try_from("a1").unwrap();
         assert_eq!(
-            encode(&no(&tag, Some(NoCode::AlreadyExists), "Entwürfe already exists")),
+            encode(&no(
+                &tag,
+                Some(NoCode::AlreadyExists),
+                "Entwürfe already exists"
+            )),
             "a1 NO [ALREADYEXISTS] Entw?rfe already exists\r\n"
         );
         assert_eq!(

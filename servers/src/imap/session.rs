@@ -22,8 +22,8 @@ use lifeboat_mailstore::store::Store;
 
 use super::command::store::FlagUpdate;
 use super::command::{append, copy, expunge, fetch, info, mailboxes, search, select, store};
-use super::context::{Context, State};
 pub use super::context::{Cancel, SessionConfig, User};
+use super::context::{Context, State};
 // Where the server and the fuzz target have always found them.
 pub use super::response::{After, Outbox, Reply};
 use super::response::{NoCode, Rejection, Responses, bad, bye, data, no, ok, ok_code};

@@ -415,12 +415,15 @@ mod tests {
         let mut f = Fixture::logged_in(0);
         deliver_big(&f, 400_000);
         f.run(b"s1 SELECT INBOX\r\n");
-        let ranges: Vec<String> = (0..7)
-            .map(|i| format!("BODY.PEEK[]<{i}.400000>"))
-            .collect();
+        let ranges: Vec<String> = (0..7).map(|i| format!("BODY.PEEK[]<{i}.400000>")).collect();
         let answer = f.run(format!("a1 UID FETCH 1 ({})\r\n", ranges.join(" ")).as_bytes());
         // 400 KB each: three make a MiB, so 3 + 3 + 1, each with the UID.
-        assert_eq!(answer.len(), 4, "{:?}", answer.iter().map(|a| &a[..40]).collect::<Vec<_>>());
+        assert_eq!(
+            answer.len(),
+            4,
+            "{:?}",
+            answer.iter().map(|a| &a[..40]).collect::<Vec<_>>()
+        );
         assert!(answer[0].starts_with("* 1 FETCH (UID 1 BODY[]<0> {"));
         assert!(answer[1].starts_with("* 1 FETCH (UID 1 BODY[]<3> {"));
         assert!(answer[2].starts_with("* 1 FETCH (UID 1 BODY[]<6> {"));
@@ -446,12 +449,19 @@ mod tests {
             .decode_static(b"a1 FETCH 1:3 BODY.PEEK[]\r\n")
             .unwrap();
         let reply = f.session.handle_with(command, outbox);
-        assert_eq!(sent.load(Ordering::Relaxed), 2, "stopped at the first refusal");
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            2,
+            "stopped at the first refusal"
+        );
         let reply: Vec<String> = reply.responses.iter().map(encode).collect();
         assert_eq!(reply, ["a1 NO FETCH cancelled\r\n"]);
         // A cancelled session (shutdown) answers nothing more.
         f.session.cancel().cancel();
-        assert_eq!(f.run(b"a2 FETCH 1:3 FLAGS\r\n"), ["a2 NO FETCH cancelled\r\n"]);
+        assert_eq!(
+            f.run(b"a2 FETCH 1:3 FLAGS\r\n"),
+            ["a2 NO FETCH cancelled\r\n"]
+        );
         assert_eq!(f.run(b"a3 SEARCH ALL\r\n"), ["a3 NO SEARCH cancelled\r\n"]);
     }
 }
