@@ -772,4 +772,60 @@ mod tests {
         assert_eq!(at(b"a 5}\r\n"), None);
         assert_eq!(at(b"{5}\r\n").unwrap().at, 0);
     }
+
+    mod bounded {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const PIECES: &[&[u8]] = &[
+            b"a1 ",
+            b"APPEND INBOX ",
+            b"LOGIN ",
+            b"{5}\r\n",
+            b"{5+}\r\n",
+            b"{70000+}\r\n",
+            b"{9000}\r\n",
+            b"{99999999999+}\r\n",
+            b"\r\n",
+            b"\n",
+            b"xxxxx",
+            b"DONE\r\n",
+        ];
+
+        proptest! {
+            #[test]
+            fn memory_stays_within_the_limits_whatever_comes(
+                pieces in prop::collection::vec((0..PIECES.len() + 2, any::<u8>()), 0..200),
+                logged_in in any::<bool>(),
+                read_size in 1..20_000usize,
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let mut input = Input::new();
+                if logged_in {
+                    input.logged_in(dir.path().to_path_buf());
+                }
+                let mut bytes = Vec::new();
+                for (piece, byte) in pieces {
+                    match piece {
+                        p if p < PIECES.len() => bytes.extend_from_slice(PIECES[p]),
+                        p if p == PIECES.len() => bytes.push(byte),
+                        _ => bytes.extend(std::iter::repeat_n(byte, 30_000)),
+                    }
+                }
+                let limits = input.limits;
+                for chunk in bytes.chunks(read_size) {
+                    input.push(chunk, Instant::now());
+                    while let Some(step) = input.next_step() {
+                        if let Step::Refused(Refusal { close: true, .. }) = step {
+                            return Ok(());
+                        }
+                        prop_assert!(input.message.bytes.len() <= limits.message + limits.line);
+                    }
+                    prop_assert!(input.message.bytes.len() <= limits.message + limits.line);
+                    prop_assert!(input.line.len() <= limits.line + read_size);
+                }
+            }
+        }
+    }
 }
