@@ -211,15 +211,20 @@ fn value(
             if !cached {
                 *last_section = Some((section.clone(), mime::section(bytes, section.as_ref())));
             }
-            let whole = last_section
-                .as_ref()
-                .map(|(_, whole)| &whole[..])
-                .unwrap_or_default();
             let (origin, slice) = match partial {
                 Some((start, length)) => {
-                    (Some(*start), mime::partial(whole, *start, *length).to_vec())
+                    let whole = last_section.as_ref().map(|(_, whole)| &whole[..]);
+                    let range = mime::partial(whole.unwrap_or_default(), *start, *length);
+                    (Some(*start), range.to_vec())
                 }
-                None => (None, whole.to_vec()),
+                // The whole section (perhaps the whole message) is handed over, not copied.
+                None => (
+                    None,
+                    last_section
+                        .take()
+                        .map(|(_, whole)| whole)
+                        .unwrap_or_default(),
+                ),
             };
             MessageDataItem::BodyExt {
                 section: section.clone(),
