@@ -35,8 +35,9 @@ pub fn check_name(name: &str) -> Result<()> {
 impl Store {
     /// Creates mailbox `name` for `owner`, with any missing parent mailboxes.
     pub fn create_mailbox(&self, owner: &Address, name: &str) -> Result<()> {
-        check_name(name)?;
-        if canonical_folder(name) == "INBOX" {
+        let name = canonical_folder(name);
+        check_name(&name)?;
+        if name == "INBOX" {
             return refused(MailboxError::InboxAlwaysExists);
         }
         let user_dir = self.user_dir(owner);
@@ -80,10 +81,11 @@ impl Store {
     /// children (RFC 3501 §6.3.4 allows refusing), and while any copy in it still has
     /// to go back to the origin.
     pub fn delete_mailbox(&self, owner: &Address, name: &str) -> Result<()> {
-        if canonical_folder(name) == "INBOX" {
+        let name = canonical_folder(name);
+        if name == "INBOX" {
             return refused(MailboxError::InboxCannotBeDeleted);
         }
-        let dir = self.folder_dir(owner, name);
+        let dir = self.folder_dir(owner, &name);
         let (owner_text, name_text) = (owner.to_string(), name.to_string());
         self.write(move |conn| {
             let mailbox: (i64, i64) = conn
@@ -96,8 +98,8 @@ impl Store {
                 .optional()?
                 .ok_or(MailboxError::Nonexistent)?;
             let children: i64 = conn.query_row(
-                "SELECT count(*) FROM mailboxes WHERE user_id = ?1 AND name LIKE ?2 ESCAPE '\\'",
-                params![mailbox.1, format!("{}.%", like_escape(&name_text))],
+                &format!("SELECT count(*) FROM mailboxes WHERE user_id = ?1 AND {INSIDE}"),
+                params![mailbox.1, format!("{name_text}.")],
                 |r| r.get(0),
             )?;
             if children > 0 {
@@ -133,11 +135,12 @@ impl Store {
     /// Renames mailbox `from` (and the mailboxes inside it) to `to`. UIDVALIDITY stays:
     /// the messages keep their UIDs under the new name.
     pub fn rename_mailbox(&self, owner: &Address, from: &str, to: &str) -> Result<()> {
-        check_name(to)?;
-        if canonical_folder(from) == "INBOX" {
+        let (from, to) = (canonical_folder(from), canonical_folder(to));
+        check_name(&to)?;
+        if from == "INBOX" {
             return refused(MailboxError::InboxCannotBeRenamed);
         }
-        if canonical_folder(to) == "INBOX" {
+        if to == "INBOX" {
             return refused(MailboxError::InboxCannotBeReplaced);
         }
         let user_dir = self.user_dir(owner);
@@ -150,14 +153,12 @@ impl Store {
                 .optional()?
                 .ok_or_else(|| Error::Refused(format!("no user {owner}")))?;
             let names: Vec<String> = {
-                let mut stmt = conn.prepare(
+                let mut stmt = conn.prepare(&format!(
                     "SELECT name FROM mailboxes WHERE user_id = ?1
-                     AND (name = ?2 OR name LIKE ?3 ESCAPE '\\') ORDER BY length(name)",
-                )?;
-                let rows = stmt.query_map(
-                    params![user_id, from, format!("{}.%", like_escape(&from))],
-                    |r| r.get(0),
-                )?;
+                     AND (name = ?3 OR {INSIDE}) ORDER BY length(name)"
+                ))?;
+                let rows =
+                    stmt.query_map(params![user_id, format!("{from}."), from], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             if names.first() != Some(&from) {
@@ -202,11 +203,9 @@ impl Store {
     }
 }
 
-fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
+/// SQL for "mailbox `name` lies inside the mailbox whose name and delimiter are `?2`".
+/// Not `LIKE`, which ignores case: `Projects` would have had `projects.x` as a child.
+const INSIDE: &str = "substr(name, 1, length(?2)) = ?2";
 
 #[cfg(test)]
 mod tests {
@@ -308,6 +307,56 @@ mod tests {
             refused.to_string(),
             "1 message(s) in it still have to go back to your mail server"
         );
+    }
+
+    #[test]
+    fn inbox_in_any_case_is_one_mailbox_also_as_a_parent() {
+        let (_dir, store, owner) = store_with_user();
+        let inbox_dir = store.folder_dir(&owner, "INBOX");
+        let uidvalidity = maildir::read_uidvalidity_file(&inbox_dir);
+        store.create_mailbox(&owner, "inbox.x").unwrap();
+        let all = names(&store);
+        assert_eq!(
+            all.iter()
+                .filter(|n| n.eq_ignore_ascii_case("INBOX"))
+                .count(),
+            1,
+            "{all:?}"
+        );
+        assert!(all.contains(&"INBOX.x".to_string()), "{all:?}");
+        assert_eq!(maildir::read_uidvalidity_file(&inbox_dir), uidvalidity);
+        assert!(store.folder_dir(&owner, "INBOX.x").join("cur").is_dir());
+        let again = store.create_mailbox(&owner, "Inbox.x").unwrap_err();
+        assert!(
+            matches!(&again, Error::Mailbox(MailboxError::AlreadyExists(n)) if n == "INBOX.x"),
+            "{again}"
+        );
+        // Below INBOX, names keep their case.
+        store.create_mailbox(&owner, "INBOX.X").unwrap();
+        store.rename_mailbox(&owner, "inbox.X", "Work").unwrap();
+        store.rename_mailbox(&owner, "Work", "iNbOx.y").unwrap();
+        store.delete_mailbox(&owner, "inbox.y").unwrap();
+        let all = names(&store);
+        assert!(all.contains(&"INBOX.x".to_string()), "{all:?}");
+        assert!(
+            !all.iter().any(|n| n == "Work" || n.ends_with(".y")),
+            "{all:?}"
+        );
+        let report = store.check(false).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn children_are_found_by_exact_prefix_not_ignoring_case() {
+        let (_dir, store, owner) = store_with_user();
+        store.create_mailbox(&owner, "projects.x").unwrap();
+        store.create_mailbox(&owner, "Projects").unwrap();
+        store.delete_mailbox(&owner, "Projects").unwrap();
+        store.create_mailbox(&owner, "Projects_1.y").unwrap();
+        store.rename_mailbox(&owner, "projects", "Work").unwrap();
+        let all = names(&store);
+        assert!(all.contains(&"Work.x".to_string()), "{all:?}");
+        assert!(all.contains(&"Projects_1.y".to_string()), "{all:?}");
     }
 
     #[test]

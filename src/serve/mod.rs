@@ -39,6 +39,11 @@ use supervisor::Supervisor;
 
 /// How long open sessions get to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long work left on the blocking pool after the drain may keep the process: a
+/// dropped runtime waits for it without end (a LIST that backtracked kept `serve` up
+/// long after SIGTERM). Sessions cancel their commands at shutdown, so this is only a
+/// backstop.
+const BLOCKING_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(config_path: &Path) -> CommandResult {
     return_large_allocations();
@@ -49,6 +54,7 @@ pub fn run(config_path: &Path) -> CommandResult {
         .build()
         .map_err(|e| Failure::failed(format!("starting the runtime: {e}")))?;
     let result = runtime.block_on(serve(config));
+    runtime.shutdown_timeout(BLOCKING_TIMEOUT);
     if let Err(failure) = &result {
         tracing::error!(error = %failure, "lifeboat serve stopped");
     }

@@ -60,6 +60,42 @@ impl Raw {
         }
     }
 
+    /// Lines up to and including the one tagged `tag` (IMAP); stops early, with what it
+    /// has, when the server closes or goes quiet for the read timeout.
+    pub fn until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                return lines;
+            }
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Reads whatever bytes come next (lines or not); 0 when the server closed.
+    pub fn read_bytes(&mut self, buffer: &mut [u8]) -> usize {
+        self.reader.read(buffer).unwrap_or(0)
+    }
+
+    /// [`Raw::read_bytes`] with the error (a timeout, a reset) told apart from the end.
+    pub fn read_some(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buffer)
+    }
+
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.writer.set_read_timeout(Some(timeout)).unwrap();
+    }
+
+    /// Sends all of `bytes`; false when the server closed or reset the connection.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).is_ok()
+    }
+
     /// Whether the server closed the connection (reads what is left).
     pub fn closed(&mut self) -> bool {
         let mut rest = Vec::new();

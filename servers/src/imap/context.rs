@@ -4,6 +4,7 @@
 //! because the commands need it and the session needs the commands.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use imap_codec::imap_types::mailbox::Mailbox;
 use lifeboat_mailstore::address::Address;
@@ -13,7 +14,7 @@ use lifeboat_mailstore::store::Store;
 
 use super::mailbox::Selected;
 use super::names::mailbox_name;
-use super::response::{Responses, bye};
+use super::response::{Outbox, Responses, bye};
 
 /// What the listener a session came in on allows.
 #[derive(Clone, Debug)]
@@ -49,6 +50,26 @@ pub struct Context {
     pub state: State,
     /// CONDSTORE was enabled (or used): FETCH responses carry MODSEQ.
     pub condstore: bool,
+    /// Where the running command sends responses it makes before its reply.
+    pub outbox: Outbox,
+    /// Set when the connection ends (shutdown, client gone) while a command runs.
+    pub cancel: Cancel,
+}
+
+/// Tells a command that runs long (FETCH, SEARCH over many messages) to stop: the server
+/// is shutting down or the client is gone, and nobody will read the answer. Commands
+/// look at it between messages, so shutdown never waits for one to finish.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Context {
@@ -58,6 +79,8 @@ impl Context {
             config,
             state: State::NotAuthenticated,
             condstore: false,
+            outbox: Outbox::default(),
+            cancel: Cancel::default(),
         }
     }
 

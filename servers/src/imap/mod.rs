@@ -9,15 +9,19 @@
 //!   [`search`]: SEARCH keys;
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
 //!   flags and mailbox names between the wire and the store ([`mutf7`]);
-//! - [`server`]: the tokio shell: listeners, TLS and STARTTLS, IDLE, limits.
+//! - [`input`]: the client's bytes into messages (lines and literals), with the limits
+//!   before and after login, APPEND literals spooled to a file;
+//! - [`server`]: the tokio shell: listeners, TLS and STARTTLS, logins, IDLE, time limits,
+//!   responses written as commands make them.
 //!
-//! The modules form layers without cycles: server → session → command → context →
-//! mailbox → fetch → (mime, flags, response).
+//! The modules form layers without cycles: server → (input, session) → command →
+//! context → mailbox → fetch → (mime, flags, response).
 
 mod command;
 mod context;
 pub mod fetch;
 pub mod flags;
+pub mod input;
 pub mod mailbox;
 pub mod mime;
 pub mod mutf7;

@@ -6,7 +6,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
-use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status};
+use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status, StatusKind};
 
 /// What the server must do once the responses are sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +38,59 @@ impl Reply {
 
 pub type Responses = Vec<Response<'static>>;
 
+/// Where a command sends the untagged responses it makes before its reply (FETCH, a
+/// message or a chunk at a time): the server writes each while the command goes on and
+/// holds back the command while the client is slow to read, so a long answer never sits
+/// in memory whole (600 ranges of a 1 MB message made one 600 MB reply). Tests and the
+/// fuzz target keep them instead, in front of the reply.
+pub struct Outbox {
+    stream: Option<SendResponse>,
+    kept: Responses,
+}
+
+type SendResponse = Box<dyn FnMut(Response<'static>) -> Result<(), Gone> + Send>;
+
+/// Nobody reads the answer any more (the connection is closing): the command may stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gone;
+
+impl Outbox {
+    /// Responses go to `send` as they come; it may wait for the client.
+    pub fn streaming(
+        send: impl FnMut(Response<'static>) -> Result<(), Gone> + Send + 'static,
+    ) -> Outbox {
+        Outbox {
+            stream: Some(Box::new(send)),
+            kept: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+        match &mut self.stream {
+            Some(send) => send(response),
+            None => {
+                self.kept.push(response);
+                Ok(())
+            }
+        }
+    }
+
+    /// What was kept (none when streaming).
+    pub fn into_kept(self) -> Responses {
+        self.kept
+    }
+}
+
+impl Default for Outbox {
+    /// Keeps the responses.
+    fn default() -> Outbox {
+        Outbox {
+            stream: None,
+            kept: Vec::new(),
+        }
+    }
+}
+
 /// The response codes a NO carries here (RFC 3501 §7.1, RFC 5530), typed so that no
 /// code is ever parsed back out of a text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +107,7 @@ pub enum NoCode {
 }
 
 impl NoCode {
-    fn code(self) -> Code<'static> {
+    pub fn code(self) -> Code<'static> {
         let atom: &'static [u8] = match self {
             NoCode::ReadOnly => return Code::ReadOnly,
             NoCode::TryCreate => return Code::TryCreate,
@@ -86,19 +139,55 @@ impl Rejection {
         }
     }
 
-    /// The tagged NO. The text must be IMAP text (ASCII, no CR or LF): a store text
-    /// naming a non-ASCII mailbox panics here (a known defect, left for later).
+    /// The tagged NO.
     pub fn status(&self, tag: &Tag<'static>) -> Status<'static> {
-        Status::no(
+        status(
             Some(tag.clone()),
+            StatusKind::No,
             self.code.map(NoCode::code),
-            Text::try_from(self.text.to_string()).expect("valid text"),
+            self.text.clone(),
         )
-        .expect("valid text")
     }
 
     pub fn response(&self, tag: &Tag<'static>) -> Response<'static> {
         Response::Status(self.status(tag))
+    }
+}
+
+/// `words` as IMAP text (RFC 3501 §9: 7-bit, no CR or LF, not empty). Words from
+/// elsewhere (a store error naming a mailbox or a user) may hold anything: what IMAP
+/// cannot carry becomes `?`, so building a response never fails. (A NO naming a
+/// non-ASCII mailbox panicked here and dropped the connection.)
+pub fn text(words: impl Into<Cow<'static, str>>) -> Text<'static> {
+    let words = words.into();
+    if Text::validate(words.as_bytes()).is_ok() {
+        return Text::unvalidated(words);
+    }
+    let carried: String = words
+        .chars()
+        .map(|c| match c {
+            '\0' | '\r' | '\n' => ' ',
+            c if c.is_ascii() => c,
+            _ => '?',
+        })
+        .collect();
+    if carried.trim().is_empty() {
+        Text::unvalidated("-")
+    } else {
+        Text::unvalidated(carried)
+    }
+}
+
+/// A status response; total, since the text is made valid first.
+pub fn status(
+    tag: Option<Tag<'static>>,
+    kind: StatusKind,
+    code: Option<Code<'static>>,
+    words: impl Into<Cow<'static, str>>,
+) -> Status<'static> {
+    match Status::new(tag, kind, code, text(words)) {
+        Ok(status) => status,
+        Err(never) => match never {},
     }
 }
 
@@ -107,16 +196,16 @@ pub fn data(data: Data<'static>) -> Response<'static> {
 }
 
 pub fn ok(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
-    Response::Status(Status::ok(Some(tag.clone()), None, text).expect("valid text"))
+    Response::Status(status(Some(tag.clone()), StatusKind::Ok, None, text))
 }
 
 /// Tagged OK with a response code.
 pub fn ok_code(tag: &Tag<'static>, code: Code<'static>, text: &'static str) -> Response<'static> {
-    Response::Status(Status::ok(Some(tag.clone()), Some(code), text).expect("valid text"))
+    Response::Status(status(Some(tag.clone()), StatusKind::Ok, Some(code), text))
 }
 
 pub fn bad(tag: &Tag<'static>, text: &'static str) -> Response<'static> {
-    Response::Status(Status::bad(Some(tag.clone()), None, text).expect("valid text"))
+    Response::Status(status(Some(tag.clone()), StatusKind::Bad, None, text))
 }
 
 /// Tagged NO.
@@ -129,11 +218,22 @@ pub fn no(
 }
 
 pub fn untagged_ok(code: Code<'static>, text: &'static str) -> Response<'static> {
-    Response::Status(Status::ok(None, Some(code), text).expect("valid text"))
+    Response::Status(status(None, StatusKind::Ok, Some(code), text))
 }
 
-pub fn bye(text: &'static str) -> Response<'static> {
-    Response::Status(Status::bye(None, text).expect("valid text"))
+pub fn bye(words: impl Into<Cow<'static, str>>) -> Response<'static> {
+    Response::Status(bye_status(None, words))
+}
+
+/// `* BYE`, with a code if one says why.
+pub fn bye_status(
+    code: Option<Code<'static>>,
+    words: impl Into<Cow<'static, str>>,
+) -> Status<'static> {
+    match Status::bye(code, text(words)) {
+        Ok(status) => status,
+        Err(never) => match never {},
+    }
 }
 
 /// UIDs (ascending as given) as a UID set, runs folded into ranges.
@@ -189,6 +289,25 @@ mod tests {
             );
         }
         assert_eq!(encode(&no(&tag, None, "why")), "a1 NO why\r\n");
+    }
+
+    #[test]
+    fn texts_imap_cannot_carry_are_made_valid_not_panicked_on() {
+        let tag = Tag::try_from("a1").unwrap();
+        assert_eq!(
+            encode(&no(
+                &tag,
+                Some(NoCode::AlreadyExists),
+                "Entwürfe already exists"
+            )),
+            "a1 NO [ALREADYEXISTS] Entw?rfe already exists\r\n"
+        );
+        assert_eq!(
+            encode(&no(&tag, None, "`a\r\nb` is not a usable mailbox name")),
+            "a1 NO `a  b` is not a usable mailbox name\r\n"
+        );
+        assert_eq!(encode(&no(&tag, None, "")), "a1 NO -\r\n");
+        assert_eq!(encode(&bye("ünïcode")), "* BYE ?n?code\r\n");
     }
 
     #[test]

@@ -22,10 +22,10 @@ use lifeboat_mailstore::store::Store;
 
 use super::command::store::FlagUpdate;
 use super::command::{append, copy, expunge, fetch, info, mailboxes, search, select, store};
+pub use super::context::{Cancel, SessionConfig, User};
 use super::context::{Context, State};
-pub use super::context::{SessionConfig, User};
 // Where the server and the fuzz target have always found them.
-pub use super::response::{After, Reply};
+pub use super::response::{After, Outbox, Reply};
 use super::response::{NoCode, Rejection, Responses, bad, bye, data, no, ok, ok_code};
 
 /// Largest literal (an APPEND) accepted: advertised as APPENDLIMIT, enforced by the
@@ -102,17 +102,35 @@ impl Session {
     }
 
     /// Handles one command (LOGIN, AUTHENTICATE and IDLE are driven by the server, which
-    /// calls [`Session::logged_in`] and [`Session::poll_changes`]).
+    /// calls [`Session::logged_in`] and [`Session::poll_changes`]). Untagged responses
+    /// a command sends ahead (FETCH) come first in the reply.
     pub fn handle(&mut self, command: Command<'static>) -> Reply {
+        self.handle_with(command, Outbox::default())
+    }
+
+    /// [`Session::handle`], with the responses a command sends ahead going to `outbox`
+    /// as they are made.
+    pub fn handle_with(&mut self, command: Command<'static>, outbox: Outbox) -> Reply {
+        self.cx.outbox = outbox;
         let tag = command.tag;
         let store = self.cx.store.clone();
-        match store.with_reader(|reader| self.dispatch(reader, &tag, command.body)) {
+        let mut reply = match store.with_reader(|reader| self.dispatch(reader, &tag, command.body))
+        {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(error = %e, "imap: store error");
                 Reply::new(vec![no(&tag, None, "server error; try again")])
             }
-        }
+        };
+        // A streaming outbox goes now: the server knows the command is over when it does.
+        let sent_ahead = std::mem::take(&mut self.cx.outbox).into_kept();
+        reply.responses.splice(0..0, sent_ahead);
+        reply
+    }
+
+    /// What the server sets to stop the command running now (see [`Cancel`]).
+    pub fn cancel(&self) -> Cancel {
+        self.cx.cancel.clone()
     }
 
     /// Routes a command by the states RFC 3501 §6 allows it in: any state here, the

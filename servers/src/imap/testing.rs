@@ -1,6 +1,6 @@
 //! Fixtures for the IMAP command tests: a store with one user in a temp dir and a
 //! [`Session`] on it. Commands go in as the bytes a client sends (parsed by imap-codec's
-//! `CommandCodec`, as imap-next parses them in the server) and responses come out as the
+//! `CommandCodec`, as the server's `imap::input` decodes them) and responses come out as the
 //! bytes the server writes (`ResponseCodec`), so tests pin down the wire, not our types.
 
 use std::sync::Arc;
@@ -147,6 +147,11 @@ pub fn exchange(session: &mut Session, command: &[u8]) -> (Vec<String>, After) {
 pub fn encode(response: &Response<'static>) -> String {
     let bytes = ResponseCodec::default().encode(response).dump();
     String::from_utf8(bytes).expect("the fixtures encode to UTF-8")
+}
+
+/// A status line as the server writes it.
+pub fn encode_status(status: &imap_codec::imap_types::response::Status<'static>) -> String {
+    encode(&Response::Status(status.clone()))
 }
 
 fn config(plaintext_login: bool, starttls: bool) -> Arc<SessionConfig> {

@@ -5,7 +5,7 @@
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
-use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::flags::FlagChange;
@@ -14,7 +14,7 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
-use crate::imap::response::{NoCode, Reply, bad, data, no, nz, ok};
+use crate::imap::response::{Gone, NoCode, Reply, bad, data, no, nz, ok};
 
 pub fn fetch(
     cx: &mut Context,
@@ -43,6 +43,8 @@ pub fn fetch(
 }
 
 /// The FETCH responses for `items` of the messages `set` names, then others' changes.
+/// Each message's responses go to the outbox as soon as they are made (the server
+/// writes them meanwhile); the command stops early when nobody reads any more.
 fn fetch_items(
     cx: &mut Context,
     reader: &Reader,
@@ -55,8 +57,11 @@ fn fetch_items(
     // Asking for MODSEQ turns CONDSTORE on, as enabling it does (RFC 7162 §3.1).
     let condstore = cx.condstore || items.contains(&Item::ModSeq);
     cx.condstore = condstore;
+    let mut outbox = std::mem::take(&mut cx.outbox);
+    let cancel = cx.cancel.clone();
     let (store, user, selected) = cx.selected();
     if !uid && !selected.view.valid_sequence(set) {
+        cx.outbox = outbox;
         return Ok(Reply::new(vec![bad(
             tag,
             "invalid message sequence number",
@@ -69,15 +74,32 @@ fn fetch_items(
     }
     let marks_seen = !selected.read_only && items.iter().any(Item::marks_seen);
     let needs_bytes = items.iter().any(Item::needs_bytes);
-    let mut responses = Vec::with_capacity(positions.len() + 1);
+    // RFC 3501 §6.4.5: a FETCH that sets \Seen reports the new flags, asked for or not.
+    let with_flags = [items, &[Item::Flags]].concat();
+    let items_and_flags = if items.contains(&Item::Flags) {
+        items
+    } else {
+        &with_flags[..]
+    };
+    let grouping = items::Grouping {
+        condstore,
+        uid,
+        limit: items::GROUP_BYTES,
+    };
     let mut seen = SeenNow::default();
+    let mut gone = false;
     for index in positions {
+        if cancel.is_cancelled() {
+            gone = true;
+            break;
+        }
         let mut message = selected.view.messages[index].clone();
         let bytes = if needs_bytes {
             match store.read_message(&user.address, &selected.record.name, &message) {
                 Ok(bytes) => Some(bytes),
                 Err(e) => {
                     tracing::error!(error = %e, uid = message.uid, "imap: cannot read a message");
+                    cx.outbox = outbox;
                     return Ok(Reply::new(vec![no(
                         tag,
                         Some(NoCode::ServerBug),
@@ -89,13 +111,30 @@ fn fetch_items(
             None
         };
         let marked = marks_seen && seen.mark(&mut message);
-        responses.push(response(index, &message, items, marked, bytes, condstore));
+        let items = if marked { items_and_flags } else { items };
+        let sent = items::in_groups(items, &message, bytes.as_deref(), grouping, |values| {
+            outbox.send(data(Data::Fetch {
+                seq: nz(index as u32 + 1),
+                items: values,
+            }))
+        });
+        if sent == Err(Gone) {
+            gone = true;
+            break;
+        }
     }
+    cx.outbox = outbox;
+    let (store, user, selected) = cx.selected();
+    // Messages answered are seen, even when the client went away meanwhile.
     if !seen.changes.is_empty() {
         let (address, name, id) = (&user.address, &selected.record.name, selected.record.id);
         store.set_flags(address, name, id, seen.changes)?;
     }
+    if gone {
+        return Ok(Reply::new(vec![no(tag, None, "FETCH cancelled")]));
+    }
     // Others' changes (no EXPUNGE during FETCH); ours is already in the responses.
+    let mut responses = Vec::new();
     if let Some(changes) = selected.refresh(reader, false, condstore, &seen.uids)? {
         responses.extend(changes);
     }
@@ -130,33 +169,17 @@ impl SeenNow {
     }
 }
 
-/// One message's FETCH response. RFC 3501 §6.4.5: a FETCH that sets \Seen reports the
-/// new flags, asked for or not.
-fn response(
-    index: usize,
-    message: &MessageRecord,
-    items: &[Item],
-    marked_seen: bool,
-    bytes: Option<Vec<u8>>,
-    condstore: bool,
-) -> Response<'static> {
-    let with_flags;
-    let items = if marked_seen && !items.contains(&Item::Flags) {
-        with_flags = [items, &[Item::Flags]].concat();
-        &with_flags[..]
-    } else {
-        items
-    };
-    let values = items::values(items, message, bytes.as_deref(), condstore);
-    data(Data::Fetch {
-        seq: nz(index as u32 + 1),
-        items: values,
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::imap::testing::{DATE, Fixture, USER, exchange};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use imap_codec::CommandCodec;
+    use imap_codec::decode::Decoder;
+    use lifeboat_mailstore::{Address, Class, NewMessage};
+
+    use crate::imap::response::{Gone, Outbox};
+    use crate::imap::testing::{DATE, Fixture, USER, encode, exchange};
 
     /// Message `index` of INBOX as stored (the store adds a header), as a literal.
     fn literal(f: &Fixture, index: usize) -> String {
@@ -373,5 +396,72 @@ mod tests {
                 "a1 OK FETCH completed\r\n".into()
             ]
         );
+    }
+
+    /// A message of about `size` bytes in INBOX; its UID.
+    fn deliver_big(f: &Fixture, size: usize) -> u32 {
+        let mut content = b"Subject: big\r\n\r\n".to_vec();
+        while content.len() < size {
+            content.extend_from_slice(&[b'x'; 78]);
+            content.extend_from_slice(b"\r\n");
+        }
+        let owner = Address::parse(USER).unwrap();
+        let message = NewMessage::new(owner, "INBOX", content, Class::Journal);
+        f.store.deliver(message).unwrap().uid
+    }
+
+    #[test]
+    fn many_sections_of_one_message_come_in_responses_of_about_a_mib() {
+        let mut f = Fixture::logged_in(0);
+        deliver_big(&f, 400_000);
+        f.run(b"s1 SELECT INBOX\r\n");
+        let ranges: Vec<String> = (0..7).map(|i| format!("BODY.PEEK[]<{i}.400000>")).collect();
+        let answer = f.run(format!("a1 UID FETCH 1 ({})\r\n", ranges.join(" ")).as_bytes());
+        // 400 KB each: three make a MiB, so 3 + 3 + 1, each with the UID.
+        assert_eq!(
+            answer.len(),
+            4,
+            "{:?}",
+            answer.iter().map(|a| &a[..40]).collect::<Vec<_>>()
+        );
+        assert!(answer[0].starts_with("* 1 FETCH (UID 1 BODY[]<0> {"));
+        assert!(answer[1].starts_with("* 1 FETCH (UID 1 BODY[]<3> {"));
+        assert!(answer[2].starts_with("* 1 FETCH (UID 1 BODY[]<6> {"));
+        assert_eq!(answer[3], "a1 OK FETCH completed\r\n");
+        let sections = answer.iter().map(|a| a.matches("BODY[]<").count());
+        assert_eq!(sections.collect::<Vec<_>>(), [3, 3, 1, 0]);
+    }
+
+    #[test]
+    fn responses_stream_out_and_the_fetch_stops_when_nobody_reads() {
+        let mut f = Fixture::selected(3);
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counted = sent.clone();
+        let outbox = Outbox::streaming(move |response| {
+            // The server writes it now; here the client reads one and goes away.
+            assert!(encode(&response).contains(" FETCH (BODY[] {"));
+            match counted.fetch_add(1, Ordering::Relaxed) {
+                0 => Ok(()),
+                _ => Err(Gone),
+            }
+        });
+        let (_, command) = CommandCodec::default()
+            .decode_static(b"a1 FETCH 1:3 BODY.PEEK[]\r\n")
+            .unwrap();
+        let reply = f.session.handle_with(command, outbox);
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            2,
+            "stopped at the first refusal"
+        );
+        let reply: Vec<String> = reply.responses.iter().map(encode).collect();
+        assert_eq!(reply, ["a1 NO FETCH cancelled\r\n"]);
+        // A cancelled session (shutdown) answers nothing more.
+        f.session.cancel().cancel();
+        assert_eq!(
+            f.run(b"a2 FETCH 1:3 FLAGS\r\n"),
+            ["a2 NO FETCH cancelled\r\n"]
+        );
+        assert_eq!(f.run(b"a3 SEARCH ALL\r\n"), ["a3 NO SEARCH cancelled\r\n"]);
     }
 }

@@ -250,8 +250,8 @@ fn finish(
     Ok(Reply::new(responses))
 }
 
-/// The store's mailbox refusals as IMAP tells them (RFC 5530 codes); the text is the
-/// store's own.
+/// The store's mailbox refusals as IMAP tells them (RFC 5530 codes), in the store's
+/// words but naming the mailbox as the client does (modified UTF-7).
 fn mailbox_rejection(error: &MailboxError) -> Rejection {
     use MailboxError as E;
     let code = match error {
@@ -263,7 +263,12 @@ fn mailbox_rejection(error: &MailboxError) -> Rejection {
         | E::InboxCannotBeRenamed
         | E::InboxCannotBeDeleted => None,
     };
-    Rejection::new(code, error.to_string())
+    let as_the_client_names_it = match error {
+        E::AlreadyExists(name) => E::AlreadyExists(wire_name(name)),
+        E::InvalidName(name) => E::InvalidName(wire_name(name)),
+        other => other.clone(),
+    };
+    Rejection::new(code, as_the_client_names_it.to_string())
 }
 
 #[cfg(test)]
@@ -398,6 +403,29 @@ mod tests {
     }
 
     #[test]
+    fn inbox_in_any_case_is_one_mailbox_also_as_a_parent() {
+        let mut f = Fixture::logged_in(0);
+        assert_eq!(
+            f.run(b"a1 CREATE inbox.x\r\n"),
+            ["a1 OK CREATE completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a2 LIST \"\" inbox*\r\n"),
+            [
+                "* LIST () \".\" INBOX\r\n",
+                "* LIST () \".\" INBOX.x\r\n",
+                "a2 OK LIST completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a3 CREATE Inbox.x\r\n"),
+            ["a3 NO [ALREADYEXISTS] INBOX.x already exists\r\n"]
+        );
+        let select = f.run(b"a4 SELECT iNbOx.x\r\n");
+        assert!(select.last().unwrap().starts_with("a4 OK"), "{select:?}");
+    }
+
+    #[test]
     fn names_travel_in_modified_utf7() {
         let mut f = Fixture::logged_in(0);
         assert_eq!(
@@ -411,6 +439,20 @@ mod tests {
                 "* LIST () \".\" Entw&APw-rfe\r\n",
                 "a2 OK LIST completed\r\n"
             ]
+        );
+        // Refusals name the mailbox as the client does (building them panicked).
+        assert_eq!(
+            f.run(b"a3 CREATE Entw&APw-rfe\r\n"),
+            ["a3 NO [ALREADYEXISTS] Entw&APw-rfe already exists\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a4 RENAME Archive Entw&APw-rfe\r\n"),
+            ["a4 NO [ALREADYEXISTS] Entw&APw-rfe already exists\r\n"]
+        );
+        // A line break inside a literal name is no modified UTF-7.
+        assert_eq!(
+            f.run(b"a5 CREATE {4+}\r\na\r\nb\r\n"),
+            ["a5 NO not a valid mailbox name\r\n"]
         );
     }
 

@@ -7,7 +7,7 @@ use imap_codec::imap_types::search::SearchKey;
 use lifeboat_mailstore::error::Result as StoreResult;
 
 use crate::imap::context::Context;
-use crate::imap::response::{Reply, data, nz, ok};
+use crate::imap::response::{Reply, data, no, nz, ok};
 use crate::imap::search::{Candidate, matches, needs_message, supports_charset};
 
 pub fn search(
@@ -23,11 +23,16 @@ pub fn search(
         return Ok(Reply::new(vec![bad_charset(tag)]));
     }
     let criteria = criteria.into_inner();
+    let cancel = cx.cancel.clone();
     let (store, user, selected) = cx.selected();
     let view = &selected.view;
     let needs_bytes = criteria.iter().any(needs_message);
     let mut hits = Vec::new();
     for (index, message) in view.messages.iter().enumerate() {
+        // Reading every message can take long; nobody waits for it at shutdown.
+        if cancel.is_cancelled() {
+            return Ok(Reply::new(vec![no(tag, None, "SEARCH cancelled")]));
+        }
         let bytes = if needs_bytes {
             store.read_message(&user.address, &selected.record.name, message)?
         } else {
