@@ -73,6 +73,12 @@ NOT_DURING = {"FETCH", "STORE", "SEARCH"}  # RFC 3501 §7.4.1: no EXPUNGE respon
 # ---------------------------------------------------------------------------
 
 _clock = 0
+_trace = None  # a file every command and response is written to (--trace)
+
+
+def trace(text: str):
+    if _trace is not None:
+        _trace.write(f"@{_clock} {text}\n")
 
 
 def tick() -> int:
@@ -295,8 +301,7 @@ class Report:
         self.errors = Counter()  # tagged NO/BAD, by command and answer
         self.allowed = Counter()  # of those, the ones an allowance covers
         self.violations = Counter()
-        self.examples: list[str] = []
-        self.first_of_kind: dict[str, str] = {}
+        self.examples: dict[str, list[str]] = {}  # kind -> the first few, in order
         self.deliveries = 0
         self.delivery_errors = Counter()
         self.sessions = 0
@@ -305,8 +310,10 @@ class Report:
 
     def violation(self, kind: str, session, cmd, expected: str, got: str = ""):
         self.violations[kind] += 1
-        if len(self.examples) >= self.show and kind in self.first_of_kind:
+        examples = self.examples.setdefault(kind, [])
+        if len(examples) >= self.show:
             return
+        session = getattr(cmd, "session", None) or session
         lines = [f"[{kind}] session {session.sid} ({session.user.name}"]
         if session.sel:
             lines[0] += f", {session.sel.mailbox.name}"
@@ -319,11 +326,7 @@ class Report:
         if got:
             lines.append(f"  got:      {got}")
         lines.append(f"  expected: {expected}")
-        text = "\n".join(lines)
-        if kind not in self.first_of_kind:
-            self.first_of_kind[kind] = text
-        if len(self.examples) < self.show:
-            self.examples.append(text)
+        examples.append("\n".join(lines))
 
     def error(self, cmd, allowed: bool):
         text = re.sub(r"\d+", "N", cmd.resp_text)[:60]
@@ -372,13 +375,9 @@ class Report:
         for key, n in self.violations.most_common():
             out.append(f"  {n:6d}  {key}")
         if self.examples:
-            out.append("first violations:")
-            out.extend(self.examples)
-            shown = set(re.match(r"\[([^\]]+)\]", e).group(1) for e in self.examples)
-            rest = [k for k in self.first_of_kind if k not in shown]
-            if rest:
-                out.append("first of each other kind:")
-                out.extend(self.first_of_kind[k] for k in rest)
+            out.append(f"first violations of each kind (up to {self.show}):")
+            for examples in self.examples.values():
+                out.extend(examples)
             out.append(f"replay with IMAP_STRESS_SEED={self.seed} (and IMAP_STRESS_SERIAL=1)")
         return "\n".join(out)
 
@@ -450,6 +449,7 @@ class Message:
         "gone_confirmed",
         "deleted_true_sent",
         "origin",
+        "early",
     )
 
     def __init__(self, mailbox, uid: int, initial: dict, content: Content, created, origin):
@@ -460,9 +460,19 @@ class Message:
         self.gone_confirmed = INF  # when a session was told it is gone
         self.deleted_true_sent = -1 if True in initial["\\Deleted"] else INF
         self.origin = origin  # how the model learned of it
+        # Reports about a placeholder ("pending": seen before the APPEND/COPY that made
+        # it answered), checked once that answer says what it was created with.
+        self.early: list[tuple] = []
 
     def possibly_gone(self, t: float) -> bool:
-        return self.gone_possible_at < t or self.gone_confirmed < t
+        """Whether a command sent before `t` may have removed it."""
+        if self.gone_possible_at < t or self.gone_confirmed < t:
+            return True
+        for sent, scope, needs_deleted in self.mailbox.removals:
+            if sent < t and (scope is None or self.uid in scope):
+                if not needs_deleted or self.deleted_true_sent < INF:
+                    return True
+        return False
 
 
 class Selection:
@@ -480,7 +490,9 @@ class Selection:
         self.recent: dict[int, tuple[bool, str]] = {}  # uid -> (recent, where seen)
         self.must_recent: set[int] = set()
         self.max_uid_ever = 0
-        self.select_slots = 0  # slots listed by the SELECT itself
+        # Per slot of the view: the highest UID the session had seen when the slot
+        # appeared (its message's UID must be higher); -1 for the SELECT's own slots.
+        self.floors: list[int] = []
         self.uidnext = None
 
 
@@ -494,7 +506,9 @@ class Mailbox:
         self.selections: list[Selection] = []
         self.unknown_budget = 0  # deliveries not yet matched to a UID
         self.deliveries: list[tuple[int, float]] = []  # (sent, done)
-        self.inflight_expunges: list[tuple[int, set | None]] = []
+        # EXPUNGE/MOVE commands in flight: (sent, UIDs or None for all, whether only
+        # \Deleted messages go).
+        self.removals: list[tuple[int, set | None, bool]] = []
         self.recent_owner: dict[int, Selection] = {}
         self.baseline = False  # reading what was there before the run
         self.pending = 0  # messages APPEND/COPY/MOVE in flight may create
@@ -600,7 +614,9 @@ class Session:
             raise SessionLost("timeout")
         except (asyncio.IncompleteReadError, ConnectionError) as e:
             raise SessionLost(f"connection lost: {e}")
-        return Resp(b"".join(parts), lits)
+        resp = Resp(b"".join(parts), lits)
+        trace(f"s{self.sid} S: {resp.display()}")
+        return resp
 
     def send(self, data: bytes):
         self.writer.write(data)
@@ -616,6 +632,7 @@ class Session:
         tag = f"s{self.sid}.{self.tagn}"
         text = f"{kind} {args}".strip()
         cmd = Cmd(tag, kind, text)
+        cmd.session = self
         self.cmd = cmd
         self.cmd_index += 1
         cmd.index = self.cmd_index
@@ -623,6 +640,7 @@ class Session:
         cmd.sent = tick()
         self.prev_sent = cmd.sent
         self.report.ops[kind] += 1
+        trace(f"s{self.sid} C: {tag} {text}" + (f" {{{len(literal)}}}" if literal is not None else ""))
         if pre is not None:
             pre(cmd)
         if literal is not None:
@@ -676,9 +694,28 @@ class Session:
         cmd.writes.append(w)
         if flag == "\\Deleted" and value:
             msg.deleted_true_sent = min(msg.deleted_true_sent, cmd.sent)
-            for sent, scope in msg.mailbox.inflight_expunges:
-                if scope is None or msg.uid in scope:
-                    msg.gone_possible_at = min(msg.gone_possible_at, sent)
+
+    def removal_done(self, entry, cmd: Cmd, sel: Selection):
+        """An EXPUNGE or MOVE answered. Its response reported every message it removed
+        from this session's view (RFC 3501 §7.4.1), so what is still there stayed; a
+        message the session did not have (it arrived meanwhile) may be gone, if it is in
+        scope (and, for EXPUNGE, may have had \\Deleted)."""
+        sent, scope, needs_deleted = entry
+        mb = sel.mailbox
+        mb.removals.remove(entry)
+        intact = self.sel is sel and not self.resync and cmd.status in ("OK", "NO")
+        in_view = set(sel.view) if intact else set()
+        for msg in mb.msgs.values():
+            if scope is not None and msg.uid not in scope:
+                continue
+            if msg.uid in in_view or msg.gone_confirmed < INF:
+                continue
+            if needs_deleted and (
+                msg.deleted_true_sent == INF
+                or True not in msg.hist["\\Deleted"].allowed(cmd.a, cmd.resp, self, cmd.index)
+            ):
+                continue
+            msg.gone_possible_at = min(msg.gone_possible_at, sent)
 
     # -- untagged responses --
 
@@ -706,6 +743,8 @@ class Session:
                 return
             if r.num > len(sel.view):
                 cmd.exists_grew = True
+            floor = -1 if cmd.base in ("SELECT", "EXAMINE") else sel.max_uid_ever
+            sel.floors.extend([floor] * (r.num - len(sel.view)))
             sel.view.extend([None] * (r.num - len(sel.view)))
         elif r.name == "EXPUNGE":
             if cmd.base in NOT_DURING and not cmd.uid:
@@ -715,9 +754,8 @@ class Session:
                 self.resync = True
                 return
             uid = sel.view.pop(r.num - 1)
+            sel.floors.pop(r.num - 1)
             cmd.expunged.append(uid)
-            if r.num <= sel.select_slots:
-                sel.select_slots -= 1
             if uid is not None:
                 msg = sel.mailbox.msgs.get(uid)
                 now = tick()
@@ -777,14 +815,15 @@ class Session:
             self.v("uid-order", "UIDs ascend with sequence numbers", r.display(), cmd)
             self.resync = True
             return None
-        if i >= sel.select_slots and uid <= sel.max_uid_ever:
+        if uid <= sel.floors[i]:
             self.v(
                 "uid-not-ascending",
-                f"a new message's UID above every UID this session saw ({sel.max_uid_ever})",
+                f"a new message's UID above every UID this session had seen when EXISTS "
+                f"announced it ({sel.floors[i]})",
                 r.display(),
                 cmd,
             )
-        if i < sel.select_slots and sel.uidnext is not None and uid >= sel.uidnext:
+        if sel.floors[i] < 0 and sel.uidnext is not None and uid >= sel.uidnext:
             self.v("uidnext", f"UIDs listed at SELECT below UIDNEXT {sel.uidnext}", r.display(), cmd)
         sel.view[i] = uid
         sel.max_uid_ever = max(sel.max_uid_ever, uid)
@@ -842,6 +881,9 @@ class Session:
                     cmd,
                 )
         self.observe_recent(msg.uid, recent, cmd, r)
+        if msg.origin == "pending":
+            msg.early.append((reported, cmd, b, r))
+            return
         lenient = msg.possibly_gone(b)
         for f in ALL_FLAGS:
             value = f in reported
@@ -849,8 +891,10 @@ class Session:
             allowed = hist.allowed(cmd.a, b, self, cmd.index, lenient)
             if value not in allowed:
                 kind = "flags"
-                if b < msg.created[1]:
-                    kind = "flags-before-creation-completed"
+                if cmd.a < msg.created[1] and msg.origin in ("appended", "copied"):
+                    # Seen while the APPEND/COPY that made it was still running: the
+                    # message was visible before its flags were.
+                    kind = "flags-of-a-message-being-created"
                 self.v(
                     kind,
                     f"UID {msg.uid} {f} {'/'.join(str(x) for x in sorted(allowed)) or 'nothing'} "
@@ -1017,34 +1061,33 @@ class Session:
         must_delivered = 0
 
         def pre(cmd):
-            nonlocal must_delivered
             sel.sent = cmd.sent
             mb.selections.append(sel)
-            if not rw:
-                return
-            # A message added while no read-write selection of the mailbox existed is
-            # recent for the next one (RFC 3501 §2.3.2: "first session to be notified").
-            for msg in mb.msgs.values():
-                if (
-                    msg.origin in ("appended", "copied")
-                    and msg.created[1] < cmd.sent
-                    and not msg.possibly_gone(cmd.sent)
-                    and not mb.rw_selection_between(msg.created[0], cmd.sent, sel)
-                ):
-                    sel.must_recent.add(msg.uid)
-            for sent, done in mb.deliveries:
-                if done < cmd.sent and not mb.rw_selection_between(sent, cmd.sent, sel):
-                    must_delivered += 1
 
         self.sel = sel
         self.resync = False
         cmd = await self.command("SELECT" if rw else "EXAMINE", quote(name), pre=pre)
+        if rw and not baseline:
+            # A message added while no read-write selection of the mailbox existed is
+            # recent for the next one (RFC 3501 §2.3.2: "first session to be notified").
+            # Any other read-write SELECT sent before this one's answer may have come
+            # first, so it counts as existing.
+            for msg in mb.msgs.values():
+                if (
+                    msg.origin in ("appended", "copied")
+                    and msg.created[1] < cmd.sent
+                    and not msg.possibly_gone(cmd.resp)
+                    and not mb.rw_selection_between(msg.created[0], cmd.resp, sel)
+                ):
+                    sel.must_recent.add(msg.uid)
+            for sent, done in mb.deliveries:
+                if done < cmd.sent and not mb.rw_selection_between(sent, cmd.resp, sel):
+                    must_delivered += 1
         if old is not None:
             old.closed = min(old.closed, cmd.resp)
         if not self.answered(cmd):
             self.close_selection(cmd.resp)
             return
-        sel.select_slots = len(sel.view)
         codes = {r.code: r.code_args for r in cmd.untagged if r.status == "OK" and r.code}
         recent = [r.num for r in cmd.untagged if r.name == "RECENT"]
         if "UIDVALIDITY" in codes:
@@ -1238,14 +1281,11 @@ class Session:
 
         def pre(cmd):
             nonlocal entry
-            entry = (cmd.sent, scope)
-            mb.inflight_expunges.append(entry)
-            for msg in mb.msgs.values():
-                if (scope is None or msg.uid in scope) and msg.deleted_true_sent < INF:
-                    msg.gone_possible_at = min(msg.gone_possible_at, cmd.sent)
+            entry = (cmd.sent, scope, True)
+            mb.removals.append(entry)
 
         cmd = await self.command("UID EXPUNGE" if uid else "EXPUNGE", args, pre=pre)
-        mb.inflight_expunges.remove(entry)
+        self.removal_done(entry, cmd, sel)
         if not self.answered(cmd) or self.sel is not sel or self.resync:
             return
         for u in sel.view:
@@ -1276,6 +1316,18 @@ class Session:
                     setattr(content, attr, theirs)
         mb.add(msg)
         mb.pending_uids.discard(uid)
+        if old is not None:
+            for reported, early_cmd, b, r in old.early:
+                for f in ALL_FLAGS:
+                    allowed = msg.hist[f].allowed(early_cmd.a, b, early_cmd.session, early_cmd.index)
+                    if (f in reported) not in allowed:
+                        self.v(
+                            "flags-of-a-message-being-created",
+                            f"UID {uid} {f} {'/'.join(str(x) for x in sorted(allowed))} as "
+                            f"{cmd.tag} {cmd.kind} created it (another session saw it first)",
+                            f"{f}={f in reported} in {r.display()}",
+                            early_cmd,
+                        )
 
     def settle(self, mb: Mailbox, cmd: Cmd):
         """After a creating command: placeholders nobody claimed are deliveries, or
@@ -1287,6 +1339,15 @@ class Session:
             if mb.unknown_budget > 0:
                 mb.unknown_budget -= 1
                 msg.origin = "delivered"
+            elif cmd.base in ("COPY", "MOVE") and cmd.status != "OK":
+                msg.origin = "unexplained"
+                self.v(
+                    "copy-not-atomic",
+                    f"nothing copied to {mb.name} by a {cmd.kind} that failed (RFC 3501 §6.4.7: "
+                    "the server MUST restore the destination mailbox)",
+                    f"UID {uid}",
+                    cmd,
+                )
             else:
                 msg.origin = "unexplained"
                 self.v("unexpected-message", f"no message in {mb.name} but those APPEND/COPY/delivery made", f"UID {uid}", cmd)
@@ -1326,19 +1387,21 @@ class Session:
         names = [n for n in MAILBOXES if n != src.name] if move else MAILBOXES
         dst = self.user.mailboxes[rng.choice(names)]
         floor = 0
+        entry = None
 
         def pre(cmd):
-            nonlocal floor
+            nonlocal floor, entry
             floor = dst.max_known_uid
             dst.pending += len(uids)
             if move:
-                for u in uids:
-                    msg = src.msgs[u]
-                    msg.gone_possible_at = min(msg.gone_possible_at, cmd.sent)
+                entry = (cmd.sent, set(uids), False)
+                src.removals.append(entry)
 
         kind = ("UID " if uid else "") + ("MOVE" if move else "COPY")
         cmd = await self.command(kind, f"{text} {quote(dst.name)}", pre=pre)
         dst.pending -= len(uids)
+        if move:
+            self.removal_done(entry, cmd, sel)
         # ALLOWANCE (RFC 2180 §4.4.1, RFC 6851 §3.3): COPY/MOVE naming a message another
         # session expunged may answer NO, copying nothing.
         ok = self.answered(cmd, allow_no=self.targets_gone(uids, cmd.resp), why="OK (NO only when a message named was expunged)")
@@ -1465,6 +1528,12 @@ class Session:
             return
         values = {k: int(v) for k, v in status[-1].items()}
         self.check_uidvalidity(mb, values["UIDVALIDITY"], cmd)
+        if self.sel is not None and self.sel.mailbox is mb:
+            # ALLOWANCE (RFC 3501 §6.3.10: STATUS "SHOULD NOT be used on the currently
+            # selected mailbox"): the answer may come from the session's own view, as
+            # stale as its last sync (Dovecot: OK [CLIENTBUG]). Only UIDVALIDITY is
+            # checked.
+            return
         self.check_uidnext(mb, values["UIDNEXT"], floor_uid, floor_next, cmd)
         messages = values["MESSAGES"]
         if values["RECENT"] > messages or values["UNSEEN"] > messages:
@@ -1650,6 +1719,15 @@ class Checker:
                 await session.logout()
             except SessionLost as e:
                 self.report.violation("session-lost", session, session.cmd, "the session goes on", str(e))
+            except (ValueError, IndexError, KeyError, TypeError, AttributeError) as e:
+                # A response the checker cannot parse, or a bug of its own: say so and
+                # go on with a new session.
+                import traceback
+
+                self.report.violation(
+                    "checker-error", session, session.cmd, "a response the checker understands",
+                    "".join(traceback.format_exception(e))[-600:],
+                )
             finally:
                 user.active -= 1
                 session.close_selection(tick())
@@ -1681,13 +1759,17 @@ def main() -> int:
     ap.add_argument("--serial", action="store_true", default=os.environ.get("IMAP_STRESS_SERIAL") == "1")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--label", default="server")
-    ap.add_argument("--show", type=int, default=8, help="violations shown in full")
+    ap.add_argument("--show", type=int, default=3, help="violations of each kind shown in full")
     ap.add_argument("--json", help="also write the report here")
+    ap.add_argument("--trace", help="write every command and response here")
     args = ap.parse_args()
     if args.seed is None:
         env = os.environ.get("IMAP_STRESS_SEED")
         args.seed = int(env) if env else random.SystemRandom().randrange(1, 1 << 31)
     print(f"imap_stress {args.label}: seed {args.seed}{' (serial)' if args.serial else ''}", flush=True)
+    global _trace
+    if args.trace:
+        _trace = open(args.trace, "w")
     checker = Checker(args)
     try:
         status = asyncio.run(checker.run())

@@ -68,8 +68,8 @@ fn concurrent_sessions_agree_with_the_mailbox_model() {
             .take(20)
             .collect();
         panic!(
-            "the IMAP model checker found violations (exit {:?}):\n{stdout}\n{stderr}\n\
-             first warnings and errors in the server log:\n{}",
+            "the IMAP model checker found violations (exit {:?}; its report is above)\n\
+             {stderr}\nfirst warnings and errors in the server log:\n{}",
             out.status.code(),
             errors.join("\n")
         );
