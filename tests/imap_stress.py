@@ -33,7 +33,7 @@ marked "ALLOWANCE" below):
 - Sequence numbers are tracked per session: EXISTS never shrinks, every EXPUNGE and
   FETCH names a number the session has, no EXPUNGE during FETCH, STORE or SEARCH
   (RFC 3501 §7.4.1), UIDs ascend with sequence numbers and a new message's UID is
-  above every UID the session saw. A message the model cannot know the UID of yet
+  above every UID the session had seen when EXISTS announced it. A message the model cannot know the UID of yet
   (delivered mail) is accepted once per delivery.
 - \\Recent (RFC 3501 §2.3.2): at most one read-write selection ever sees a message as
   recent; recent-ness never changes within a selection; a message appended or copied
@@ -45,12 +45,31 @@ marked "ALLOWANCE" below):
 - ENVELOPE, BODYSTRUCTURE, BODY[] and RFC822.SIZE of a message are the same in every
   session and over time, for its copies too, and BODY[] of an APPENDed message is
   exactly what was appended.
+- APPEND/COPY/MOVE: APPENDUID/COPYUID name fresh UIDs above every UID known before the
+  command; a failed COPY/MOVE leaves nothing behind (RFC 3501 §6.4.7); every message a
+  FETCH names is answered, every \\Deleted message an EXPUNGE covers is reported gone.
+
+Allowances (each marked "ALLOWANCE" where it is applied):
+- A server may answer from the view it synchronised during the session's previous
+  command (RFC 3501 lets it report others' changes at the next command).
+- A message another session may have expunged (RFC 2180 §4.1): FETCH may answer NO, or
+  OK without it, or with its old data, or with NIL/empty data; STORE (§4.2) and COPY/
+  MOVE (§4.4, RFC 6851) may answer NO. "May have expunged" means an EXPUNGE (with the
+  message possibly \\Deleted) or MOVE naming it was sent and did not report it kept.
+- UID SEARCH may be followed by EXPUNGE responses (RFC 3501 §7.4.1 forbids them only
+  for FETCH, STORE and SEARCH by sequence number).
+- STATUS of the selected mailbox may answer from the session's stale view (RFC 3501
+  §6.3.10 says not to use it there); only UIDVALIDITY is checked.
+- \\Recent may appear after a message was first reported without it in the same
+  selection (Dovecot decides "first session" at its next sync); EXAMINE sessions may see
+  \\Recent without taking it from others (RFC 3501 §2.3.2 ties it to read-write).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -58,6 +77,7 @@ import re
 import smtplib
 import sys
 import time
+import traceback
 from collections import Counter
 
 INF = float("inf")
@@ -305,7 +325,6 @@ class Report:
         self.deliveries = 0
         self.delivery_errors = Counter()
         self.sessions = 0
-        self.started = time.monotonic()
         self.elapsed = 0.0
 
     def violation(self, kind: str, session, cmd, expected: str, got: str = ""):
@@ -511,6 +530,7 @@ class Mailbox:
         self.removals: list[tuple[int, set | None, bool]] = []
         self.recent_owner: dict[int, Selection] = {}
         self.baseline = False  # reading what was there before the run
+        self.failed_copy = None  # the last COPY/MOVE into it that answered NO
         self.pending = 0  # messages APPEND/COPY/MOVE in flight may create
         self.pending_uids: set[int] = set()  # seen before their creator's answer
 
@@ -555,7 +575,6 @@ class Cmd:
         self.untagged: list[Resp] = []
         self.fetched: dict[int, dict] = {}  # uid -> items, for this command
         self.writes: list[Write] = []
-        self.exists_grew = False
         self.expunged: list[int | None] = []  # UIDs this command's responses removed
 
 
@@ -636,6 +655,8 @@ class Session:
         self.cmd = cmd
         self.cmd_index += 1
         cmd.index = self.cmd_index
+        # ALLOWANCE: the server may answer from the view it synchronised while running
+        # this session's previous command.
         cmd.a = self.prev_sent
         cmd.sent = tick()
         self.prev_sent = cmd.sent
@@ -741,8 +762,6 @@ class Session:
                 )
                 self.resync = True
                 return
-            if r.num > len(sel.view):
-                cmd.exists_grew = True
             floor = -1 if cmd.base in ("SELECT", "EXAMINE") else sel.max_uid_ever
             sel.floors.extend([floor] * (r.num - len(sel.view)))
             sel.view.extend([None] * (r.num - len(sel.view)))
@@ -845,6 +864,18 @@ class Session:
             mb.unknown_budget -= 1
             initial = {f: {False} for f in ALL_FLAGS}
             origin = "delivered"
+        elif mb.failed_copy is not None:
+            failed = mb.failed_copy
+            self.v(
+                "copy-not-atomic",
+                f"nothing copied to {mb.name} by {failed.tag} {failed.text}, which answered "
+                f"{failed.status} {failed.resp_text} (RFC 3501 §6.4.7: the server MUST restore "
+                "the destination mailbox)",
+                f"UID {uid} in {r.display()}",
+                cmd,
+            )
+            initial = {f: {False, True} for f in ALL_FLAGS}
+            origin = "unexplained"
         else:
             self.v(
                 "unexpected-message",
@@ -931,6 +962,8 @@ class Session:
                 cmd,
             )
         sel.recent[uid] = (recent, f"{cmd.tag} {cmd.text[:40]}: {display[:80]}")
+        # ALLOWANCE: an EXAMINE session may see \\Recent without taking it (RFC 3501
+        # §2.3.2: "if the session is read-write, subsequent sessions will not see").
         if recent and sel.rw:
             owner = sel.mailbox.recent_owner.get(uid)
             if owner is not None and owner is not sel:
@@ -1400,6 +1433,8 @@ class Session:
         kind = ("UID " if uid else "") + ("MOVE" if move else "COPY")
         cmd = await self.command(kind, f"{text} {quote(dst.name)}", pre=pre)
         dst.pending -= len(uids)
+        if cmd.status != "OK":
+            dst.failed_copy = cmd
         if move:
             self.removal_done(entry, cmd, sel)
         # ALLOWANCE (RFC 2180 §4.4.1, RFC 6851 §3.3): COPY/MOVE naming a message another
@@ -1463,7 +1498,7 @@ class Session:
         found = [n for r in cmd.untagged if r.name == "SEARCH" for n in r.data]
         if uid:
             if None not in sel.view:
-                # UID SEARCH may be followed by EXPUNGE responses (RFC 3501 §7.4.1 only
+                # ALLOWANCE: UID SEARCH may be followed by EXPUNGE responses (RFC 3501 §7.4.1 only
                 # forbids them for the sequence-number forms).
                 stray = [u for u in found if u not in sel.view and u not in cmd.expunged]
                 if stray:
@@ -1493,7 +1528,7 @@ class Session:
                 if wrong:
                     self.v(
                         "search",
-                        f"UID {u} {'in' if not member else 'not in'} the result: {flag} may only be "
+                        f"UID {u} {'in' if not member else 'not in'} the result of {criteria}: {flag} may only be "
                         f"{'/'.join(str(x) for x in sorted(allowed))} ({self.describe_writes(msg.hist[flag])})",
                         f"{'in' if member else 'not in'} the result",
                         cmd,
@@ -1612,8 +1647,6 @@ def make_message(rng: random.Random, tag: str) -> bytes:
             f"--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{words}</p>\r\n--b1--\r\n"
         ).encode()
     blob = bytes(rng.randrange(256) for _ in range(rng.randint(10, 300)))
-    import base64
-
     encoded = base64.encodebytes(blob).decode().replace("\n", "\r\n")
     return (
         head + 'Content-Type: multipart/mixed; boundary="b2"\r\n\r\n'
@@ -1722,8 +1755,6 @@ class Checker:
             except (ValueError, IndexError, KeyError, TypeError, AttributeError) as e:
                 # A response the checker cannot parse, or a bug of its own: say so and
                 # go on with a new session.
-                import traceback
-
                 self.report.violation(
                     "checker-error", session, session.cmd, "a response the checker understands",
                     "".join(traceback.format_exception(e))[-600:],
