@@ -724,7 +724,8 @@ class Session:
         sent, scope, needs_deleted = entry
         mb = sel.mailbox
         mb.removals.remove(entry)
-        intact = self.sel is sel and not self.resync and cmd.status in ("OK", "NO")
+        # After a NO the command may have done part of its work without reporting it.
+        intact = self.sel is sel and not self.resync and cmd.status == "OK"
         in_view = set(sel.view) if intact else set()
         for msg in mb.msgs.values():
             if scope is not None and msg.uid not in scope:
