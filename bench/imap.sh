@@ -121,52 +121,12 @@ bytes=$(du -sb "$work/data/mail" | cut -f1)
 echo "bench: $CONCURRENCY users x $MESSAGES messages, big@ x $BIG ($((bytes / 1024)) KiB in all), ${SECS}s per run, $REPEAT runs per server" >&2
 
 # dovecot_config NAME PORT TUNED: writes $work/NAME/dovecot.conf
+# shellcheck source=bench/lib/dovecot.sh
+. bench/lib/dovecot.sh
 dovecot_config() {
     local dir=$work/$1
-    mkdir -p "$dir/run" "$dir/state"
-    cat > "$dir/dovecot.conf" <<CONF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $dir/run
-state_dir = $dir/state
-log_path = $dir/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-default_login_user = dovenull
-default_internal_user = dovecot
-first_valid_uid = 1
-mail_location = maildir:$work/dovecot/mail/%d/%n
-# Room for the idle measurement (defaults: 100 processes, 10 connections per user+IP).
-default_process_limit = $((IDLE + 100))
-default_client_limit = $((IDLE * 4 + 1000))
-mail_max_userip_connections = $((IDLE + 100))
-passdb {
-  driver = passwd-file
-  args = $work/passwd
-}
-userdb {
-  driver = static
-  args = uid=dovecot gid=dovecot home=$work/dovecot/mail/%d/%n
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $2
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = 0
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-CONF
+    # Room for the idle measurement.
+    dovecot_write_config "$dir" "$2" "$work/dovecot/mail" "$work/passwd" "$IDLE"
     if [ "$3" = tuned ]; then
         cat >> "$dir/dovecot.conf" <<CONF
 auth_cache_size = 10M
