@@ -449,22 +449,23 @@ fn retr_and_dele_find_a_message_whose_flags_changed_after_login() {
     // An IMAP client marks it \Seen meanwhile: the file is renamed (Maildir flags).
     let record = lifeboat.inbox(ALICE)[0].clone();
     let store = lifeboat.store();
+    let inbox = {
+        let reader = store.reader().unwrap();
+        let user = reader.user(ALICE).unwrap().unwrap();
+        reader.mailbox(user.id, "INBOX").unwrap().unwrap().id
+    };
+    let seen = lifeboat_mailstore::flags::FlagEdit::new(
+        lifeboat_mailstore::flags::FlagOp::Add,
+        lifeboat_mailstore::Flags::SEEN,
+        vec![],
+    );
     store
-        .set_flags(
+        .edit_flags(
             &Address::parse(ALICE).unwrap(),
             "INBOX",
-            {
-                let reader = store.reader().unwrap();
-                let user = reader.user(ALICE).unwrap().unwrap();
-                reader.mailbox(user.id, "INBOX").unwrap().unwrap().id
-            },
-            vec![lifeboat_mailstore::flags::FlagChange {
-                row: record.row,
-                basename: record.basename.clone(),
-                old_flags: record.flags,
-                flags: lifeboat_mailstore::Flags::SEEN,
-                keywords: vec![],
-            }],
+            inbox,
+            vec![record.row],
+            seen,
         )
         .unwrap();
     assert!(pop.command("RETR 1").starts_with("+OK"));

@@ -74,6 +74,15 @@ impl Flags {
         Flags(self.0 | other.0)
     }
 
+    pub const fn without(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+
+    /// Every set of flags (32 of them): every name a file with one basename can have.
+    pub fn all_sets() -> impl Iterator<Item = Flags> {
+        (0..32).map(Flags::from_bits)
+    }
+
     /// Reads the letters after `:2,`; letters Lifeboat does not map (e.g. `P`) are ignored.
     pub fn from_maildir_info(info: &str) -> Flags {
         Self::LETTERS

@@ -259,6 +259,15 @@ impl Reader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The flags the index has for message `row` now; `None` when it is gone.
+    pub fn message_flags(&self, row: i64) -> Result<Option<Flags>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT flags FROM messages WHERE id = ?1")?
+            .query_row([row], |r| r.get(0).map(Flags::from_bits))
+            .optional()?)
+    }
+
     pub fn has_basename(&self, mailbox_id: i64, basename: &str) -> Result<bool> {
         Ok(self
             .conn

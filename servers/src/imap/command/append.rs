@@ -12,7 +12,8 @@ use lifeboat_mailstore::Class;
 use lifeboat_mailstore::address::Address;
 use lifeboat_mailstore::deliver::{NewMessage, header_value};
 use lifeboat_mailstore::error::Result as StoreResult;
-use lifeboat_mailstore::flags::FlagChange;
+use lifeboat_mailstore::flags::{FlagEdit, FlagOp};
+use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, Reader};
 use lifeboat_mailstore::store::Store;
 
@@ -110,18 +111,8 @@ pub fn set_keywords(
     else {
         return Ok(());
     };
-    store.set_flags(
-        owner,
-        &mailbox.name,
-        mailbox.id,
-        vec![FlagChange {
-            row: message.row,
-            basename: message.basename.clone(),
-            old_flags: message.flags,
-            flags: message.flags,
-            keywords,
-        }],
-    )?;
+    let edit = FlagEdit::new(FlagOp::Add, Flags::empty(), keywords);
+    store.edit_flags(owner, &mailbox.name, mailbox.id, vec![message.row], edit)?;
     Ok(())
 }
 

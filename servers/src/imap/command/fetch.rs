@@ -8,7 +8,7 @@ use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
-use lifeboat_mailstore::flags::FlagChange;
+use lifeboat_mailstore::flags::{FlagEdit, FlagOp};
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MessageRecord, Reader};
 
@@ -111,6 +111,10 @@ fn fetch_items(
             None
         };
         let marked = marks_seen && seen.mark(&mut message);
+        if marked {
+            // What this answer tells the client is what its view holds now.
+            selected.view.messages[index].flags = message.flags;
+        }
         let items = if marked { items_and_flags } else { items };
         let sent = items::in_groups(items, &message, bytes.as_deref(), grouping, |values| {
             outbox.send(data(Data::Fetch {
@@ -126,27 +130,28 @@ fn fetch_items(
     cx.outbox = outbox;
     let (store, user, selected) = cx.selected();
     // Messages answered are seen, even when the client went away meanwhile.
-    if !seen.changes.is_empty() {
+    if !seen.rows.is_empty() {
         let (address, name, id) = (&user.address, &selected.record.name, selected.record.id);
-        store.set_flags(address, name, id, seen.changes)?;
+        let seen_now = FlagEdit::new(FlagOp::Add, Flags::SEEN, Vec::new());
+        store.edit_flags(address, name, id, seen.rows, seen_now)?;
     }
     if gone {
         return Ok(Reply::new(vec![no(tag, None, "FETCH cancelled")]));
     }
-    // Others' changes (no EXPUNGE during FETCH); ours is already in the responses.
+    // Others' changes (no EXPUNGE during FETCH); ours is already in the view, so only
+    // what others changed meanwhile is news (a keyword another session added).
     let mut responses = Vec::new();
-    if let Some(changes) = selected.refresh(reader, false, condstore, &seen.uids)? {
+    if let Some(changes) = selected.refresh(reader, false, condstore, &[])? {
         responses.extend(changes);
     }
     responses.push(ok(tag, "FETCH completed"));
     Ok(Reply::new(responses))
 }
 
-/// The `\Seen` flags this FETCH sets, stored once all messages are answered.
+/// The messages this FETCH sets `\Seen` on, stored once all messages are answered.
 #[derive(Default)]
 struct SeenNow {
-    changes: Vec<FlagChange>,
-    uids: Vec<u32>,
+    rows: Vec<i64>,
 }
 
 impl SeenNow {
@@ -156,15 +161,8 @@ impl SeenNow {
         if message.flags.contains(Flags::SEEN) {
             return false;
         }
-        self.changes.push(FlagChange {
-            row: message.row,
-            basename: message.basename.clone(),
-            old_flags: message.flags,
-            flags: message.flags.union(Flags::SEEN),
-            keywords: message.keywords.clone(),
-        });
+        self.rows.push(message.row);
         message.flags = message.flags.union(Flags::SEEN);
-        self.uids.push(message.uid);
         true
     }
 }
@@ -247,6 +245,23 @@ mod tests {
                 format!("* 1 FETCH (RFC822 {})\r\n", literal(&f, 0)),
                 "a3 OK FETCH completed\r\n".into()
             ]
+        );
+    }
+
+    #[test]
+    fn seen_from_a_fetch_keeps_what_another_session_set_meanwhile() {
+        let mut f = Fixture::selected(1);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        f.run(b"a1 STORE 1 +FLAGS.SILENT (\\Flagged $Work)\r\n");
+        // The other session's view is older than that change.
+        let (fetched, _) = exchange(&mut other, b"b2 FETCH 1 BODY[TEXT]\r\n");
+        assert_eq!(fetched.last().unwrap(), "b2 OK FETCH completed\r\n");
+        let message = &f.messages("INBOX")[0];
+        assert_eq!(message.keywords, ["$Work"]);
+        assert_eq!(
+            message.flags,
+            lifeboat_mailstore::Flags::FLAGGED.union(lifeboat_mailstore::Flags::SEEN)
         );
     }
 

@@ -7,9 +7,8 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::sequence::{Sequence, SequenceSet};
 use lifeboat_mailstore::error::Result as StoreResult;
-use lifeboat_mailstore::flags::FlagChange;
-use lifeboat_mailstore::maildir::Flags;
-use lifeboat_mailstore::reader::{MessageRecord, Reader};
+use lifeboat_mailstore::flags::{FlagEdit, FlagOp, FlagOutcome};
+use lifeboat_mailstore::reader::Reader;
 
 use crate::imap::context::Context;
 use crate::imap::fetch::flags_update;
@@ -80,20 +79,16 @@ pub fn store(
             "that system flag cannot be stored",
         )]));
     }
-    let (positions, modified) = unchanged(selected, set, uid, update.unchanged_since);
-    let (system, keywords) = split_flags(&update.flags);
-    let changes: Vec<FlagChange> = positions
+    let positions = selected.view.resolve(set, uid);
+    let rows = positions
         .iter()
-        .filter_map(|&i| change(&selected.view.messages[i], update.kind, system, &keywords))
+        .map(|&i| selected.view.messages[i].row)
         .collect();
-    if !changes.is_empty() {
-        let (name, id) = (&selected.record.name, selected.record.id);
-        store.set_flags(&user.address, name, id, changes)?;
-    }
-    let ours: Vec<u32> = positions
-        .iter()
-        .filter_map(|&i| selected.view.messages.get(i).map(|m| m.uid))
-        .collect();
+    // The edit applies to each message as the index has it when it commits, not as
+    // this session last saw it: another session's change meanwhile stays.
+    let (name, id) = (&selected.record.name, selected.record.id);
+    let outcomes = store.edit_flags(&user.address, name, id, rows, update.edit())?;
+    let (ours, modified) = sort_outcomes(selected, &positions, &outcomes, uid);
     // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
     let reported = if update.silent { &[][..] } else { &ours[..] };
     let mut responses = selected
@@ -113,66 +108,44 @@ pub fn store(
     Ok(Reply::new(responses))
 }
 
-/// The positions of the messages to change and, with UNCHANGEDSINCE, the numbers (UIDs
-/// for UID STORE) of those changed since, which RFC 7162 §3.1.3 leaves alone.
-fn unchanged(
-    selected: &Selected,
-    set: &SequenceSet,
-    uid: bool,
-    unchanged_since: Option<u64>,
-) -> (Vec<usize>, Vec<u32>) {
-    let mut positions = selected.view.resolve(set, uid);
-    let mut modified = Vec::new();
-    if let Some(since) = unchanged_since {
-        positions.retain(|&i| {
-            let message = &selected.view.messages[i];
-            let untouched = message.modseq <= since as i64;
-            if !untouched {
-                modified.push(if uid { message.uid } else { i as u32 + 1 });
-            }
-            untouched
-        });
+impl FlagUpdate {
+    /// The store's edit: system flags and keywords apart, as `+FLAGS`, `-FLAGS` or
+    /// `FLAGS` says.
+    fn edit(&self) -> FlagEdit {
+        let (system, keywords) = split_flags(&self.flags);
+        let op = match self.kind {
+            StoreType::Add => FlagOp::Add,
+            StoreType::Remove => FlagOp::Remove,
+            StoreType::Replace => FlagOp::Replace,
+        };
+        let mut edit = FlagEdit::new(op, system, keywords);
+        edit.unchanged_since = self
+            .unchanged_since
+            .map(|since| i64::try_from(since).unwrap_or(i64::MAX));
+        edit
     }
-    (positions, modified)
 }
 
-/// What the STORE does to one message; `None` when its flags stay as they are.
-/// Keywords compare without case; an added keyword keeps the spelling it had.
-fn change(
-    message: &MessageRecord,
-    kind: StoreType,
-    system: Flags,
-    keywords: &[String],
-) -> Option<FlagChange> {
-    let (new_flags, new_keywords) = match kind {
-        StoreType::Replace => (system, keywords.to_vec()),
-        StoreType::Add => {
-            let mut all = message.keywords.clone();
-            for k in keywords {
-                if !all.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    all.push(k.clone());
-                }
-            }
-            (message.flags.union(system), all)
+/// The UIDs of the messages the STORE applied to (changed or already as asked), and the
+/// numbers (UIDs for UID STORE) of those UNCHANGEDSINCE left alone (RFC 7162 §3.1.3).
+/// A message expunged meanwhile is neither (RFC 2180 §4.2.1 lets the STORE succeed).
+fn sort_outcomes(
+    selected: &Selected,
+    positions: &[usize],
+    outcomes: &[(i64, FlagOutcome)],
+    uid: bool,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut ours = Vec::new();
+    let mut modified = Vec::new();
+    for (&i, (_, outcome)) in positions.iter().zip(outcomes) {
+        let message = &selected.view.messages[i];
+        match outcome {
+            FlagOutcome::Changed(_) | FlagOutcome::Unchanged => ours.push(message.uid),
+            FlagOutcome::Modified => modified.push(if uid { message.uid } else { i as u32 + 1 }),
+            FlagOutcome::Gone => {}
         }
-        StoreType::Remove => (
-            Flags::from_bits(message.flags.bits() & !system.bits()),
-            message
-                .keywords
-                .iter()
-                .filter(|x| !keywords.iter().any(|k| k.eq_ignore_ascii_case(x)))
-                .cloned()
-                .collect(),
-        ),
-    };
-    let unchanged = new_flags == message.flags && new_keywords == message.keywords;
-    (!unchanged).then(|| FlagChange {
-        row: message.row,
-        basename: message.basename.clone(),
-        old_flags: message.flags,
-        flags: new_flags,
-        keywords: new_keywords,
-    })
+    }
+    (ours, modified)
 }
 
 /// The tagged OK; with MODIFIED when UNCHANGEDSINCE left messages alone.
@@ -263,6 +236,54 @@ mod tests {
                 "a1 OK STORE completed\r\n"
             ]
         );
+    }
+
+    #[test]
+    fn a_session_that_has_not_heard_of_a_rename_still_changes_the_flags() {
+        let mut f = Fixture::selected(1);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        // The file gets a new name (\Seen is in it); the other session has not heard.
+        f.run(b"a1 STORE 1 +FLAGS.SILENT (\\Seen)\r\n");
+        let (stored, _) = exchange(&mut other, b"b2 STORE 1 +FLAGS (\\Flagged)\r\n");
+        assert_eq!(
+            stored,
+            [
+                "* 1 FETCH (FLAGS (\\Flagged \\Seen))\r\n",
+                "b2 OK STORE completed\r\n"
+            ]
+        );
+        let (stored, _) = exchange(&mut other, b"b3 UID STORE 1 -FLAGS (\\Seen)\r\n");
+        assert_eq!(
+            stored,
+            [
+                "* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n",
+                "b3 OK STORE completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.messages("INBOX")[0].flags,
+            lifeboat_mailstore::Flags::FLAGGED
+        );
+        let body = f.run(b"a2 FETCH 1 BODY.PEEK[TEXT]\r\n");
+        assert_eq!(body[0], "* 1 FETCH (BODY[TEXT] {8}\r\nbody 1\r\n)\r\n");
+    }
+
+    #[test]
+    fn keywords_two_sessions_add_are_both_kept() {
+        let mut f = Fixture::selected(1);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        f.run(b"a1 STORE 1 +FLAGS.SILENT ($Work)\r\n");
+        // The other session's view still has no keyword: its change adds to the
+        // message as it is now, not to what that session last saw.
+        exchange(&mut other, b"b2 STORE 1 +FLAGS.SILENT ($Later)\r\n");
+        assert_eq!(f.messages("INBOX")[0].keywords, ["$Work", "$Later"]);
+        exchange(&mut other, b"b3 STORE 1 -FLAGS.SILENT ($Work)\r\n");
+        f.run(b"a2 STORE 1 +FLAGS.SILENT (\\Answered)\r\n");
+        let message = &f.messages("INBOX")[0];
+        assert_eq!(message.keywords, ["$Later"]);
+        assert_eq!(message.flags, lifeboat_mailstore::Flags::ANSWERED);
     }
 
     #[test]
