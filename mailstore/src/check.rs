@@ -456,6 +456,8 @@ impl Store {
         let row = IndexRow {
             basename: name.basename.clone(),
             flags: name.flags,
+            // Keywords live in the index only: a rebuilt row has none.
+            keywords: String::new(),
             internal_date: arrival_key(&name.basename).0.unwrap_or_else(now),
             size: content.len() as i64,
             class: trace.class,

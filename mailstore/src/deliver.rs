@@ -45,6 +45,9 @@ pub struct NewMessage {
     /// Postfix's queue id of the message, when the milter stored the copy.
     pub queue_id: Option<String>,
     pub flags: Flags,
+    /// IMAP keywords (`$Forwarded`, `Junk`, ...): kept in the index only, stored with
+    /// the row so no session sees the message without them.
+    pub keywords: Vec<String>,
     /// Seconds since the epoch; now when `None`.
     pub internal_date: Option<i64>,
 }
@@ -61,6 +64,7 @@ impl NewMessage {
             lifeboat_id: None,
             queue_id: None,
             flags: Flags::empty(),
+            keywords: Vec::new(),
             internal_date: None,
         }
     }
@@ -81,6 +85,8 @@ pub struct Stored {
 pub(crate) struct IndexRow {
     pub basename: String,
     pub flags: Flags,
+    /// Keywords separated by spaces, as the `keywords` column keeps them.
+    pub keywords: String,
     pub internal_date: i64,
     pub size: i64,
     pub class: Class,
@@ -190,6 +196,7 @@ impl Store {
         let row = IndexRow {
             basename: staged.basename.clone(),
             flags: message.flags,
+            keywords: message.keywords.join(" "),
             internal_date: message.internal_date.unwrap_or_else(now),
             size: content.len() as i64,
             class: message.class,
@@ -304,8 +311,8 @@ pub(crate) fn insert_message(
     conn.prepare_cached(
         "INSERT INTO messages (mailbox_id, uid, basename, flags, modseq, internal_date, size,
                                class, envelope_from, envelope_to, lifeboat_id,
-                               header_message_id, created_at, body_digest, queue_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                               header_message_id, created_at, body_digest, queue_id, keywords)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         mailbox_id,
@@ -323,6 +330,7 @@ pub(crate) fn insert_message(
         now(),
         row.body_digest,
         row.queue_id,
+        row.keywords,
     ])?;
     let message_row = conn.last_insert_rowid();
     let replay_id = if row.class.is_replayed() {

@@ -9,13 +9,9 @@ use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::Code;
 use lifeboat_mailstore::Class;
-use lifeboat_mailstore::address::Address;
 use lifeboat_mailstore::deliver::{NewMessage, header_value};
 use lifeboat_mailstore::error::Result as StoreResult;
-use lifeboat_mailstore::flags::{FlagEdit, FlagOp};
-use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, Reader};
-use lifeboat_mailstore::store::Store;
 
 use crate::imap::context::{Context, User};
 use crate::imap::flags::split_flags;
@@ -46,6 +42,7 @@ pub fn append(
     let class = class(cx, reader, &user, &target, &content)?;
     let mut message = NewMessage::new(user.address.clone(), &target.name, content, class);
     message.flags = system;
+    message.keywords = keywords;
     message.internal_date = date.map(|d| d.as_ref().timestamp());
     if class == Class::Sent {
         // Replayed into the user's own mailbox at the origin (docs/design.md, replay).
@@ -53,16 +50,6 @@ pub fn append(
         message.envelope_to = vec![user.address.clone()];
     }
     let stored = cx.store.deliver(message)?;
-    if !keywords.is_empty() {
-        set_keywords(
-            &cx.store,
-            reader,
-            &user.address,
-            &target,
-            stored.uid,
-            keywords,
-        )?;
-    }
     let mut responses = cx.poll_changes(reader)?;
     let code = Code::AppendUid {
         uid_validity: nz(stored.uidvalidity),
@@ -92,28 +79,6 @@ fn already_sent(reader: &Reader, mailbox_id: i64, content: &[u8]) -> StoreResult
         Some(message_id) => reader.has_sent_copy(mailbox_id, &message_id),
         None => Ok(false),
     }
-}
-
-/// Gives a just-stored message its keywords: delivery stores only the system flags,
-/// which Maildir names carry.
-pub fn set_keywords(
-    store: &Store,
-    reader: &Reader,
-    owner: &Address,
-    mailbox: &MailboxRecord,
-    uid: u32,
-    keywords: Vec<String>,
-) -> StoreResult<()> {
-    let Some(message) = reader
-        .visible_messages(mailbox.id)?
-        .into_iter()
-        .find(|m| m.uid == uid)
-    else {
-        return Ok(());
-    };
-    let edit = FlagEdit::new(FlagOp::Add, Flags::empty(), keywords);
-    store.edit_flags(owner, &mailbox.name, mailbox.id, vec![message.row], edit)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -146,6 +111,18 @@ mod tests {
         assert_eq!(stored.keywords, ["$Work"]);
         assert_eq!(stored.internal_date, 1_795_172_400);
         assert_eq!(stored.class, Class::Other);
+    }
+
+    #[test]
+    fn keywords_are_stored_with_the_message_not_after_it() {
+        let mut f = Fixture::logged_in(0);
+        let before = f.mailbox("Archive").highest_modseq;
+        f.run(&append("Archive", "(\\Seen $Work)"));
+        // One change: no session ever sees the message without its keywords.
+        let stored = &f.messages("Archive")[0];
+        assert_eq!(stored.keywords, ["$Work"]);
+        assert_eq!(stored.modseq, before + 1);
+        assert_eq!(f.mailbox("Archive").highest_modseq, before + 1);
     }
 
     #[test]

@@ -11,15 +11,13 @@ use lifeboat_mailstore::deliver::NewMessage;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::reader::{MailboxRecord, Reader};
 
-use super::append::set_keywords;
 use crate::imap::context::Context;
 use crate::imap::response::{NoCode, Reply, bad, no, nz, ok, ok_code, uid_set, untagged_ok};
 
-/// One message copied: its UID, its copy's UID, and its keywords.
+/// One message copied: its UID and its copy's UID.
 struct Copied {
     from: u32,
     to: u32,
-    keywords: Vec<String>,
 }
 
 /// COPY, or MOVE (`moving`), of the messages `set` names to `mailbox`.
@@ -55,11 +53,6 @@ pub fn copy(
     }
     let source = selected.record.id;
     let copied = copy_messages(cx, set, uid, &target)?;
-    let user = cx.logged_in_user();
-    for copy in copied.iter().filter(|c| !c.keywords.is_empty()) {
-        let keywords = copy.keywords.clone();
-        set_keywords(&cx.store, reader, &user.address, &target, copy.to, keywords)?;
-    }
     let code = (!copied.is_empty()).then(|| Code::CopyUid {
         uid_validity: nz(target.uidvalidity),
         source: uid_set(copied.iter().map(|c| c.from)),
@@ -100,12 +93,12 @@ fn copy_messages(
         let bytes = store.read_message(&user.address, &selected.record.name, original)?;
         let mut copy = NewMessage::new(user.address.clone(), &target.name, bytes, Class::Other);
         copy.flags = original.flags;
+        copy.keywords = original.keywords.clone();
         copy.internal_date = Some(original.internal_date);
         let stored = store.deliver(copy)?;
         copied.push(Copied {
             from: original.uid,
             to: stored.uid,
-            keywords: original.keywords.clone(),
         });
     }
     Ok(copied)
@@ -138,6 +131,18 @@ mod tests {
             f.run(b"a2 UID COPY 2 Archive\r\n"),
             [format!("a2 OK [COPYUID {archive} 2 3] COPY completed\r\n")]
         );
+    }
+
+    #[test]
+    fn copies_are_stored_with_their_keywords_not_after_them() {
+        let mut f = Fixture::selected(1);
+        f.run(b"a0 STORE 1 +FLAGS.SILENT ($Work)\r\n");
+        let before = f.mailbox("Archive").highest_modseq;
+        f.run(b"a1 COPY 1 Archive\r\n");
+        let copy = &f.messages("Archive")[0];
+        assert_eq!(copy.keywords, ["$Work"]);
+        assert_eq!(copy.modseq, before + 1);
+        assert_eq!(f.mailbox("Archive").highest_modseq, before + 1);
     }
 
     #[test]
