@@ -168,44 +168,15 @@ impl Store {
         copies: Copies,
     ) -> Result<PendingDelivery> {
         self.require_delivery_lock()?;
-        let content = stored_form(&message, self.keyring());
-        let folder_dir = self.folder_dir(&message.owner, &message.folder);
-        if !folder_dir.join("cur").is_dir() {
-            return refused(format!(
-                "no folder `{}` for {} ({} is missing)",
-                message.folder,
-                message.owner,
-                folder_dir.display()
-            ));
-        }
-        let staged = StagedFile::write(
-            &folder_dir,
-            self.hostname(),
-            &content,
-            message.flags,
-            sync == FileSync::Durable,
-        )?;
-        let body_digest = message.lifeboat_id.as_ref().map(|_| body_digest(&content));
-        let same_message = match (copies, &message.lifeboat_id, &body_digest) {
-            (Copies::OnePerMessage, Some(id), Some(digest)) => {
-                Some((id.to_string(), digest.clone()))
-            }
+        let Staged {
+            file: staged,
+            row,
+            owner,
+            folder,
+        } = self.stage(message, sync)?;
+        let same_message = match (copies, &row.lifeboat_id, &row.body_digest) {
+            (Copies::OnePerMessage, Some(id), Some(digest)) => Some((id.clone(), digest.clone())),
             _ => None,
-        };
-        let (owner, folder) = (message.owner.to_string(), message.folder);
-        let row = IndexRow {
-            basename: staged.basename.clone(),
-            flags: message.flags,
-            keywords: message.keywords.join(" "),
-            internal_date: message.internal_date.unwrap_or_else(now),
-            size: content.len() as i64,
-            class: message.class,
-            envelope_from: message.envelope_from,
-            envelope_to: join_addresses(&message.envelope_to),
-            lifeboat_id: message.lifeboat_id.map(|id| id.to_string()),
-            header_message_id: header_value(&content, "Message-ID"),
-            body_digest,
-            queue_id: message.queue_id,
         };
         let answer = self.submit_staged(&staged, sync, move |conn| {
             if let Some((id, digest)) = &same_message
@@ -227,6 +198,57 @@ impl Store {
             }
         }
     }
+
+    /// The file step of a delivery: the message's stored form is written and linked
+    /// into `cur/` ([`StagedFile`]); the index row that names it is returned, to commit.
+    pub(crate) fn stage(&self, message: NewMessage, sync: FileSync) -> Result<Staged> {
+        let content = stored_form(&message, self.keyring());
+        let folder_dir = self.folder_dir(&message.owner, &message.folder);
+        if !folder_dir.join("cur").is_dir() {
+            return refused(format!(
+                "no folder `{}` for {} ({} is missing)",
+                message.folder,
+                message.owner,
+                folder_dir.display()
+            ));
+        }
+        let file = StagedFile::write(
+            &folder_dir,
+            self.hostname(),
+            &content,
+            message.flags,
+            sync == FileSync::Durable,
+        )?;
+        let body_digest = message.lifeboat_id.as_ref().map(|_| body_digest(&content));
+        let row = IndexRow {
+            basename: file.basename.clone(),
+            flags: message.flags,
+            keywords: message.keywords.join(" "),
+            internal_date: message.internal_date.unwrap_or_else(now),
+            size: content.len() as i64,
+            class: message.class,
+            envelope_from: message.envelope_from,
+            envelope_to: join_addresses(&message.envelope_to),
+            lifeboat_id: message.lifeboat_id.map(|id| id.to_string()),
+            header_message_id: header_value(&content, "Message-ID"),
+            body_digest,
+            queue_id: message.queue_id,
+        };
+        Ok(Staged {
+            file,
+            row,
+            owner: message.owner.to_string(),
+            folder: message.folder,
+        })
+    }
+}
+
+/// A message file in `cur/` and the index row that will name it.
+pub(crate) struct Staged {
+    pub file: StagedFile,
+    pub row: IndexRow,
+    pub owner: String,
+    pub folder: String,
 }
 
 /// A message file in place whose index row is queued on the writer.
@@ -275,7 +297,12 @@ fn copy_exists(conn: &Connection, owner: &str, lifeboat_id: &str, digest: &str) 
         .is_some())
 }
 
-fn insert_row(conn: &Connection, owner: &str, folder: &str, row: &IndexRow) -> Result<Stored> {
+pub(crate) fn insert_row(
+    conn: &Connection,
+    owner: &str,
+    folder: &str,
+    row: &IndexRow,
+) -> Result<Stored> {
     // The statements of every delivery are cached: parsing them cost more than running them.
     let mailbox: Option<(i64, u32)> = conn
         .prepare_cached(

@@ -65,7 +65,7 @@ impl ExpireReport {
 }
 
 /// A file whose index row is gone, to remove once the transaction has committed.
-struct Doomed {
+pub(crate) struct Doomed {
     owner: String,
     folder: String,
     basename: String,
@@ -151,7 +151,7 @@ impl Store {
 
     /// Puts a marker for each doomed file in its folder's `tmp/` and makes them durable;
     /// runs inside the transaction that deletes the rows, before its commit.
-    fn mark_for_removal(&self, doomed: &[Doomed]) -> Result<()> {
+    pub(crate) fn mark_for_removal(&self, doomed: &[Doomed]) -> Result<()> {
         let mut dirs = std::collections::BTreeSet::new();
         for file in doomed {
             let Ok(owner) = Address::parse(&file.owner) else {
@@ -173,7 +173,7 @@ impl Store {
     /// marked for removal in that transaction: a crash in between leaves a marked file
     /// that the next start removes, never a row without its file nor a file that repair
     /// would index (and replay) again. The marker goes last.
-    fn remove_files(&self, doomed: Vec<Doomed>) {
+    pub(crate) fn remove_files(&self, doomed: Vec<Doomed>) {
         for file in doomed {
             let Ok(owner) = Address::parse(&file.owner) else {
                 continue;
@@ -205,7 +205,7 @@ impl Store {
     }
 }
 
-fn expunge_rows(
+pub(crate) fn expunge_rows(
     conn: &Connection,
     mailbox_id: i64,
     uids: &[u32],

@@ -12,6 +12,7 @@ pub mod address;
 pub mod capture;
 pub mod check;
 pub mod class;
+pub mod copy;
 pub mod deliver;
 pub mod error;
 pub mod expunge;

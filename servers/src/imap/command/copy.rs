@@ -1,6 +1,7 @@
 //! COPY and MOVE (RFC 6851), and their UID forms, with UIDPLUS's COPYUID (RFC 4315).
 //! Copies are new messages of class `other` in the target: the originals keep their
-//! replay duty. MOVE then expunges the originals.
+//! replay duty. MOVE expunges the originals in the same store transaction: a COPY or
+//! MOVE that fails leaves both mailboxes as they were (RFC 3501 §6.4.7, RFC 6851 §3.3).
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -9,7 +10,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::Class;
 use lifeboat_mailstore::deliver::NewMessage;
 use lifeboat_mailstore::error::Result as StoreResult;
-use lifeboat_mailstore::reader::{MailboxRecord, Reader};
+use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
 
 use crate::imap::context::Context;
 use crate::imap::response::{NoCode, Reply, bad, no, nz, ok, ok_code, uid_set, untagged_ok};
@@ -51,8 +52,15 @@ pub fn copy(
             "invalid message sequence number",
         )]));
     }
-    let source = selected.record.id;
-    let copied = copy_messages(cx, set, uid, &target)?;
+    let copied = match copy_messages(cx, set, uid, &target, moving) {
+        Ok(copied) => copied,
+        Err(e) => {
+            tracing::error!(error = %e, "imap: COPY/MOVE failed; nothing was stored");
+            let mut responses = cx.poll_changes(reader)?;
+            responses.push(no(tag, None, "nothing was copied; try again"));
+            return Ok(Reply::new(responses));
+        }
+    };
     let code = (!copied.is_empty()).then(|| Code::CopyUid {
         uid_validity: nz(target.uidvalidity),
         source: uid_set(copied.iter().map(|c| c.from)),
@@ -62,10 +70,6 @@ pub fn copy(
     if moving {
         if let Some(code) = code {
             responses.push(untagged_ok(code, "moved"));
-        }
-        let originals: Vec<u32> = copied.iter().map(|c| c.from).collect();
-        if !originals.is_empty() {
-            cx.store.expunge(source, &originals)?;
         }
         responses.extend(cx.poll_changes(reader)?);
         responses.push(ok(tag, "MOVE completed"));
@@ -79,29 +83,45 @@ pub fn copy(
     Ok(Reply::new(responses))
 }
 
-/// Stores a copy of each message in `target`, with its flags and internal date.
+/// Stores a copy of each message in `target`, with its flags, keywords and internal
+/// date, all in one transaction; with `moving`, the originals go in it too.
 fn copy_messages(
     cx: &mut Context,
     set: &SequenceSet,
     uid: bool,
     target: &MailboxRecord,
+    moving: bool,
 ) -> StoreResult<Vec<Copied>> {
     let (store, user, selected) = cx.selected();
-    let mut copied = Vec::new();
-    for index in selected.view.resolve(set, uid) {
-        let original = &selected.view.messages[index];
+    let originals: Vec<&MessageRecord> = selected
+        .view
+        .resolve(set, uid)
+        .into_iter()
+        .map(|index| &selected.view.messages[index])
+        .collect();
+    // Each copy is read when the store is ready for it: one message in memory at a time.
+    let copies = originals.iter().map(|original| {
         let bytes = store.read_message(&user.address, &selected.record.name, original)?;
         let mut copy = NewMessage::new(user.address.clone(), &target.name, bytes, Class::Other);
         copy.flags = original.flags;
         copy.keywords = original.keywords.clone();
         copy.internal_date = Some(original.internal_date);
-        let stored = store.deliver(copy)?;
-        copied.push(Copied {
+        Ok(copy)
+    });
+    let stored = if moving {
+        let uids = originals.iter().map(|m| m.uid).collect();
+        store.move_messages(copies, selected.record.id, uids)?.0
+    } else {
+        store.copy_messages(copies)?
+    };
+    Ok(originals
+        .iter()
+        .zip(stored)
+        .map(|(original, stored)| Copied {
             from: original.uid,
             to: stored.uid,
-        });
-    }
-    Ok(copied)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -143,6 +163,38 @@ mod tests {
         assert_eq!(copy.keywords, ["$Work"]);
         assert_eq!(copy.modseq, before + 1);
         assert_eq!(f.mailbox("Archive").highest_modseq, before + 1);
+    }
+
+    /// Removes the file of message `index` of INBOX, so copying it fails.
+    fn lose_file(f: &Fixture, index: usize) {
+        let owner = lifeboat_mailstore::Address::parse(crate::imap::testing::USER).unwrap();
+        let message = &f.messages("INBOX")[index];
+        std::fs::remove_file(f.store.message_path(&owner, "INBOX", message)).unwrap();
+    }
+
+    #[test]
+    fn a_copy_that_fails_leaves_the_target_as_it_was() {
+        let mut f = Fixture::selected(3);
+        lose_file(&f, 1);
+        let answer = f.run(b"a1 COPY 1:3 Archive\r\n");
+        assert!(answer.last().unwrap().starts_with("a1 NO "), "{answer:?}");
+        // RFC 3501 §6.4.7: a failed COPY restores the destination mailbox.
+        assert!(f.messages("Archive").is_empty());
+        let answer = f.run(b"a2 MOVE 1:3 Archive\r\n");
+        assert!(answer.last().unwrap().starts_with("a2 NO "), "{answer:?}");
+        assert!(f.messages("Archive").is_empty());
+        assert_eq!(f.messages("INBOX").len(), 3);
+        assert_eq!(f.run(b"a3 NOOP\r\n"), ["a3 OK NOOP completed\r\n"]);
+        // Nothing was left behind on disk either.
+        let owner = lifeboat_mailstore::Address::parse(crate::imap::testing::USER).unwrap();
+        let archive = f.store.folder_dir(&owner, "Archive");
+        for dir in ["cur", "tmp"] {
+            assert_eq!(
+                std::fs::read_dir(archive.join(dir)).unwrap().count(),
+                0,
+                "{dir}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! IMAP COPY and MOVE into one folder: every copy is stored, or none is. RFC 3501 §6.4.7
+//! has a failed COPY leave the destination as it was, and RFC 6851 §3.3 has a MOVE
+//! move every message or none; a session that saw half a copy would keep it.
+//!
+//! The files are written first, one message at a time (only one is ever in memory),
+//! then every index row goes in one job of the writer, with a MOVE's removal of the
+//! originals ([`Store::expunge`]'s rules) in the same job. If anything fails, the job is
+//! rolled back and every file written is removed again.
+
+use crate::deliver::{NewMessage, Staged, Stored, insert_row};
+use crate::error::{Result, refused};
+use crate::expunge::{Doomed, ExpungeReport, expunge_rows};
+use crate::store::Store;
+use crate::writer::FileSync;
+
+/// Messages a MOVE takes from their mailbox once the copies are in: (mailbox, UIDs).
+type Removal = Option<(i64, Vec<u32>)>;
+
+impl Store {
+    /// Stores `copies`, all into one folder, in one index transaction: all or none.
+    /// Each is written when the iterator yields it; an error it yields undoes the rest.
+    pub fn copy_messages(
+        &self,
+        copies: impl IntoIterator<Item = Result<NewMessage>>,
+    ) -> Result<Vec<Stored>> {
+        Ok(self.store_together(copies, None)?.0)
+    }
+
+    /// [`Store::copy_messages`], and the messages `uids` of mailbox `from` go in the same
+    /// transaction (hidden rather than removed while they wait for replay, as
+    /// [`Store::expunge`] does).
+    pub fn move_messages(
+        &self,
+        copies: impl IntoIterator<Item = Result<NewMessage>>,
+        from: i64,
+        uids: Vec<u32>,
+    ) -> Result<(Vec<Stored>, ExpungeReport)> {
+        self.store_together(copies, Some((from, uids)))
+    }
+
+    fn store_together(
+        &self,
+        copies: impl IntoIterator<Item = Result<NewMessage>>,
+        removal: Removal,
+    ) -> Result<(Vec<Stored>, ExpungeReport)> {
+        self.require_delivery_lock()?;
+        let staged = self.stage_all(copies)?;
+        let (files, rows): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .map(|s| (s.file, (s.owner, s.folder, s.row)))
+            .unzip();
+        let Some(first) = files.first() else {
+            return Ok((Vec::new(), ExpungeReport::default()));
+        };
+        let store = self.clone();
+        let committed = self.write_staged(first, move |conn| {
+            let stored = rows
+                .iter()
+                .map(|(owner, folder, row)| insert_row(conn, owner, folder, row))
+                .collect::<Result<Vec<_>>>()?;
+            let (report, doomed) = match &removal {
+                Some((mailbox, uids)) => expunge_rows(conn, *mailbox, uids)?,
+                None => (ExpungeReport::default(), Vec::new()),
+            };
+            store.mark_for_removal(&doomed)?;
+            Ok((stored, report, doomed))
+        });
+        match committed {
+            Ok((mut stored, report, doomed)) => {
+                for (stored, file) in stored.iter_mut().zip(files) {
+                    stored.path = file.cur_path.clone();
+                    file.commit();
+                }
+                self.remove_files(doomed);
+                Ok((stored, report))
+            }
+            Err(e) => {
+                files.iter().for_each(|file| file.discard());
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the files of `copies`, which must all go to one folder (one directory to
+    /// fsync before the commit); on any error, removes those already written.
+    fn stage_all(
+        &self,
+        copies: impl IntoIterator<Item = Result<NewMessage>>,
+    ) -> Result<Vec<Staged>> {
+        let mut staged: Vec<Staged> = Vec::new();
+        for copy in copies {
+            let next = copy.and_then(|message| {
+                let elsewhere = staged.first().is_some_and(|s| {
+                    s.owner != message.owner.as_str() || s.folder != message.folder
+                });
+                if elsewhere {
+                    return refused("copies of one COPY go to one folder");
+                }
+                self.stage(message, FileSync::Durable)
+            });
+            match next {
+                Ok(one) => staged.push(one),
+                Err(e) => {
+                    staged.iter().for_each(|s| s.file.discard());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(staged)
+    }
+}
+
+#[allow(dead_code)]
+fn _doomed_is_used(_: Doomed) {}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::Error;
+    use crate::{Class, NewMessage};
+
+    #[test]
+    fn a_move_stores_every_copy_and_removes_every_original_or_does_nothing() {
+        let (_dir, store, owner) = crate::testing::store_with_user("a@x.test");
+        let message = |folder: &str, n: u8| {
+            let content = format!("Subject: {n}\r\n\r\nbody\r\n").into_bytes();
+            NewMessage::new(owner.clone(), folder, content, Class::Other)
+        };
+        let originals: Vec<_> = (1..=2)
+            .map(|n| store.deliver(message("INBOX", n)).unwrap())
+            .collect();
+        let inbox = originals[0].mailbox_id;
+        let uids: Vec<u32> = originals.iter().map(|s| s.uid).collect();
+        let failing = vec![
+            Ok(message("Archive", 1)),
+            Err(Error::Refused("cannot read".into())),
+        ];
+        assert!(store.move_messages(failing, inbox, uids.clone()).is_err());
+        let reader = store.reader().unwrap();
+        let user = reader.user("a@x.test").unwrap().unwrap();
+        let archive = reader.mailbox(user.id, "Archive").unwrap().unwrap();
+        assert!(reader.messages(archive.id).unwrap().is_empty());
+        assert_eq!(reader.messages(inbox).unwrap().len(), 2);
+        let archive_dir = store.folder_dir(&owner, "Archive");
+        assert_eq!(
+            std::fs::read_dir(archive_dir.join("cur")).unwrap().count(),
+            0
+        );
+
+        let copies = vec![Ok(message("Archive", 1)), Ok(message("Archive", 2))];
+        let (stored, report) = store.move_messages(copies, inbox, uids.clone()).unwrap();
+        assert_eq!(stored.iter().map(|s| s.uid).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(report.removed, uids);
+        assert_eq!(reader.messages(archive.id).unwrap().len(), 2);
+        assert!(reader.messages(inbox).unwrap().is_empty());
+        assert!(store.check(false).unwrap().problems.is_empty());
+    }
+}
