@@ -72,6 +72,15 @@ impl Reader {
         })
     }
 
+    /// Runs `f` in one read transaction: every query in it sees the index as of one
+    /// moment (a mailbox row and its messages that agree), whatever commits meanwhile.
+    pub fn snapshot<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        let transaction = self.conn.unchecked_transaction()?;
+        let result = f(self)?;
+        transaction.finish()?;
+        Ok(result)
+    }
+
     /// The underlying connection, for modules that run their own queries.
     pub fn connection(&self) -> &Connection {
         &self.conn
@@ -319,4 +328,39 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
 
 fn parse_stored_address(address: &str) -> Result<Address> {
     Address::parse(address).map_err(|e| Error::Refused(format!("index holds a bad address: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Class, NewMessage};
+
+    #[test]
+    fn a_snapshot_sees_the_index_as_of_one_moment() {
+        let (_dir, store, owner) = crate::testing::store_with_user("a@x.test");
+        let reader = store.reader().unwrap();
+        let user = reader.user("a@x.test").unwrap().unwrap();
+        let deliver = || {
+            let content = b"Subject: x\r\n\r\nbody\r\n".to_vec();
+            store
+                .deliver(NewMessage::new(
+                    owner.clone(),
+                    "INBOX",
+                    content,
+                    Class::Other,
+                ))
+                .unwrap()
+        };
+        let (uidnext, listed) = reader
+            .snapshot(|r| {
+                let inbox = r.mailbox(user.id, "INBOX")?.unwrap();
+                // A commit between the two reads (SELECT read them apart) is not seen.
+                deliver();
+                Ok((inbox.uidnext, r.visible_messages(inbox.id)?.len()))
+            })
+            .unwrap();
+        assert_eq!((uidnext, listed), (1, 0));
+        let inbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
+        assert_eq!(inbox.uidnext, 2);
+        assert_eq!(reader.visible_messages(inbox.id).unwrap().len(), 1);
+    }
 }

@@ -42,7 +42,10 @@ impl Selected {
         if unchanged {
             return Ok(Some(Vec::new()));
         }
-        let fresh = MailboxView::load(reader, &record)?;
+        let Some((record, fresh)) = MailboxView::load(reader, |r| r.mailbox_by_id(record.id))?
+        else {
+            return Ok(None);
+        };
         self.record = record;
         Ok(Some(self.view.sync(
             fresh,
@@ -62,10 +65,22 @@ pub struct MailboxView {
 }
 
 impl MailboxView {
-    pub fn load(reader: &Reader, record: &MailboxRecord) -> Result<MailboxView> {
-        Ok(MailboxView {
-            messages: reader.visible_messages(record.id)?,
-            held_back_expunges: false,
+    /// The mailbox `find` finds and its messages, read in one snapshot of the index, so
+    /// that its UIDNEXT is above every UID listed and its HIGHESTMODSEQ covers every
+    /// change seen; `None` when there is no such mailbox.
+    pub fn load(
+        reader: &Reader,
+        find: impl FnOnce(&Reader) -> Result<Option<MailboxRecord>>,
+    ) -> Result<Option<(MailboxRecord, MailboxView)>> {
+        reader.snapshot(|reader| {
+            let Some(record) = find(reader)? else {
+                return Ok(None);
+            };
+            let view = MailboxView {
+                messages: reader.visible_messages(record.id)?,
+                held_back_expunges: false,
+            };
+            Ok(Some((record, view)))
         })
     }
 

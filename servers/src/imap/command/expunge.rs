@@ -44,10 +44,10 @@ pub fn expunge_deleted(
         return Ok(());
     }
     // Decide on the current flags, not the client's possibly stale view.
-    let Some(record) = reader.mailbox_by_id(selected.record.id)? else {
+    let Some((_, current)) = MailboxView::load(reader, |r| r.mailbox_by_id(selected.record.id))?
+    else {
         return Ok(());
     };
-    let current = MailboxView::load(reader, &record)?;
     let allowed: Option<Vec<usize>> = only.map(|set| current.resolve(set, true));
     let doomed: Vec<u32> = current
         .messages

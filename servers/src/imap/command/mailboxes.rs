@@ -101,14 +101,13 @@ pub fn status(
     mailbox: &Mailbox<'static>,
     names: &[StatusDataItemName],
 ) -> StoreResult<Reply> {
-    let Some(record) = cx.find_mailbox(reader, mailbox)? else {
+    let Some((record, view)) = MailboxView::load(reader, |r| cx.find_mailbox(r, mailbox))? else {
         return Ok(Reply::new(vec![no(
             tag,
             Some(NoCode::Nonexistent),
             "no such mailbox",
         )]));
     };
-    let view = MailboxView::load(reader, &record)?;
     let mut items = Vec::new();
     for name in names {
         let item = match name {

@@ -34,14 +34,13 @@ pub fn select(
     }
     // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
     cx.deselect();
-    let Some(record) = cx.find_mailbox(reader, mailbox)? else {
+    let Some((record, view)) = MailboxView::load(reader, |r| cx.find_mailbox(r, mailbox))? else {
         return Ok(Reply::new(vec![no(
             tag,
             Some(NoCode::Nonexistent),
             "no such mailbox",
         )]));
     };
-    let view = MailboxView::load(reader, &record)?;
     let mut responses = opening(&record, &view, read_only);
     let code = if read_only {
         Code::ReadOnly
