@@ -2,7 +2,7 @@
 //! bits (they live in Maildir file names), keywords are kept as the client wrote them.
 
 use imap_codec::imap_types::core::Atom;
-use imap_codec::imap_types::flag::{Flag, FlagFetch};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
 use lifeboat_mailstore::maildir::Flags;
 
 /// The system flags a client may set. `\Recent` is the server's (and not tracked), so
@@ -14,6 +14,46 @@ pub const SYSTEM_FLAGS: [Flag<'static>; 5] = [
     Flag::Seen,
     Flag::Draft,
 ];
+
+/// The mailbox's FLAGS (RFC 3501 §7.2.6): the system flags and every keyword in use.
+pub fn mailbox_flags(keywords: &[String]) -> Vec<Flag<'static>> {
+    let mut flags = SYSTEM_FLAGS.to_vec();
+    flags.extend(keywords.iter().filter_map(|k| keyword(k)));
+    flags
+}
+
+/// The PERMANENTFLAGS of a read-write mailbox: those FLAGS and `\*`, since a client
+/// may create keywords (RFC 3501 §7.1).
+pub fn permanent_flags(keywords: &[String]) -> Vec<FlagPerm<'static>> {
+    let mut flags: Vec<FlagPerm> = mailbox_flags(keywords)
+        .into_iter()
+        .map(FlagPerm::Flag)
+        .collect();
+    flags.push(FlagPerm::Asterisk);
+    flags
+}
+
+/// A stored keyword as a flag; `None` for one that is not an atom (written by hand into
+/// the index), which is left out rather than sent broken.
+fn keyword(name: &str) -> Option<Flag<'static>> {
+    Atom::try_from(name.to_string()).ok().map(Flag::Keyword)
+}
+
+/// Keywords of `lists` not in `known` (compared without case), each once, in the order
+/// they first come.
+pub fn new_keywords<'a>(
+    known: &[String],
+    lists: impl IntoIterator<Item = &'a [String]>,
+) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for keyword in lists.into_iter().flatten() {
+        let seen = |k: &String| k.eq_ignore_ascii_case(keyword);
+        if !known.iter().any(seen) && !found.iter().any(seen) {
+            found.push(keyword.clone());
+        }
+    }
+    found
+}
 
 /// System flags as the store's bits, and keywords (case kept, the first spelling of
 /// keywords that differ only in case). Other `\` flags are dropped.
@@ -55,11 +95,12 @@ pub fn flag_list(flags: Flags, keywords: &[String]) -> Vec<FlagFetch<'static>> {
     .filter(|(bit, _)| flags.contains(*bit))
     .map(|(_, flag)| FlagFetch::Flag(flag))
     .collect();
-    for keyword in keywords {
-        if let Ok(atom) = Atom::try_from(keyword.clone()) {
-            list.push(FlagFetch::Flag(Flag::Keyword(atom)));
-        }
-    }
+    list.extend(
+        keywords
+            .iter()
+            .filter_map(|k| keyword(k))
+            .map(FlagFetch::Flag),
+    );
     list
 }
 

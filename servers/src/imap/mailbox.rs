@@ -6,11 +6,12 @@
 
 use std::num::NonZeroU32;
 
-use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::fetch;
-use super::response::{data, nz};
+use super::flags::{mailbox_flags, new_keywords, permanent_flags};
+use super::response::{data, nz, untagged_ok};
 use lifeboat_mailstore::error::Result;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
@@ -19,9 +20,42 @@ pub struct Selected {
     pub record: MailboxRecord,
     pub read_only: bool,
     pub view: MailboxView,
+    /// The keywords the client was told of in FLAGS (RFC 3501 §7.2.6): every keyword on
+    /// a message of the mailbox, since a client may show only those (Thunderbird's tags).
+    pub keywords: Vec<String>,
 }
 
 impl Selected {
+    /// A mailbox just selected: the client is told of every keyword in it.
+    pub fn new(record: MailboxRecord, read_only: bool, view: MailboxView) -> Selected {
+        let keywords = new_keywords(&[], view.messages.iter().map(|m| &m.keywords[..]));
+        Selected {
+            record,
+            read_only,
+            view,
+            keywords,
+        }
+    }
+
+    /// FLAGS (and for a read-write mailbox PERMANENTFLAGS) again when `fresh` holds
+    /// keywords the client has not heard of: before any FETCH shows them.
+    fn announce_keywords(&mut self, fresh: &MailboxView) -> Vec<Response<'static>> {
+        let new = new_keywords(
+            &self.keywords,
+            fresh.messages.iter().map(|m| &m.keywords[..]),
+        );
+        if new.is_empty() {
+            return Vec::new();
+        }
+        self.keywords.extend(new);
+        let mut responses = vec![data(Data::Flags(mailbox_flags(&self.keywords)))];
+        if !self.read_only {
+            let permanent = Code::PermanentFlags(permanent_flags(&self.keywords));
+            responses.push(untagged_ok(permanent, "flags permitted"));
+        }
+        responses
+    }
+
     /// Looks for changes since the client last heard and brings the view up to date
     /// (see [`MailboxView::sync`]); `None` when the mailbox was deleted. The mailbox row's
     /// HIGHESTMODSEQ and UIDNEXT move with every change, so an unchanged mailbox costs one
@@ -47,12 +81,9 @@ impl Selected {
             return Ok(None);
         };
         self.record = record;
-        Ok(Some(self.view.sync(
-            fresh,
-            expunge_allowed,
-            condstore,
-            reported,
-        )))
+        let mut responses = self.announce_keywords(&fresh);
+        responses.extend(self.view.sync(fresh, expunge_allowed, condstore, reported));
+        Ok(Some(responses))
     }
 }
 

@@ -3,15 +3,14 @@
 
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::flag::FlagPerm;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data};
 use lifeboat_mailstore::error::Result as StoreResult;
-use lifeboat_mailstore::reader::{MailboxRecord, Reader};
+use lifeboat_mailstore::reader::Reader;
 
 use super::expunge::expunge_deleted;
 use crate::imap::context::{Context, State};
-use crate::imap::flags::SYSTEM_FLAGS;
+use crate::imap::flags::{mailbox_flags, permanent_flags};
 use crate::imap::mailbox::{MailboxView, Selected};
 use crate::imap::response::{
     NoCode, Reply, Responses, bad, data, no, nz, nz64, ok, ok_code, untagged_ok,
@@ -41,21 +40,15 @@ pub fn select(
             "no such mailbox",
         )]));
     };
-    let mut responses = opening(&record, &view, read_only);
+    let selected = Selected::new(record, read_only, view);
+    let mut responses = opening(&selected);
     let code = if read_only {
         Code::ReadOnly
     } else {
         Code::ReadWrite
     };
     responses.push(ok_code(tag, code, "SELECT completed"));
-    cx.state = State::Selected(
-        cx.logged_in_user(),
-        Box::new(Selected {
-            record,
-            read_only,
-            view,
-        }),
-    );
+    cx.state = State::Selected(cx.logged_in_user(), Box::new(selected));
     Ok(Reply::new(responses))
 }
 
@@ -72,17 +65,17 @@ fn enable_condstore(cx: &mut Context, parameters: &[SelectParameter]) -> bool {
 }
 
 /// The untagged responses RFC 3501 §6.3.1 requires of a SELECT, with HIGHESTMODSEQ
-/// (RFC 7162). A read-only mailbox permits no flags.
-fn opening(record: &MailboxRecord, view: &MailboxView, read_only: bool) -> Responses {
-    let permanent = if read_only {
+/// (RFC 7162). FLAGS name every keyword in the mailbox; a read-only mailbox permits no
+/// flags.
+fn opening(selected: &Selected) -> Responses {
+    let (record, view, keywords) = (&selected.record, &selected.view, &selected.keywords);
+    let permanent = if selected.read_only {
         vec![]
     } else {
-        let mut perm: Vec<FlagPerm> = SYSTEM_FLAGS.iter().cloned().map(FlagPerm::Flag).collect();
-        perm.push(FlagPerm::Asterisk);
-        perm
+        permanent_flags(keywords)
     };
     let mut responses = vec![
-        data(Data::Flags(SYSTEM_FLAGS.to_vec())),
+        data(Data::Flags(mailbox_flags(keywords))),
         data(Data::Exists(view.exists())),
         data(Data::Recent(0)),
         untagged_ok(Code::UidValidity(nz(record.uidvalidity)), "UIDs valid"),
@@ -149,6 +142,70 @@ mod tests {
             ]
         );
         assert!(f.session.is_selected());
+    }
+
+    #[test]
+    fn flags_and_permanentflags_name_every_keyword_in_the_mailbox() {
+        let mut f = Fixture::logged_in(3);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 1 +FLAGS.SILENT ($Work Junk)\r\n");
+        exchange(&mut other, b"b3 STORE 3 +FLAGS.SILENT ($Label1 $work)\r\n");
+        let select = f.run(b"a1 SELECT INBOX\r\n");
+        let keywords = "$Work Junk $Label1";
+        assert_eq!(
+            select[0],
+            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {keywords})\r\n")
+        );
+        assert_eq!(
+            select[5],
+            format!(
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \
+                 {keywords} \\*)] flags permitted\r\n"
+            )
+        );
+        let examine = f.run(b"a2 EXAMINE INBOX\r\n");
+        assert!(
+            examine[0].ends_with(&format!("{keywords})\r\n")),
+            "{examine:?}"
+        );
+        assert_eq!(examine[5], "* OK [PERMANENTFLAGS ()] flags permitted\r\n");
+    }
+
+    #[test]
+    fn a_keyword_new_to_the_mailbox_is_announced_before_it_is_used() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+        let (stored, _) = exchange(&mut other, b"b2 STORE 1 +FLAGS ($Later)\r\n");
+        assert_eq!(
+            stored,
+            [
+                format!("* FLAGS ({system} $Later)\r\n"),
+                format!("* OK [PERMANENTFLAGS ({system} $Later \\*)] flags permitted\r\n"),
+                "* 1 FETCH (FLAGS ($Later))\r\n".into(),
+                "b2 OK STORE completed\r\n".into(),
+            ]
+        );
+        assert_eq!(
+            f.run(b"a1 NOOP\r\n"),
+            [
+                format!("* FLAGS ({system} $Later)\r\n"),
+                format!("* OK [PERMANENTFLAGS ({system} $Later \\*)] flags permitted\r\n"),
+                "* 1 FETCH (UID 1 FLAGS ($Later))\r\n".into(),
+                "a1 OK NOOP completed\r\n".into(),
+            ]
+        );
+        // Known already (in any case): no new FLAGS.
+        let (stored, _) = exchange(&mut other, b"b3 STORE 2 +FLAGS ($later)\r\n");
+        assert_eq!(
+            stored,
+            [
+                "* 2 FETCH (FLAGS ($later))\r\n",
+                "b3 OK STORE completed\r\n"
+            ]
+        );
     }
 
     #[test]

@@ -176,11 +176,15 @@ mod tests {
                 "a1 OK STORE completed\r\n"
             ]
         );
+        // A keyword new to the mailbox is announced first (see select.rs).
+        let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
         assert_eq!(
             f.run(b"a2 STORE 1 FLAGS ($Work \\Draft)\r\n"),
             [
-                "* 1 FETCH (FLAGS (\\Draft $Work))\r\n",
-                "a2 OK STORE completed\r\n"
+                format!("* FLAGS ({system} $Work)\r\n"),
+                format!("* OK [PERMANENTFLAGS ({system} $Work \\*)] flags permitted\r\n"),
+                "* 1 FETCH (FLAGS (\\Draft $Work))\r\n".into(),
+                "a2 OK STORE completed\r\n".into()
             ]
         );
         // Keywords compare without case.
@@ -194,8 +198,10 @@ mod tests {
         assert_eq!(
             f.run(b"a4 UID STORE 2 +FLAGS (\\Answered $Later)\r\n"),
             [
-                "* 2 FETCH (UID 2 FLAGS (\\Answered $Later))\r\n",
-                "a4 OK STORE completed\r\n"
+                format!("* FLAGS ({system} $Work $Later)\r\n"),
+                format!("* OK [PERMANENTFLAGS ({system} $Work $Later \\*)] flags permitted\r\n"),
+                "* 2 FETCH (UID 2 FLAGS (\\Answered $Later))\r\n".into(),
+                "a4 OK STORE completed\r\n".into()
             ]
         );
         let second = &f.messages("INBOX")[1];
