@@ -192,6 +192,27 @@ impl Store {
         })
     }
 
+    /// Claims the mailbox's `\Recent` messages below UID `until` for one IMAP session
+    /// (RFC 3501 §2.3.2: only the first session to be notified of a message sees it as
+    /// recent). Returns the first UID this claim took: the session's recent messages are
+    /// those from it up to `until`. Two sessions claiming at once get disjoint ranges.
+    pub fn claim_recent(&self, mailbox_id: i64, until: u32) -> Result<u32> {
+        self.write(move |conn| {
+            let first: Option<u32> = conn
+                .prepare_cached("SELECT first_recent_uid FROM mailboxes WHERE id = ?1")?
+                .query_row([mailbox_id], |r| r.get(0))
+                .optional()?;
+            let Some(first) = first else {
+                return Ok(until);
+            };
+            if until > first {
+                conn.prepare_cached("UPDATE mailboxes SET first_recent_uid = ?2 WHERE id = ?1")?
+                    .execute(params![mailbox_id, until])?;
+            }
+            Ok(first)
+        })
+    }
+
     pub fn set_subscribed(&self, mailbox_id: i64, subscribed: bool) -> Result<()> {
         self.write(move |conn| {
             conn.execute(
@@ -284,6 +305,33 @@ mod tests {
         store.delete_mailbox(&owner, "Work").unwrap();
         assert!(!names(&store).iter().any(|n| n.starts_with("Work")));
         assert!(!store.folder_dir(&owner, "Work").exists());
+    }
+
+    #[test]
+    fn recent_messages_are_claimed_once() {
+        let (_dir, store, owner) = store_with_user();
+        for n in 0..3 {
+            let content = format!("Subject: {n}\r\n\r\nx\r\n").into_bytes();
+            store
+                .deliver(NewMessage::new(
+                    owner.clone(),
+                    "INBOX",
+                    content,
+                    Class::Other,
+                ))
+                .unwrap();
+        }
+        let reader = store.reader().unwrap();
+        let user = reader.user("a@x.test").unwrap().unwrap();
+        let inbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
+        assert_eq!((inbox.first_recent_uid, inbox.uidnext), (1, 4));
+        assert_eq!(store.claim_recent(inbox.id, 3).unwrap(), 1);
+        // A session that read the mailbox before that claim gets only what is left.
+        assert_eq!(store.claim_recent(inbox.id, 4).unwrap(), 3);
+        assert_eq!(store.claim_recent(inbox.id, 4).unwrap(), 4);
+        assert_eq!(store.claim_recent(inbox.id, 2).unwrap(), 4);
+        let inbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
+        assert_eq!(inbox.first_recent_uid, 4);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct MailboxRecord {
     pub uidnext: u32,
     pub highest_modseq: i64,
     pub subscribed: bool,
+    /// Messages from this UID up are `\Recent` for the next read-write IMAP session to
+    /// see them, which claims them ([`Store::claim_recent`](crate::Store::claim_recent)).
+    pub first_recent_uid: u32,
 }
 
 /// A mailbox together with the user it belongs to.
@@ -155,7 +158,8 @@ impl Reader {
 
     pub fn mailboxes(&self, user_id: i64) -> Result<Vec<MailboxRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+            "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed,
+                    first_recent_uid
              FROM mailboxes WHERE user_id = ?1 ORDER BY name = 'INBOX' DESC, name",
         )?;
         let rows = stmt.query_map([user_id], mailbox_from_row)?;
@@ -166,7 +170,8 @@ impl Reader {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed,
+                    first_recent_uid
                  FROM mailboxes WHERE user_id = ?1 AND name = ?2",
                 params![user_id, canonical_folder(name)],
                 mailbox_from_row,
@@ -183,7 +188,8 @@ impl Reader {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed,
+                    first_recent_uid
                  FROM mailboxes WHERE user_id = ?1 AND special_use = ?2",
                 params![user_id, special_use],
                 mailbox_from_row,
@@ -206,15 +212,17 @@ impl Reader {
             .is_some())
     }
 
+    /// Cached: every IMAP command with a mailbox selected reads its row to see whether
+    /// anything changed.
     pub fn mailbox_by_id(&self, mailbox_id: i64) -> Result<Option<MailboxRecord>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed
+            .prepare_cached(
+                "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed,
+                    first_recent_uid
                  FROM mailboxes WHERE id = ?1",
-                [mailbox_id],
-                mailbox_from_row,
-            )
+            )?
+            .query_row([mailbox_id], mailbox_from_row)
             .optional()?)
     }
 
@@ -299,6 +307,7 @@ fn mailbox_from_row(r: &Row<'_>) -> rusqlite::Result<MailboxRecord> {
         uidnext: r.get(4)?,
         highest_modseq: r.get(5)?,
         subscribed: r.get(6)?,
+        first_recent_uid: r.get(7)?,
     })
 }
 

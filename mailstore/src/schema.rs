@@ -146,6 +146,14 @@ ALTER TABLE messages ADD COLUMN body_digest TEXT;
 ALTER TABLE messages ADD COLUMN queue_id TEXT;
 CREATE INDEX messages_by_queue_id ON messages(queue_id) WHERE queue_id IS NOT NULL;
 "#,
+    r#"
+-- IMAP \Recent (RFC 3501 §2.3.2), as Dovecot keeps it: messages from UID
+-- first_recent_uid up are recent for the next read-write session to see them, which
+-- claims them by raising it (Store::claim_recent). Messages stored before this version
+-- are not new to anyone.
+ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
+UPDATE mailboxes SET first_recent_uid = uidnext;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -245,5 +253,27 @@ mod tests {
         drop(conn);
         let err = open_writer(&path).unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn mail_stored_before_recent_was_tracked_is_not_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 5;
+             INSERT INTO users (id, address, password_hash, created_at) VALUES (1, 'a@x', '', 0);
+             INSERT INTO mailboxes (user_id, name, uidvalidity, uidnext) VALUES (1, 'INBOX', 1, 7);",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open_writer(&path).unwrap();
+        let first: i64 = conn
+            .query_row("SELECT first_recent_uid FROM mailboxes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(first, 7);
     }
 }

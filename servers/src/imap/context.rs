@@ -151,7 +151,7 @@ impl Context {
         let State::Selected(_, selected) = &mut self.state else {
             return Ok(Vec::new());
         };
-        match selected.refresh(reader, true, condstore, &[])? {
+        match selected.refresh(&self.store, reader, true, condstore, &[])? {
             Some(responses) => Ok(responses),
             None => Ok(vec![bye("the selected mailbox was deleted")]),
         }

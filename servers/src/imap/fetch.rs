@@ -115,10 +115,12 @@ pub fn item_names(names: MacroOrMessageDataItemNames<'static>, uid: bool) -> Vec
 /// 600 ranges of a 1 MB message made one 600 MB response.
 pub const GROUP_BYTES: usize = 1024 * 1024;
 
-/// The FETCH values for one message. `bytes` is the message when an item needs it.
+/// The FETCH values for one message. `bytes` is the message when an item needs it;
+/// `recent` whether it is `\Recent` to this session.
 pub fn values(
     items: &[Item],
     message: &MessageRecord,
+    recent: bool,
     bytes: Option<&[u8]>,
     condstore: bool,
 ) -> Vec1<MessageDataItem<'static>> {
@@ -128,7 +130,7 @@ pub fn values(
         uid: false,
         limit: usize::MAX,
     };
-    let _ = in_groups(items, message, bytes, whole, |group| {
+    let _ = in_groups(items, message, recent, bytes, whole, |group| {
         all = Some(group);
         Ok::<(), ()>(())
     });
@@ -153,6 +155,7 @@ pub struct Grouping {
 pub fn in_groups<E>(
     items: &[Item],
     message: &MessageRecord,
+    recent: bool,
     bytes: Option<&[u8]>,
     grouping: Grouping,
     mut send: impl FnMut(Vec1<MessageDataItem<'static>>) -> Result<(), E>,
@@ -177,7 +180,7 @@ pub fn in_groups<E>(
                 group.push(MessageDataItem::Uid(nz(message.uid)));
             }
         }
-        let value = value(item, message, bytes, &mut last_section);
+        let value = value(item, message, recent, bytes, &mut last_section);
         size += data_size(&value);
         group.push(value);
     }
@@ -187,11 +190,12 @@ pub fn in_groups<E>(
 fn value(
     item: &Item,
     message: &MessageRecord,
+    recent: bool,
     bytes: &[u8],
     last_section: &mut Option<(Option<Section<'static>>, Vec<u8>)>,
 ) -> MessageDataItem<'static> {
     match item {
-        Item::Flags => MessageDataItem::Flags(flag_list(message.flags, &message.keywords)),
+        Item::Flags => MessageDataItem::Flags(flag_list(message.flags, &message.keywords, recent)),
         Item::Uid => MessageDataItem::Uid(nz(message.uid)),
         Item::InternalDate => MessageDataItem::InternalDate(internal_date(message.internal_date)),
         Item::Size => MessageDataItem::Rfc822Size(message.size.min(u64::from(u32::MAX)) as u32),
@@ -263,6 +267,7 @@ fn data_size(value: &MessageDataItem<'_>) -> usize {
 /// The untagged FETCH that tells a client about new flags.
 pub fn flags_update(
     message: &MessageRecord,
+    recent: bool,
     uid: bool,
     condstore: bool,
 ) -> Vec1<MessageDataItem<'static>> {
@@ -270,7 +275,7 @@ pub fn flags_update(
     if uid {
         items.insert(0, Item::Uid);
     }
-    values(&items, message, None, condstore)
+    values(&items, message, recent, None, condstore)
 }
 
 fn modseq(value: i64) -> NonZeroU64 {

@@ -5,7 +5,7 @@ use imap_codec::imap_types::core::Atom;
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
 use lifeboat_mailstore::maildir::Flags;
 
-/// The system flags a client may set. `\Recent` is the server's (and not tracked), so
+/// The system flags a client may set. `\Recent` is the server's (see `mailbox.rs`), so
 /// STORE refuses it.
 pub const SYSTEM_FLAGS: [Flag<'static>; 5] = [
     Flag::Answered,
@@ -81,9 +81,10 @@ pub fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
     (system, keywords)
 }
 
-/// The flags of a message as IMAP spells them. A stored keyword that is not an atom
-/// (written by hand into a Maildir name) is left out rather than sent broken.
-pub fn flag_list(flags: Flags, keywords: &[String]) -> Vec<FlagFetch<'static>> {
+/// The flags of a message as IMAP spells them, with `\Recent` when the message is
+/// recent to this session. A stored keyword that is not an atom (written by hand into a
+/// Maildir name) is left out rather than sent broken.
+pub fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
     let mut list: Vec<FlagFetch<'static>> = [
         (Flags::ANSWERED, Flag::Answered),
         (Flags::FLAGGED, Flag::Flagged),
@@ -95,6 +96,9 @@ pub fn flag_list(flags: Flags, keywords: &[String]) -> Vec<FlagFetch<'static>> {
     .filter(|(bit, _)| flags.contains(*bit))
     .map(|(_, flag)| FlagFetch::Flag(flag))
     .collect();
+    if recent {
+        list.push(FlagFetch::Recent);
+    }
     list.extend(
         keywords
             .iter()
@@ -129,9 +133,10 @@ mod tests {
             .union(Flags::DELETED)
             .union(Flags::SEEN)
             .union(Flags::DRAFT);
-        let list = flag_list(all, &["$Later".into(), "not an atom".into()]);
+        let list = flag_list(all, &["$Later".into(), "not an atom".into()], true);
         let mut expected: Vec<FlagFetch<'static>> =
             SYSTEM_FLAGS.iter().cloned().map(FlagFetch::Flag).collect();
+        expected.push(FlagFetch::Recent);
         expected.push(FlagFetch::Flag(Flag::Keyword(
             Atom::try_from("$Later").unwrap(),
         )));

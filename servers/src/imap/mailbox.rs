@@ -15,6 +15,7 @@ use super::response::{data, nz, untagged_ok};
 use lifeboat_mailstore::error::Result;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
+use lifeboat_mailstore::store::Store;
 
 pub struct Selected {
     pub record: MailboxRecord,
@@ -26,15 +27,23 @@ pub struct Selected {
 }
 
 impl Selected {
-    /// A mailbox just selected: the client is told of every keyword in it.
-    pub fn new(record: MailboxRecord, read_only: bool, view: MailboxView) -> Selected {
+    /// A mailbox just selected: the client is told of every keyword in it, and of the
+    /// messages no session heard of before as `\Recent` ones.
+    pub fn open(
+        store: &Store,
+        record: MailboxRecord,
+        read_only: bool,
+        mut view: MailboxView,
+    ) -> Result<Selected> {
         let keywords = new_keywords(&[], view.messages.iter().map(|m| &m.keywords[..]));
-        Selected {
+        let first = first_recent(store, &record, read_only, &view.messages)?;
+        view.recent = view.uids_from(first).collect();
+        Ok(Selected {
             record,
             read_only,
             view,
             keywords,
-        }
+        })
     }
 
     /// FLAGS (and for a read-write mailbox PERMANENTFLAGS) again when `fresh` holds
@@ -62,6 +71,7 @@ impl Selected {
     /// row read, not a reload of every message (a NOOP on 100k messages).
     pub fn refresh(
         &mut self,
+        store: &Store,
         reader: &Reader,
         expunge_allowed: bool,
         condstore: bool,
@@ -80,11 +90,38 @@ impl Selected {
         else {
             return Ok(None);
         };
+        let arrived = &fresh.messages[fresh
+            .messages
+            .partition_point(|m| m.uid <= self.view.max_uid())..];
+        let first_recent = first_recent(store, &record, self.read_only, arrived)?;
         self.record = record;
         let mut responses = self.announce_keywords(&fresh);
-        responses.extend(self.view.sync(fresh, expunge_allowed, condstore, reported));
+        responses.extend(
+            self.view
+                .sync(fresh, expunge_allowed, condstore, reported, first_recent),
+        );
         Ok(Some(responses))
     }
+}
+
+/// The first UID that is `\Recent` to this session among `heard` (the messages it hears
+/// of now, in UID order). A read-write session claims those no session heard of before
+/// (RFC 3501 §2.3.2: only the first session to be notified sees it as recent) in the
+/// index, where each is claimed once; a read-only one sees them as recent without taking
+/// them, and nothing is written when no message heard of is unclaimed.
+fn first_recent(
+    store: &Store,
+    record: &MailboxRecord,
+    read_only: bool,
+    heard: &[MessageRecord],
+) -> Result<u32> {
+    let unclaimed = heard
+        .last()
+        .is_some_and(|m| m.uid >= record.first_recent_uid);
+    if read_only || !unclaimed {
+        return Ok(record.first_recent_uid);
+    }
+    store.claim_recent(record.id, record.uidnext)
 }
 
 /// Messages in sequence-number order (which is UID order).
@@ -93,6 +130,9 @@ pub struct MailboxView {
     pub messages: Vec<MessageRecord>,
     /// Messages gone from the store are still listed: the client may not hear of it yet.
     pub held_back_expunges: bool,
+    /// UIDs of the messages that are `\Recent` to this session, ascending: it stays so
+    /// for as long as the mailbox is selected.
+    pub recent: Vec<u32>,
 }
 
 impl MailboxView {
@@ -110,6 +150,7 @@ impl MailboxView {
             let view = MailboxView {
                 messages: reader.visible_messages(record.id)?,
                 held_back_expunges: false,
+                recent: Vec::new(),
             };
             Ok(Some((record, view)))
         })
@@ -137,6 +178,25 @@ impl MailboxView {
             .iter()
             .position(|m| !m.flags.contains(Flags::SEEN))
             .map(|i| nz(i as u32 + 1))
+    }
+
+    pub fn is_recent(&self, uid: u32) -> bool {
+        self.recent.binary_search(&uid).is_ok()
+    }
+
+    pub fn recent_count(&self) -> u32 {
+        self.recent.len() as u32
+    }
+
+    /// How many messages no read-write session has claimed as `\Recent` yet.
+    pub fn unclaimed(&self, record: &MailboxRecord) -> u32 {
+        self.uids_from(record.first_recent_uid).count() as u32
+    }
+
+    /// UIDs of the messages from UID `first` on.
+    fn uids_from(&self, first: u32) -> impl Iterator<Item = u32> + '_ {
+        let start = self.messages.partition_point(|m| m.uid < first);
+        self.messages[start..].iter().map(|m| m.uid)
     }
 
     pub fn max_uid(&self) -> u32 {
@@ -197,13 +257,15 @@ impl MailboxView {
     /// Brings this view up to `fresh` and returns what to tell the client: EXPUNGE for
     /// messages that are gone (only when `expunge_allowed`; otherwise they stay until a
     /// command that may renumber), FETCH FLAGS for changed flags (not for the UIDs in
-    /// `reported`, which the caller answers itself), and EXISTS when mail arrived.
+    /// `reported`, which the caller answers itself), and EXISTS when mail arrived, with
+    /// RECENT when some of it (UIDs from `first_recent` on) is recent to this session.
     pub fn sync(
         &mut self,
         fresh: MailboxView,
         expunge_allowed: bool,
         condstore: bool,
         reported: &[u32],
+        first_recent: u32,
     ) -> Vec<Response<'static>> {
         let mut responses = Vec::new();
         // Expunged: highest sequence number first, so each number is valid when sent.
@@ -213,7 +275,8 @@ impl MailboxView {
         if expunge_allowed {
             for &i in gone.iter().rev() {
                 responses.push(data(Data::Expunge(nz(i as u32 + 1))));
-                self.messages.remove(i);
+                let uid = self.messages.remove(i).uid;
+                self.recent.retain(|&r| r != uid);
             }
         }
         self.held_back_expunges = !expunge_allowed && !gone.is_empty();
@@ -223,9 +286,10 @@ impl MailboxView {
             };
             let changed = now.flags != message.flags || now.keywords != message.keywords;
             if changed && !reported.contains(&message.uid) {
+                let recent = self.recent.binary_search(&message.uid).is_ok();
                 responses.push(data(Data::Fetch {
                     seq: nz(i as u32 + 1),
-                    items: fetch::flags_update(now, true, condstore),
+                    items: fetch::flags_update(now, recent, true, condstore),
                 }));
             }
             *message = now.clone();
@@ -237,8 +301,18 @@ impl MailboxView {
             .filter(|m| m.uid > known)
             .collect();
         if !arrived.is_empty() {
+            let recent_before = self.recent.len();
+            self.recent.extend(
+                arrived
+                    .iter()
+                    .map(|m| m.uid)
+                    .filter(|&uid| uid >= first_recent),
+            );
             self.messages.extend(arrived);
             responses.push(data(Data::Exists(self.exists())));
+            if self.recent.len() > recent_before {
+                responses.push(data(Data::Recent(self.recent_count())));
+            }
         }
         responses
     }

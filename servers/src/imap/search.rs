@@ -9,8 +9,7 @@
 //! - BEFORE, ON and SINCE compare the day of the internal date in UTC (the server's
 //!   zone); SENTBEFORE, SENTON and SENTSINCE the day written in the Date: header,
 //!   falling back to the internal date when it is missing or unreadable.
-//! - `\Recent` is not tracked by Lifeboat: RECENT and NEW never match, OLD always
-//!   does (as for a session that is never the first to see a message).
+//! - RECENT, NEW and OLD go by whether the message is `\Recent` to the session.
 //! - Keywords compare case-insensitively.
 
 use std::cell::OnceCell;
@@ -40,6 +39,8 @@ pub struct Candidate<'a> {
     /// The whole message as stored.
     pub message: &'a [u8],
     pub modseq: u64,
+    /// Whether it is `\Recent` to the session searching.
+    pub recent: bool,
 }
 
 /// Whether `key` matches `candidate`. `max_seq` and `max_uid` are what `*` stands for
@@ -118,9 +119,9 @@ impl Matcher<'_, '_> {
             SearchKey::Unseen => !c.flags.contains(Flags::SEEN),
             SearchKey::Keyword(k) => has_keyword(c, k.as_ref()),
             SearchKey::Unkeyword(k) => !has_keyword(c, k.as_ref()),
-            // \Recent is never set (see the module documentation).
-            SearchKey::Recent | SearchKey::New => false,
-            SearchKey::Old => true,
+            SearchKey::Recent => c.recent,
+            SearchKey::New => c.recent && !c.flags.contains(Flags::SEEN),
+            SearchKey::Old => !c.recent,
 
             SearchKey::Larger(n) => c.size > u64::from(*n),
             SearchKey::Smaller(n) => c.size < u64::from(*n),

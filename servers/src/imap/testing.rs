@@ -69,12 +69,15 @@ impl Fixture {
         }
     }
 
-    /// Logged in, with messages 1 to `count` in INBOX (UIDs 1 to `count`).
+    /// Logged in, with messages 1 to `count` in INBOX (UIDs 1 to `count`), which an
+    /// earlier session already saw: none is `\Recent` ([`Fixture::deliver`] more).
     pub fn logged_in(count: usize) -> Fixture {
         let mut fixture = Fixture::new();
         for n in 1..=count {
             fixture.deliver("INBOX", n);
         }
+        let inbox = fixture.mailbox("INBOX");
+        fixture.store.claim_recent(inbox.id, inbox.uidnext).unwrap();
         fixture.session.logged_in(&fixture.user);
         fixture
     }

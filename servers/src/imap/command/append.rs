@@ -144,6 +144,7 @@ mod tests {
             f.run(&append("INBOX", "()")),
             [
                 "* 3 EXISTS\r\n".to_string(),
+                "* 1 RECENT\r\n".into(),
                 format!("a1 OK [APPENDUID {inbox} 3] APPEND completed\r\n")
             ]
         );

@@ -198,6 +198,24 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_into_the_selected_mailbox_is_recent_to_this_session() {
+        let mut f = Fixture::selected(1);
+        let inbox = f.mailbox("INBOX").uidvalidity;
+        assert_eq!(
+            f.run(b"a1 COPY 1 INBOX\r\n"),
+            [
+                "* 2 EXISTS\r\n".to_string(),
+                "* 1 RECENT\r\n".into(),
+                format!("a1 OK [COPYUID {inbox} 1 2] COPY completed\r\n")
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 FETCH 2 FLAGS\r\n")[0],
+            "* 2 FETCH (FLAGS (\\Recent))\r\n"
+        );
+    }
+
+    #[test]
     fn copy_refusals() {
         let mut f = Fixture::selected(2);
         assert_eq!(

@@ -116,7 +116,9 @@ fn fetch_items(
             selected.view.messages[index].flags = message.flags;
         }
         let items = if marked { items_and_flags } else { items };
-        let sent = items::in_groups(items, &message, bytes.as_deref(), grouping, |values| {
+        let recent = selected.view.is_recent(message.uid);
+        let bytes = bytes.as_deref();
+        let sent = items::in_groups(items, &message, recent, bytes, grouping, |values| {
             outbox.send(data(Data::Fetch {
                 seq: nz(index as u32 + 1),
                 items: values,
@@ -141,7 +143,7 @@ fn fetch_items(
     // Others' changes (no EXPUNGE during FETCH); ours is already in the view, so only
     // what others changed meanwhile is news (a keyword another session added).
     let mut responses = Vec::new();
-    if let Some(changes) = selected.refresh(reader, false, condstore, &[])? {
+    if let Some(changes) = selected.refresh(store, reader, false, condstore, &[])? {
         responses.extend(changes);
     }
     responses.push(ok(tag, "FETCH completed"));
@@ -388,6 +390,7 @@ mod tests {
             [
                 "* 2 FETCH (UID 2)\r\n",
                 "* 3 EXISTS\r\n",
+                "* 1 RECENT\r\n",
                 "a1 OK FETCH completed\r\n"
             ]
         );

@@ -93,7 +93,8 @@ fn entry(mailbox: &MailboxRecord, lsub: bool) -> Data<'static> {
     }
 }
 
-/// STATUS: counts of a mailbox without selecting it. \Recent is not tracked (always 0).
+/// STATUS: counts of a mailbox without selecting it. RECENT counts the messages no
+/// read-write session has heard of yet (as an EXAMINE would see them).
 pub fn status(
     cx: &mut Context,
     reader: &Reader,
@@ -112,7 +113,7 @@ pub fn status(
     for name in names {
         let item = match name {
             StatusDataItemName::Messages => StatusDataItem::Messages(view.exists()),
-            StatusDataItemName::Recent => StatusDataItem::Recent(0),
+            StatusDataItemName::Recent => StatusDataItem::Recent(view.unclaimed(&record)),
             StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(record.uidnext)),
             StatusDataItemName::UidValidity => StatusDataItem::UidValidity(nz(record.uidvalidity)),
             StatusDataItemName::Unseen => StatusDataItem::Unseen(view.unseen()),
@@ -573,18 +574,38 @@ mod tests {
     }
 
     #[test]
+    fn status_counts_the_recent_messages_no_session_has_taken() {
+        let mut f = Fixture::logged_in(0);
+        f.deliver("INBOX", 1);
+        f.deliver("INBOX", 2);
+        let status = |f: &mut Fixture| f.run(b"a1 STATUS INBOX (RECENT)\r\n")[0].clone();
+        assert_eq!(status(&mut f), "* STATUS INBOX (RECENT 2)\r\n");
+        f.run(b"a2 EXAMINE Inbox\r\n");
+        f.run(b"a3 UNSELECT\r\n");
+        assert_eq!(status(&mut f), "* STATUS INBOX (RECENT 2)\r\n");
+        f.run(b"a4 SELECT INBOX\r\n");
+        f.run(b"a5 UNSELECT\r\n");
+        assert_eq!(status(&mut f), "* STATUS INBOX (RECENT 0)\r\n");
+    }
+
+    #[test]
     fn mailbox_commands_report_news_of_the_selected_mailbox_first() {
         let mut f = Fixture::selected(2);
         f.deliver("INBOX", 3);
         assert_eq!(
             f.run(b"a1 CREATE Projects\r\n"),
-            ["* 3 EXISTS\r\n", "a1 OK CREATE completed\r\n"]
+            [
+                "* 3 EXISTS\r\n",
+                "* 1 RECENT\r\n",
+                "a1 OK CREATE completed\r\n"
+            ]
         );
         f.deliver("INBOX", 4);
         assert_eq!(
             f.run(b"a2 CREATE Projects\r\n"),
             [
                 "* 4 EXISTS\r\n",
+                "* 2 RECENT\r\n",
                 "a2 NO [ALREADYEXISTS] Projects already exists\r\n"
             ]
         );

@@ -47,6 +47,7 @@ pub fn search(
             size: message.size,
             message: &bytes,
             modseq: u64::try_from(message.modseq).unwrap_or(0),
+            recent: view.is_recent(message.uid),
         };
         if criteria
             .iter()
@@ -102,6 +103,34 @@ mod tests {
             f.run(b"a5 SEARCH DELETED\r\n"),
             ["* SEARCH\r\n", "a5 OK SEARCH completed\r\n"]
         );
+    }
+
+    #[test]
+    fn recent_new_and_old() {
+        let mut f = Fixture::logged_in(0);
+        f.deliver("INBOX", 1);
+        let mut other = f.other_session();
+        crate::imap::testing::exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        f.deliver("INBOX", 2);
+        f.deliver("INBOX", 3);
+        f.run(b"a1 SELECT INBOX\r\n");
+        f.run(b"a2 STORE 2 +FLAGS.SILENT (\\Seen)\r\n");
+        for (search, found) in [
+            ("RECENT", "2 3"),
+            ("NEW", "3"),
+            ("OLD", "1"),
+            ("NOT RECENT", "1"),
+            ("OR NEW OLD", "1 3"),
+        ] {
+            assert_eq!(
+                f.run(format!("a3 SEARCH {search}\r\n").as_bytes()),
+                [
+                    format!("* SEARCH {found}\r\n"),
+                    "a3 OK SEARCH completed\r\n".into()
+                ],
+                "{search}"
+            );
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn select(
             "no such mailbox",
         )]));
     };
-    let selected = Selected::new(record, read_only, view);
+    let selected = Selected::open(&cx.store, record, read_only, view)?;
     let mut responses = opening(&selected);
     let code = if read_only {
         Code::ReadOnly
@@ -77,7 +77,7 @@ fn opening(selected: &Selected) -> Responses {
     let mut responses = vec![
         data(Data::Flags(mailbox_flags(keywords))),
         data(Data::Exists(view.exists())),
-        data(Data::Recent(0)),
+        data(Data::Recent(view.recent_count())),
         untagged_ok(Code::UidValidity(nz(record.uidvalidity)), "UIDs valid"),
         untagged_ok(Code::UidNext(nz(record.uidnext)), "predicted next UID"),
         untagged_ok(Code::PermanentFlags(permanent), "flags permitted"),
@@ -209,6 +209,59 @@ mod tests {
     }
 
     #[test]
+    fn new_mail_is_recent_for_the_first_read_write_session_to_see_it() {
+        let mut f = Fixture::logged_in(0);
+        f.deliver("INBOX", 1);
+        f.deliver("INBOX", 2);
+        // EXAMINE shows what is recent and takes nothing: RFC 3501 §2.3.2 ties taking
+        // it to a read-write session.
+        let examine = f.run(b"a1 EXAMINE INBOX\r\n");
+        assert_eq!(examine[2], "* 2 RECENT\r\n");
+        let mut other = f.other_session();
+        let (select, _) = exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        assert_eq!(select[2], "* 2 RECENT\r\n");
+        let (fetched, _) = exchange(&mut other, b"b2 FETCH 1:2 FLAGS\r\n");
+        assert_eq!(
+            fetched,
+            [
+                "* 1 FETCH (FLAGS (\\Recent))\r\n",
+                "* 2 FETCH (FLAGS (\\Recent))\r\n",
+                "b2 OK FETCH completed\r\n"
+            ]
+        );
+        let select = f.run(b"a2 SELECT INBOX\r\n");
+        assert_eq!(select[2], "* 0 RECENT\r\n");
+        assert_eq!(
+            f.run(b"a3 FETCH 1 FLAGS\r\n")[0],
+            "* 1 FETCH (FLAGS ())\r\n"
+        );
+        // New mail is recent for the session that hears of it first.
+        f.deliver("INBOX", 3);
+        assert_eq!(
+            f.run(b"a4 NOOP\r\n"),
+            [
+                "* 3 EXISTS\r\n",
+                "* 1 RECENT\r\n",
+                "a4 OK NOOP completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a5 FETCH 3 FLAGS\r\n")[0],
+            "* 3 FETCH (FLAGS (\\Recent))\r\n"
+        );
+        let (noop, _) = exchange(&mut other, b"b3 NOOP\r\n");
+        assert_eq!(noop, ["* 3 EXISTS\r\n", "b3 OK NOOP completed\r\n"]);
+        let (fetched, _) = exchange(&mut other, b"b4 FETCH 2:3 FLAGS\r\n");
+        assert_eq!(
+            fetched[..2],
+            [
+                "* 2 FETCH (FLAGS (\\Recent))\r\n",
+                "* 3 FETCH (FLAGS ())\r\n"
+            ]
+        );
+    }
+
+    #[test]
     fn examine_is_read_only_and_an_empty_mailbox_has_no_unseen() {
         let mut f = Fixture::logged_in(0);
         let archive = f.mailbox("Archive");
@@ -296,7 +349,11 @@ mod tests {
         f.deliver("INBOX", 3);
         assert_eq!(
             f.run(b"a2 NOOP\r\n"),
-            ["* 3 EXISTS\r\n", "a2 OK NOOP completed\r\n"]
+            [
+                "* 3 EXISTS\r\n",
+                "* 1 RECENT\r\n",
+                "a2 OK NOOP completed\r\n"
+            ]
         );
         let mut other = f.other_session();
         exchange(&mut other, b"b1 SELECT INBOX\r\n");

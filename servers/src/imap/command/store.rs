@@ -92,14 +92,19 @@ pub fn store(
     // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
     let reported = if update.silent { &[][..] } else { &ours[..] };
     let mut responses = selected
-        .refresh(reader, false, condstore, reported)?
+        .refresh(store, reader, false, condstore, reported)?
         .unwrap_or_default();
     if !update.silent {
         for (index, message) in selected.view.messages.iter().enumerate() {
             if ours.contains(&message.uid) {
                 responses.push(data(Data::Fetch {
                     seq: nz(index as u32 + 1),
-                    items: flags_update(message, uid, condstore),
+                    items: flags_update(
+                        message,
+                        selected.view.is_recent(message.uid),
+                        uid,
+                        condstore,
+                    ),
                 }));
             }
         }

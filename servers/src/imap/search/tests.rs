@@ -46,6 +46,7 @@ fn candidate(message: &'static [u8]) -> Candidate<'static> {
         size: message.len() as u64,
         message,
         modseq: 7,
+        recent: false,
     }
 }
 
@@ -132,14 +133,19 @@ fn keywords_compare_case_insensitively() {
 }
 
 #[test]
-fn recent_is_never_set() {
+fn recent_new_and_old_follow_the_sessions_recent_messages() {
     let mut c = simple();
     assert!(!hit("RECENT", &c));
     assert!(!hit("NEW", &c));
     assert!(hit("OLD", &c));
     assert!(hit("NOT RECENT", &c));
+    c.recent = true;
+    assert!(hit("RECENT", &c));
+    assert!(hit("NEW", &c));
+    assert!(!hit("OLD", &c));
     c.flags = Flags::SEEN;
     assert!(!hit("NEW", &c));
+    assert!(hit("RECENT", &c));
 }
 
 #[test]
