@@ -424,7 +424,8 @@ impl Store {
 
     /// Gives a file the index did not know a new UID, recovering its class and envelope
     /// from the trace block `deliver` wrote at its top, when its seal verifies. A block
-    /// that does not verify is reported and ignored: the file becomes an `other` copy.
+    /// that does not verify is reported and ignored: the file becomes an `other` copy,
+    /// as does an IMAP COPY/MOVE (its name says so), whose block is its original's.
     fn index_file(
         &self,
         folder_dir: &Path,
@@ -434,6 +435,8 @@ impl Store {
     ) -> Result<Option<Problem>> {
         let content = fs::read(path).context(|| format!("reading {}", path.display()))?;
         let (trace, untrusted) = match trace::find(&content) {
+            // A COPY/MOVE keeps its original's block: an `other` copy, as it was indexed.
+            Some(_) if name.copy => (TraceBlock::from(TraceFields::default()), None),
             Some(found) if found.is_genuine(self.keyring(), &content) => {
                 (TraceBlock::from(found.fields), None)
             }

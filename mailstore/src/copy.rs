@@ -2,12 +2,17 @@
 //! has a failed COPY leave the destination as it was, and RFC 6851 §3.3 has a MOVE
 //! move every message or none; a session that saw half a copy would keep it.
 //!
+//! A copy is the original's file byte for byte (its trace block too: clients see the
+//! same message, RFC822.SIZE and all), in a file whose name marks it a copy
+//! ([`crate::maildir::COPY_FIELD`]): repair indexes it as an `other` copy whatever block
+//! it carries, so a COPY of a captured copy never becomes a second one to replay.
+//!
 //! The files are written first, one message at a time (only one is ever in memory),
 //! then every index row goes in one job of the writer, with a MOVE's removal of the
 //! originals ([`Store::expunge`]'s rules) in the same job. If anything fails, the job is
 //! rolled back and every file written is removed again.
 
-use crate::deliver::{NewMessage, Staged, Stored, insert_row};
+use crate::deliver::{Form, NewMessage, Staged, Stored, insert_row};
 use crate::error::{Result, refused};
 use crate::expunge::{Doomed, ExpungeReport, expunge_rows};
 use crate::store::Store;
@@ -17,8 +22,9 @@ use crate::writer::FileSync;
 type Removal = Option<(i64, Vec<u32>)>;
 
 impl Store {
-    /// Stores `copies`, all into one folder, in one index transaction: all or none.
-    /// Each is written when the iterator yields it; an error it yields undoes the rest.
+    /// Stores `copies` (each a stored message's bytes as read, with the copy's flags and
+    /// keywords), all into one folder, in one index transaction: all or none. Each is
+    /// written when the iterator yields it; an error it yields undoes the rest.
     pub fn copy_messages(
         &self,
         copies: impl IntoIterator<Item = Result<NewMessage>>,
@@ -96,7 +102,7 @@ impl Store {
                 if elsewhere {
                     return refused("copies of one COPY go to one folder");
                 }
-                self.stage(message, FileSync::Durable)
+                self.stage(message, Form::CopyOfStored, FileSync::Durable)
             });
             match next {
                 Ok(one) => staged.push(one),

@@ -20,7 +20,7 @@ use crate::address::Address;
 use crate::class::Class;
 use crate::error::{Error, Result, refused};
 use crate::folder::canonical_folder;
-use crate::maildir::{Flags, StagedFile};
+use crate::maildir::{Flags, StagedFile, new_basename, new_copy_basename};
 use crate::secret::{Keyring, LifeboatId, hex, sha256};
 use crate::store::{Store, now};
 use crate::trace::{self, TraceFields};
@@ -173,7 +173,7 @@ impl Store {
             row,
             owner,
             folder,
-        } = self.stage(message, sync)?;
+        } = self.stage(message, Form::Delivered, sync)?;
         let same_message = match (copies, &row.lifeboat_id, &row.body_digest) {
             (Copies::OnePerMessage, Some(id), Some(digest)) => Some((id.clone(), digest.clone())),
             _ => None,
@@ -199,10 +199,13 @@ impl Store {
         }
     }
 
-    /// The file step of a delivery: the message's stored form is written and linked
+    /// The file step of a delivery: the message in its `form` is written and linked
     /// into `cur/` ([`StagedFile`]); the index row that names it is returned, to commit.
-    pub(crate) fn stage(&self, message: NewMessage, sync: FileSync) -> Result<Staged> {
-        let content = stored_form(&message, self.keyring());
+    pub(crate) fn stage(&self, message: NewMessage, form: Form, sync: FileSync) -> Result<Staged> {
+        let content = match form {
+            Form::Delivered => Cow::Owned(stored_form(&message, self.keyring())),
+            Form::CopyOfStored => Cow::Borrowed(&message.content[..]),
+        };
         let folder_dir = self.folder_dir(&message.owner, &message.folder);
         if !folder_dir.join("cur").is_dir() {
             return refused(format!(
@@ -212,13 +215,14 @@ impl Store {
                 folder_dir.display()
             ));
         }
-        let file = StagedFile::write(
-            &folder_dir,
-            self.hostname(),
-            &content,
-            message.flags,
-            sync == FileSync::Durable,
-        )?;
+        let size = content.len() as u64;
+        let basename = match form {
+            Form::Delivered => new_basename(self.hostname(), size),
+            Form::CopyOfStored => new_copy_basename(self.hostname(), size),
+        };
+        let durable = sync == FileSync::Durable;
+        let file =
+            StagedFile::write_named(&folder_dir, basename, &content, message.flags, durable)?;
         let body_digest = message.lifeboat_id.as_ref().map(|_| body_digest(&content));
         let row = IndexRow {
             basename: file.basename.clone(),
@@ -241,6 +245,19 @@ impl Store {
             folder: message.folder,
         })
     }
+}
+
+/// How the bytes a caller hands over become the file's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// A message from outside ([`stored_form`]): CRLF line ends, any genuine trace block
+    /// dropped, this delivery's own block in front.
+    Delivered,
+    /// A copy of a stored message's file (IMAP COPY/MOVE), byte for byte: a client sees
+    /// the same message (RFC 3501 §6.4.7 copies it), trace block included, and the name
+    /// marks it a copy so repair does not trust that block
+    /// ([`crate::maildir::COPY_FIELD`]).
+    CopyOfStored,
 }
 
 /// A message file in `cur/` and the index row that will name it.

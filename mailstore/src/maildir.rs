@@ -106,7 +106,15 @@ pub struct FileName {
     pub basename: String,
     pub size: Option<u64>,
     pub flags: Flags,
+    /// The file is an IMAP COPY/MOVE of a stored message ([`COPY_FIELD`] in its name).
+    pub copy: bool,
 }
+
+/// The field in the basename of a file IMAP COPY or MOVE made: a copy keeps the bytes
+/// of its original, trace block included, so clients see the same message; the mark
+/// tells `store check --repair` that the block is not this file's own (only the store
+/// names files, so no client can mark or unmark one).
+pub const COPY_FIELD: &str = "X=copy";
 
 impl FileName {
     pub fn parse(name: &str) -> Option<FileName> {
@@ -117,15 +125,15 @@ impl FileName {
             Some((base, info)) => (base, info),
             None => (name, ""),
         };
-        let size = basename
-            .split(',')
-            .skip(1)
+        let fields = || basename.split(',').skip(1);
+        let size = fields()
             .find_map(|field| field.strip_prefix("S="))
             .and_then(|s| s.parse().ok());
         Some(FileName {
             basename: basename.to_string(),
             size,
             flags: Flags::from_maildir_info(info),
+            copy: fields().any(|field| field == COPY_FIELD),
         })
     }
 
@@ -133,6 +141,11 @@ impl FileName {
     pub fn cur_name(basename: &str, flags: Flags) -> String {
         format!("{basename}:2,{}", flags.maildir_info())
     }
+}
+
+/// [`new_basename`] for an IMAP COPY/MOVE of a stored message ([`COPY_FIELD`]).
+pub fn new_copy_basename(hostname: &str, size: u64) -> String {
+    format!("{},{COPY_FIELD}", new_basename(hostname, size))
 }
 
 /// Makes a basename unique within this host: time, pid and a per-process counter.
@@ -220,6 +233,18 @@ impl StagedFile {
         fsync: bool,
     ) -> Result<StagedFile> {
         let basename = new_basename(hostname, bytes.len() as u64);
+        StagedFile::write_named(folder, basename, bytes, flags, fsync)
+    }
+
+    /// [`StagedFile::write`] under a basename the caller made (unique, as
+    /// [`new_basename`] makes them).
+    pub fn write_named(
+        folder: &Path,
+        basename: String,
+        bytes: &[u8],
+        flags: Flags,
+        fsync: bool,
+    ) -> Result<StagedFile> {
         let tmp_path = folder.join("tmp").join(&basename);
         let cur_path = folder
             .join("cur")
@@ -339,6 +364,12 @@ mod tests {
         let new_name = FileName::parse("1700000000.M1P2.host").unwrap();
         assert_eq!(new_name.size, None);
         assert_eq!(new_name.flags, Flags::empty());
+        assert!(!new_name.copy && !parsed.copy);
+        let copy = FileName::parse(&format!("{}:2,S", new_copy_basename("h", 12))).unwrap();
+        assert_eq!(
+            (copy.size, copy.flags, copy.copy),
+            (Some(12), Flags::SEEN, true)
+        );
     }
 
     #[test]

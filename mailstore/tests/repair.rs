@@ -331,7 +331,9 @@ fn an_appended_message_that_looks_like_a_trace_block_is_not_replayed_after_repai
 
 /// Issue 12, item 18: COPY (and MOVE) of a diverted copy kept its trace block, so after a
 /// repair the copy was replayed a second time. So is a client's APPEND of a diverted
-/// copy it fetched byte for byte. The store drops a genuine block from what it is handed.
+/// copy it fetched byte for byte. The store drops a genuine block from what a delivery is
+/// handed; an IMAP COPY keeps its original's bytes (issue 13: clients see the same
+/// message) in a file named as a copy, which repair indexes as an `other` copy.
 #[test]
 fn copies_of_a_diverted_copy_are_not_replayed_again_after_repair() {
     let dir = tempfile::tempdir().unwrap();
@@ -365,6 +367,9 @@ fn copies_of_a_diverted_copy_are_not_replayed_again_after_repair() {
         );
         assert_eq!(synthetic::verify(&stored), Some(7));
     }
+    let copy = NewMessage::new(owner.clone(), "Junk", bytes.clone(), Class::Other);
+    let copied = store.copy_messages([Ok(copy)]).unwrap();
+    assert_eq!(fs::read(&copied[0].path).unwrap(), bytes);
     let store = lose_index_and_repair(dir.path(), store);
     assert_eq!(
         pending(&store, &owner),

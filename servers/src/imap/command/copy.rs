@@ -216,6 +216,18 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_is_the_same_message_byte_for_byte() {
+        let mut f = Fixture::selected(1);
+        f.run(b"a1 COPY 1 Archive\r\n");
+        f.run(b"a2 MOVE 1 Trash\r\n");
+        // The fixture's messages start with the store's trace block; so do the copies.
+        let original = f.stored("Trash", 0);
+        assert!(original.starts_with(b"X-Lifeboat-Class: journal\r\n"));
+        assert_eq!(f.stored("Archive", 0), original);
+        assert_eq!(f.messages("Archive")[0].size, original.len() as u64);
+    }
+
+    #[test]
     fn copy_refusals() {
         let mut f = Fixture::selected(2);
         assert_eq!(
