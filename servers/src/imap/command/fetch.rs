@@ -97,6 +97,9 @@ fn fetch_items(
         let bytes = if needs_bytes {
             match store.read_message(&user.address, &selected.record.name, &message) {
                 Ok(bytes) => Some(bytes),
+                // RFC 2180 §4.1.3: another session expunged it, and this one may not hear
+                // of it yet; it gets empty data rather than a NO.
+                Err(_) if reader.message_flags(message.row)?.is_none() => Some(Vec::new()),
                 Err(e) => {
                     tracing::error!(error = %e, uid = message.uid, "imap: cannot read a message");
                     cx.outbox = outbox;
@@ -375,6 +378,22 @@ mod tests {
         );
         // What the index knows is still served.
         assert_eq!(f.run(b"a2 FETCH 1 UID\r\n")[0], "* 1 FETCH (UID 1)\r\n");
+    }
+
+    #[test]
+    fn a_message_another_session_expunged_has_empty_data_until_this_one_hears_of_it() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        exchange(&mut other, b"b3 EXPUNGE\r\n");
+        assert_eq!(
+            f.run(b"a1 FETCH 2 BODY.PEEK[TEXT]\r\n"),
+            [
+                "* 2 FETCH (BODY[TEXT] {0}\r\n)\r\n",
+                "a1 OK FETCH completed\r\n"
+            ]
+        );
     }
 
     #[test]
