@@ -33,7 +33,8 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 impl Store {
-    /// Creates mailbox `name` for `owner`, with any missing parent mailboxes.
+    /// Creates mailbox `name` for `owner`, subscribed, with any missing parent mailboxes
+    /// (not subscribed).
     pub fn create_mailbox(&self, owner: &Address, name: &str) -> Result<()> {
         let name = canonical_folder(name);
         check_name(&name)?;
@@ -62,7 +63,8 @@ impl Store {
             if exists(&name)? {
                 return refused(MailboxError::AlreadyExists(name));
             }
-            // RFC 3501 §6.3.3: create the superior hierarchy too.
+            // RFC 3501 §6.3.3: create the superior hierarchy too. Only the mailbox asked
+            // for is subscribed: LSUB shows the parents made on the way as \Noselect.
             let parts: Vec<&str> = name.split('.').collect();
             for depth in 1..=parts.len() {
                 let path = parts[..depth].join(".");
@@ -71,7 +73,10 @@ impl Store {
                 }
                 let dir = maildir::folder_dir(&user_dir, &path);
                 maildir::create_folder(&dir, true)?;
-                create_mailbox(conn, user_id, &path, None, &dir)?;
+                let id = create_mailbox(conn, user_id, &path, None, &dir)?;
+                if depth < parts.len() {
+                    conn.execute("UPDATE mailboxes SET subscribed = 0 WHERE id = ?1", [id])?;
+                }
             }
             Ok(())
         })
@@ -305,6 +310,22 @@ mod tests {
         store.delete_mailbox(&owner, "Work").unwrap();
         assert!(!names(&store).iter().any(|n| n.starts_with("Work")));
         assert!(!store.folder_dir(&owner, "Work").exists());
+    }
+
+    #[test]
+    fn create_subscribes_the_mailbox_not_the_parents_it_makes() {
+        let (_dir, store, owner) = store_with_user();
+        store.create_mailbox(&owner, "a.b.c").unwrap();
+        let reader = store.reader().unwrap();
+        let user = reader.user("a@x.test").unwrap().unwrap();
+        let subscribed = |name: &str| reader.mailbox(user.id, name).unwrap().unwrap().subscribed;
+        assert_eq!(
+            [subscribed("a"), subscribed("a.b"), subscribed("a.b.c")],
+            [false, false, true]
+        );
+        // A parent created earlier keeps its subscription.
+        store.create_mailbox(&owner, "Archive.2026").unwrap();
+        assert!(subscribed("Archive") && subscribed("Archive.2026"));
     }
 
     #[test]

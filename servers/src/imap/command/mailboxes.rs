@@ -5,6 +5,7 @@
 //! becomes its RFC 5530 response code, with the store's words as the text.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use imap_codec::imap_types::core::{Atom, Tag};
 use imap_codec::imap_types::flag::FlagNameAttribute;
@@ -50,10 +51,20 @@ pub fn list(
         }));
     } else {
         let pattern = format!("{reference}{pattern}");
-        for mailbox in reader.mailboxes(cx.user_id())? {
-            if wildcard_match(&pattern, &wire_name(&mailbox.name)) && (!lsub || mailbox.subscribed)
-            {
-                responses.push(data(entry(&mailbox, lsub)));
+        let mailboxes = reader.mailboxes(cx.user_id())?;
+        let holders = if lsub {
+            subscription_holders(&mailboxes, &pattern)
+        } else {
+            HashSet::new()
+        };
+        for mailbox in &mailboxes {
+            if !wildcard_match(&pattern, &wire_name(&mailbox.name)) {
+                continue;
+            }
+            if !lsub || mailbox.subscribed {
+                responses.push(data(entry(mailbox, lsub)));
+            } else if holders.contains(mailbox.name.as_str()) {
+                responses.push(data(noselect_lsub(mailbox)));
             }
         }
     }
@@ -66,6 +77,35 @@ pub fn list(
         },
     ));
     Ok(Reply::new(responses))
+}
+
+/// The mailboxes an LSUB with `%` must list although they are not subscribed (RFC 3501
+/// §6.3.9): those holding a subscribed mailbox the pattern stops short of, so the
+/// client can find it ("foo" for a subscribed "foo.bar" and `%`).
+fn subscription_holders<'a>(mailboxes: &'a [MailboxRecord], pattern: &str) -> HashSet<&'a str> {
+    let mut holders = HashSet::new();
+    if !pattern.contains('%') {
+        return holders;
+    }
+    for mailbox in mailboxes.iter().filter(|m| m.subscribed) {
+        if wildcard_match(pattern, &wire_name(&mailbox.name)) {
+            continue;
+        }
+        let name = mailbox.name.as_str();
+        for (at, _) in name.match_indices(DELIMITER) {
+            holders.insert(&name[..at]);
+        }
+    }
+    holders
+}
+
+/// The LSUB line of a mailbox that is not subscribed but holds one that is.
+fn noselect_lsub(mailbox: &MailboxRecord) -> Data<'static> {
+    Data::Lsub {
+        items: vec![FlagNameAttribute::Noselect],
+        delimiter: Some(delimiter()),
+        mailbox: to_mailbox(&mailbox.name),
+    }
 }
 
 /// One mailbox's LIST or LSUB line; its SPECIAL-USE attribute (RFC 6154) if it has one.
@@ -366,6 +406,42 @@ mod tests {
             f.run(b"a5 SUBSCRIBE Nowhere\r\n"),
             ["a5 NO [NONEXISTENT] no such mailbox\r\n"]
         );
+    }
+
+    #[test]
+    fn create_subscribes_the_mailbox_asked_for_not_the_parents_it_made() {
+        let mut f = Fixture::logged_in(0);
+        f.run(b"a1 CREATE a.b.c\r\n");
+        assert_eq!(
+            f.run(b"a2 LSUB \"\" a*\r\n"),
+            ["* LSUB () \".\" a.b.c\r\n", "a2 OK LSUB completed\r\n"]
+        );
+        // RFC 3501 §6.3.9: a % that stops at a parent of a subscribed mailbox lists the
+        // parent, \Noselect unless it is subscribed itself.
+        let top = f.run(b"a3 LSUB \"\" %\r\n");
+        let mut expected: Vec<String> =
+            STANDARD.iter().map(|e| format!("* LSUB {e}\r\n")).collect();
+        expected.push("* LSUB (\\Noselect) \".\" a\r\n".into());
+        expected.push("a3 OK LSUB completed\r\n".into());
+        assert_eq!(top, expected);
+        assert_eq!(
+            f.run(b"a4 LSUB a. %\r\n"),
+            [
+                "* LSUB (\\Noselect) \".\" a.b\r\n",
+                "a4 OK LSUB completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a5 LSUB \"\" a.b.%\r\n"),
+            ["* LSUB () \".\" a.b.c\r\n", "a5 OK LSUB completed\r\n"]
+        );
+        f.run(b"a6 SUBSCRIBE a\r\n");
+        assert_eq!(
+            f.run(b"a7 LSUB \"\" a\r\n"),
+            ["* LSUB () \".\" a\r\n", "a7 OK LSUB completed\r\n"]
+        );
+        // LIST is about mailboxes, not subscriptions: all three are selectable.
+        assert_eq!(f.run(b"a8 LIST \"\" a*\r\n").len(), 4);
     }
 
     #[test]
