@@ -345,6 +345,32 @@ pub fn header_field(message: &[u8], name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The addresses of every field `name` (From, To, Cc, Bcc) as ENVELOPE reads them, for
+/// SEARCH: per mailbox its `local@domain`, its display name (encoded-words decoded) and
+/// both as `name <local@domain>`. Comments, routes and folding are gone, so
+/// `<user (comment)@ domain.org>` is found as `user@domain.org`.
+pub(crate) fn address_texts(message: &[u8], name: &str) -> Vec<String> {
+    let header = &message[..header::body_start(message)];
+    let mut texts = Vec::new();
+    for value in header::all_values(header, name) {
+        for item in address::parse_list(&value) {
+            let address::Item::Mailbox(mailbox) = item else {
+                continue;
+            };
+            let spec = format!(
+                "{}@{}",
+                String::from_utf8_lossy(&mailbox.mailbox),
+                String::from_utf8_lossy(&mailbox.host)
+            );
+            if let Some(display) = mailbox.name.as_deref().map(decode_words) {
+                texts.push(format!("{display} <{spec}>"));
+            }
+            texts.push(spec);
+        }
+    }
+    texts
+}
+
 /// A header value with its encoded-words decoded.
 fn decode_words(value: &[u8]) -> String {
     match tree::parse_value(value, |s| s.parse_unstructured()) {

@@ -4,8 +4,9 @@
 //! - String keys match case-insensitively as substrings of decoded text: header
 //!   values with encoded-words decoded, bodies with transfer encoding and charset
 //!   decoded (the search string is read as UTF-8, which covers CHARSET US-ASCII and
-//!   UTF-8). BODY looks through the text/* parts; TEXT through the header and those
-//!   parts.
+//!   UTF-8). FROM, TO, CC and BCC also match each address as ENVELOPE reads it
+//!   (`name <local@domain>`, without comments and routes). BODY looks through the
+//!   text/* parts; TEXT through the header and those parts.
 //! - BEFORE, ON and SINCE compare the day of the internal date in UTC (the server's
 //!   zone); SENTBEFORE, SENTON and SENTSINCE the day written in the Date: header,
 //!   falling back to the internal date when it is missing or unreadable.
@@ -133,10 +134,10 @@ impl Matcher<'_, '_> {
             SearchKey::SentOn(d) => sent_day(c) == day_number(d),
             SearchKey::SentSince(d) => sent_day(c) >= day_number(d),
 
-            SearchKey::From(s) => header_contains(c, "From", s),
-            SearchKey::To(s) => header_contains(c, "To", s),
-            SearchKey::Cc(s) => header_contains(c, "Cc", s),
-            SearchKey::Bcc(s) => header_contains(c, "Bcc", s),
+            SearchKey::From(s) => address_contains(c, "From", s),
+            SearchKey::To(s) => address_contains(c, "To", s),
+            SearchKey::Cc(s) => address_contains(c, "Cc", s),
+            SearchKey::Bcc(s) => address_contains(c, "Bcc", s),
             SearchKey::Subject(s) => header_contains(c, "Subject", s),
             SearchKey::Header(name, s) => {
                 header_contains(c, &String::from_utf8_lossy(name.as_ref()), s)
@@ -230,6 +231,19 @@ fn header_contains(c: &Candidate<'_>, name: &str, needle: &AString<'_>) -> bool 
     mime::header_field(c.message, name)
         .iter()
         .any(|value| lowercase(value).contains(&needle))
+}
+
+/// Whether an address field contains the string: as written (decoded), or in one of its
+/// addresses as ENVELOPE reads them (`mime::address_texts`: without comments or routes,
+/// with the display name).
+fn address_contains(c: &Candidate<'_>, name: &str, needle: &AString<'_>) -> bool {
+    if header_contains(c, name, needle) {
+        return true;
+    }
+    let needle = lowercase(&String::from_utf8_lossy(needle.as_ref()));
+    mime::address_texts(c.message, name)
+        .iter()
+        .any(|text| lowercase(text).contains(&needle))
 }
 
 /// `haystack` must already be lower case.

@@ -78,6 +78,7 @@ fn bad_charset(tag: &Tag<'static>) -> Response<'static> {
 #[cfg(test)]
 mod tests {
     use crate::imap::testing::Fixture;
+    use lifeboat_mailstore::{Class, NewMessage};
 
     #[test]
     fn search_by_flags_and_text() {
@@ -127,6 +128,42 @@ mod tests {
                 [
                     format!("* SEARCH {found}\r\n"),
                     "a3 OK SEARCH completed\r\n".into()
+                ],
+                "{search}"
+            );
+        }
+    }
+
+    #[test]
+    fn address_keys_match_addresses_as_envelope_reads_them() {
+        let mut f = Fixture::logged_in(0);
+        let owner = lifeboat_mailstore::Address::parse(crate::imap::testing::USER).unwrap();
+        for header in [
+            "From: <user-from (comment)@ (comment) domain.org>",
+            "To: joe(the man)@public.example, \"Q. Public\" <@a.example,@b.example:q@public.example>",
+            "From: Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>",
+            "Bcc: (hidden) secret(x)@ example.org",
+        ] {
+            let content = format!("{header}\r\nSubject: s\r\n\r\nbody\r\n").into_bytes();
+            let message = NewMessage::new(owner.clone(), "INBOX", content, Class::Other);
+            f.store.deliver(message).unwrap();
+        }
+        f.run(b"a0 SELECT INBOX\r\n");
+        for (search, found) in [
+            ("FROM user-from@domain.org", "1"),
+            ("TO joe@public.example", "2"),
+            ("TO q@public.example", "2"),
+            ("TO \"Q. Public\"", "2"),
+            ("FROM pete@silly.test", "3"),
+            ("FROM \"Pete <pete@silly.test>\"", "3"),
+            ("BCC secret@example.org", "4"),
+            ("FROM domain.org", "1"),
+        ] {
+            assert_eq!(
+                f.run(format!("a1 SEARCH {search}\r\n").as_bytes()),
+                [
+                    format!("* SEARCH {found}\r\n"),
+                    "a1 OK SEARCH completed\r\n".into()
                 ],
                 "{search}"
             );
