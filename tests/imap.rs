@@ -185,11 +185,13 @@ for how in ("starttls", "tls"):
             "{out}"
         );
     }
-    // BODY[TEXT] (not PEEK) set \Seen.
+    // BODY[TEXT] (not PEEK) set \Seen. The first session to see the mail has it
+    // \Recent (RFC 3501 §2.3.2); the second does not.
     assert!(
-        out.contains("starttls flags [b'2 (FLAGS (\\\\Seen))']"),
+        out.contains("starttls flags [b'2 (FLAGS (\\\\Seen \\\\Recent))']"),
         "{out}"
     );
+    assert!(out.contains("tls flags [b'2 (FLAGS (\\\\Seen))']"), "{out}");
 }
 
 #[test]
@@ -281,7 +283,7 @@ fn byte_level_session_with_literals_idle_and_bad_input() {
         .command("b2", "FETCH 1 (BODY[HEADER.FIELDS (SUBJECT)])")
         .concat();
     assert!(
-        seen.contains("Subject: message 1") && seen.contains("FLAGS (\\Seen)"),
+        seen.contains("Subject: message 1") && seen.contains("FLAGS (\\Seen \\Recent)"),
         "a FETCH that sets \\Seen reports it: {seen}"
     );
     let recent = raw.command("b3", "STORE 1 +FLAGS (\\Recent)");
@@ -396,7 +398,7 @@ m.logout()
     );
     let fetch = line("fetch");
     assert!(
-        fetch.contains(r#"1 (FLAGS (\\Flagged $Work) INTERNALDATE "20-Nov-2026"#),
+        fetch.contains(r#"1 (FLAGS (\\Flagged \\Recent $Work) INTERNALDATE "20-Nov-2026"#),
         "{fetch}"
     );
     assert!(line("expunge").contains("[b'1']"), "{out}");
@@ -477,17 +479,18 @@ fn condstore_and_a_second_session_seeing_changes() {
         store[0].starts_with("* 2 FETCH (FLAGS (\\Flagged))"),
         "{store:?}"
     );
-    // ...reaches session one at its next command, with its modseq.
+    // ...reaches session one at its next command, with its modseq (and \Recent: one
+    // selected first, so the delivered mail is recent to it alone).
     let noop = one.command("a2", "NOOP");
     assert!(
         noop.iter()
-            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (")),
+            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) MODSEQ (")),
         "{noop:?}"
     );
     let changed = one.command("a3", &format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"));
     assert_eq!(changed.len(), 2, "only message 2 changed: {changed:?}");
     assert!(
-        changed[0].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ ("),
+        changed[0].starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ("),
         "{changed:?}"
     );
 
@@ -502,11 +505,11 @@ fn condstore_and_a_second_session_seeing_changes() {
     );
     let flags = one.command("a5", "FETCH 1:2 (FLAGS)");
     assert!(
-        flags[0].starts_with("* 1 FETCH (FLAGS (\\Seen) MODSEQ"),
+        flags[0].starts_with("* 1 FETCH (FLAGS (\\Seen \\Recent) MODSEQ"),
         "{flags:?}"
     );
     assert!(
-        flags[1].starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ"),
+        flags[1].starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ"),
         "{flags:?}"
     );
 

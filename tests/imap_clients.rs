@@ -322,8 +322,9 @@ for m in (a, b):
         out_text.contains("b before: ('FETCH', [None])"),
         "{out_text}"
     );
+    // a selected first: the mail is \Recent to a alone (RFC 3501 §2.3.2).
     assert!(
-        out_text.contains("a store: OK [b'2 (FLAGS (\\\\Flagged))']"),
+        out_text.contains("a store: OK [b'2 (FLAGS (\\\\Flagged \\\\Recent))']"),
         "{out_text}"
     );
     assert!(
@@ -331,7 +332,7 @@ for m in (a, b):
         "{out_text}"
     );
     assert!(
-        out_text.contains("a noop: OK ('FETCH', [b'2 (UID 2 FLAGS ())'])"),
+        out_text.contains("a noop: OK ('FETCH', [b'2 (UID 2 FLAGS (\\\\Recent))'])"),
         "{out_text}"
     );
 }
