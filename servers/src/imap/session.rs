@@ -327,7 +327,7 @@ fn selected(
             charset,
             criteria,
             uid,
-        } => search::search(cx, tag, charset, criteria, uid),
+        } => search::search(cx, reader, tag, charset, criteria, uid),
         _ => Ok(Reply::new(vec![bad(tag, "command not supported")])),
     }
 }

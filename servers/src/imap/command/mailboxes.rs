@@ -165,13 +165,14 @@ pub fn status(
         };
         items.push(item);
     }
-    Ok(Reply::new(vec![
-        data(Data::Status {
-            mailbox: mailbox.clone(),
-            items: Cow::Owned(items),
-        }),
-        ok(tag, "STATUS completed"),
-    ]))
+    // What changed in the selected mailbox meanwhile, as after any command.
+    let mut responses = cx.poll_changes(reader)?;
+    responses.push(data(Data::Status {
+        mailbox: mailbox.clone(),
+        items: Cow::Owned(items),
+    }));
+    responses.push(ok(tag, "STATUS completed"));
+    Ok(Reply::new(responses))
 }
 
 pub fn create(
@@ -662,6 +663,21 @@ mod tests {
         f.run(b"a4 SELECT INBOX\r\n");
         f.run(b"a5 UNSELECT\r\n");
         assert_eq!(status(&mut f), "* STATUS INBOX (RECENT 0)\r\n");
+    }
+
+    #[test]
+    fn status_reports_news_of_the_selected_mailbox_first() {
+        let mut f = Fixture::selected(1);
+        f.deliver("INBOX", 2);
+        assert_eq!(
+            f.run(b"a1 STATUS Archive (MESSAGES)\r\n"),
+            [
+                "* 2 EXISTS\r\n",
+                "* 1 RECENT\r\n",
+                "* STATUS Archive (MESSAGES 0)\r\n",
+                "a1 OK STATUS completed\r\n"
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use imap_codec::imap_types::core::{Charset, Tag, Vec1};
 use imap_codec::imap_types::response::{Code, Data, Response, Status};
 use imap_codec::imap_types::search::SearchKey;
 use lifeboat_mailstore::error::Result as StoreResult;
+use lifeboat_mailstore::reader::Reader;
 
 use crate::imap::context::Context;
 use crate::imap::response::{Reply, data, no, nz, ok};
@@ -12,6 +13,7 @@ use crate::imap::search::{Candidate, matches, needs_message, supports_charset};
 
 pub fn search(
     cx: &mut Context,
+    reader: &Reader,
     tag: &Tag<'static>,
     charset: Option<Charset<'static>>,
     criteria: Vec1<SearchKey<'static>>,
@@ -24,7 +26,13 @@ pub fn search(
     }
     let criteria = criteria.into_inner();
     let cancel = cx.cancel.clone();
+    let condstore = cx.condstore;
     let (store, user, selected) = cx.selected();
+    // The search goes by the flags as they are now: others' changes first (no EXPUNGE
+    // during SEARCH, RFC 3501 §7.4.1).
+    let mut responses = selected
+        .refresh(store, reader, false, condstore, &[])?
+        .unwrap_or_default();
     let view = &selected.view;
     let needs_bytes = criteria.iter().any(needs_message);
     let mut hits = Vec::new();
@@ -56,10 +64,9 @@ pub fn search(
             hits.push(nz(if uid { message.uid } else { index as u32 + 1 }));
         }
     }
-    Ok(Reply::new(vec![
-        data(Data::Search(hits, None)),
-        ok(tag, "SEARCH completed"),
-    ]))
+    responses.push(data(Data::Search(hits, None)));
+    responses.push(ok(tag, "SEARCH completed"));
+    Ok(Reply::new(responses))
 }
 
 /// NO [BADCHARSET] naming the charsets that work (RFC 3501 §6.4.4).
@@ -168,6 +175,26 @@ mod tests {
                 "{search}"
             );
         }
+    }
+
+    #[test]
+    fn search_goes_by_the_flags_another_session_set_and_reports_them() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        crate::imap::testing::exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        crate::imap::testing::exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Flagged)\r\n");
+        assert_eq!(
+            f.run(b"a1 SEARCH ALL\r\n"),
+            [
+                "* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\n",
+                "* SEARCH 1 2\r\n",
+                "a1 OK SEARCH completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 SEARCH FLAGGED\r\n"),
+            ["* SEARCH 2\r\n", "a2 OK SEARCH completed\r\n"]
+        );
     }
 
     #[test]
