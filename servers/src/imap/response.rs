@@ -97,6 +97,7 @@ impl Default for Outbox {
 pub enum NoCode {
     AlreadyExists,
     AuthenticationFailed,
+    ExpungeIssued,
     InUse,
     Nonexistent,
     PrivacyRequired,
@@ -114,6 +115,7 @@ impl NoCode {
             // RFC 5530's codes, which imap-codec has no variants for.
             NoCode::AlreadyExists => b"ALREADYEXISTS",
             NoCode::AuthenticationFailed => b"AUTHENTICATIONFAILED",
+            NoCode::ExpungeIssued => b"EXPUNGEISSUED",
             NoCode::InUse => b"INUSE",
             NoCode::Nonexistent => b"NONEXISTENT",
             NoCode::PrivacyRequired => b"PRIVACYREQUIRED",
@@ -274,6 +276,7 @@ mod tests {
         let codes = [
             (NoCode::AlreadyExists, "ALREADYEXISTS"),
             (NoCode::AuthenticationFailed, "AUTHENTICATIONFAILED"),
+            (NoCode::ExpungeIssued, "EXPUNGEISSUED"),
             (NoCode::InUse, "INUSE"),
             (NoCode::Nonexistent, "NONEXISTENT"),
             (NoCode::PrivacyRequired, "PRIVACYREQUIRED"),

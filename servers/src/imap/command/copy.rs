@@ -13,7 +13,9 @@ use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
 
 use crate::imap::context::Context;
-use crate::imap::response::{NoCode, Reply, bad, no, nz, ok, ok_code, uid_set, untagged_ok};
+use crate::imap::response::{
+    NoCode, Rejection, Reply, bad, no, nz, ok, ok_code, uid_set, untagged_ok,
+};
 
 /// One message copied: its UID and its copy's UID.
 struct Copied {
@@ -55,9 +57,19 @@ pub fn copy(
     let copied = match copy_messages(cx, set, uid, &target, moving) {
         Ok(copied) => copied,
         Err(e) => {
-            tracing::error!(error = %e, "imap: COPY/MOVE failed; nothing was stored");
+            let refusal = if names_an_expunged_message(cx, reader, set, uid)? {
+                // RFC 2180 §4.4.1: another session expunged one; the client hears of it
+                // now, and nothing was copied.
+                Rejection::new(
+                    Some(NoCode::ExpungeIssued),
+                    "some of the messages no longer exist; nothing was copied",
+                )
+            } else {
+                tracing::error!(error = %e, "imap: COPY/MOVE failed; nothing was stored");
+                Rejection::new(None, "nothing was copied; try again")
+            };
             let mut responses = cx.poll_changes(reader)?;
-            responses.push(no(tag, None, "nothing was copied; try again"));
+            responses.push(refusal.response(tag));
             return Ok(Reply::new(responses));
         }
     };
@@ -81,6 +93,25 @@ pub fn copy(
         });
     }
     Ok(Reply::new(responses))
+}
+
+/// Whether a message the set names is gone from the index (another session expunged it).
+fn names_an_expunged_message(
+    cx: &mut Context,
+    reader: &Reader,
+    set: &SequenceSet,
+    uid: bool,
+) -> StoreResult<bool> {
+    let (_, _, selected) = cx.selected();
+    for index in selected.view.resolve(set, uid) {
+        if reader
+            .message_flags(selected.view.messages[index].row)?
+            .is_none()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Stores a copy of each message in `target`, with its flags, keywords and internal
@@ -225,6 +256,23 @@ mod tests {
         assert!(original.starts_with(b"X-Lifeboat-Class: journal\r\n"));
         assert_eq!(f.stored("Archive", 0), original);
         assert_eq!(f.messages("Archive")[0].size, original.len() as u64);
+    }
+
+    #[test]
+    fn a_copy_of_a_message_another_session_expunged_copies_nothing() {
+        let mut f = Fixture::selected(2);
+        let mut other = f.other_session();
+        crate::imap::testing::exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        crate::imap::testing::exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        crate::imap::testing::exchange(&mut other, b"b3 EXPUNGE\r\n");
+        assert_eq!(
+            f.run(b"a1 COPY 1:2 Archive\r\n"),
+            [
+                "* 2 EXPUNGE\r\n",
+                "a1 NO [EXPUNGEISSUED] some of the messages no longer exist; nothing was copied\r\n"
+            ]
+        );
+        assert!(f.messages("Archive").is_empty());
     }
 
     #[test]
