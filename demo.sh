@@ -87,6 +87,9 @@ listen = "127.0.0.1:$fallback"
 listen = ["127.0.0.1:$imap"]
 tls_listen = []
 
+[web]
+listen = []
+tls_listen = []
 [submission]
 listen = ["127.0.0.1:$submission"]
 tls_listen = []

@@ -32,6 +32,7 @@ pub mod synthetic;
 #[cfg(test)]
 mod testing;
 pub mod users;
+pub mod web;
 mod writer;
 
 pub use address::Address;

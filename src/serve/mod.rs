@@ -295,6 +295,8 @@ fn reload(current: &Config, running: &Running) {
                 || config.imap != current.imap
                 || config.submission.listen != current.submission.listen
                 || config.submission.tls_listen != current.submission.tls_listen
+                || config.web.listen != current.web.listen
+                || config.web.tls_listen != current.web.tls_listen
                 || config.data_dir != current.data_dir
             {
                 tracing::warn!(
