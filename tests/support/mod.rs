@@ -12,6 +12,7 @@
 //! Each test binary compiles this module separately and most use only part of it.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod lifeboat;
 pub mod origin;
 pub mod postfix;

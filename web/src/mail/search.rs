@@ -1,4 +1,5 @@
-//! The search form as IMAP SEARCH keys, matched by the IMAP server's own
+//! The search form as IMAP SEARCH keys (dates as SENTSINCE and SENTBEFORE: the day in
+//! the Date: field, which is the date the list shows), matched by the IMAP server's own
 //! `imap::search::matches` (decoded headers and bodies, case-insensitive substrings,
 //! dates by day).
 
@@ -35,10 +36,10 @@ pub fn criteria(form: &SearchForm) -> Result<Vec<SearchKey<'static>>, String> {
         keys.extend(text(value, make)?);
     }
     if let Some(date) = day(&form.since)? {
-        keys.push(SearchKey::Since(date));
+        keys.push(SearchKey::SentSince(date));
     }
     if let Some(date) = day(&form.before)? {
-        keys.push(SearchKey::Before(date));
+        keys.push(SearchKey::SentBefore(date));
     }
     Ok(keys)
 }
