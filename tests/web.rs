@@ -15,6 +15,7 @@ use lifeboat_mailstore::{Class, Flags, MessageRecord};
 use support::http::{Browser, Response};
 use support::lifeboat::Lifeboat;
 use support::origin::Origin;
+use support::raw::Raw;
 
 const ALICE: &str = "alice@example.test";
 const BOB: &str = "bob@example.test";
@@ -32,7 +33,11 @@ struct Portal {
 impl Portal {
     /// A portal with alice (alias sales@, alternate alice@home.test) and bob; `mail`
     /// is stored in alice's INBOX before `serve` starts.
-    fn start(plain_ip: &str, mail: Vec<(Vec<u8>, Class)>, tweak: impl FnOnce(&Lifeboat)) -> Portal {
+    fn start(
+        plain_ip: &str,
+        mail: Vec<(Vec<u8>, Class)>,
+        tweak: impl FnOnce(&mut Lifeboat),
+    ) -> Portal {
         let origin = Origin::new();
         let relay = Origin::new();
         let mut lifeboat = Lifeboat::new(origin.addr());
@@ -52,7 +57,7 @@ impl Portal {
                 ),
             )
         });
-        tweak(&lifeboat);
+        tweak(&mut lifeboat);
         lifeboat.deliver_offline(ALICE, mail);
         lifeboat.deliver_offline(
             BOB,
@@ -1183,4 +1188,62 @@ fn static_assets_and_unknown_paths() {
     assert_eq!(browser.get("/static/../Cargo.toml").status, 404);
     assert_eq!(browser.get("/static/nothing.css").status, 404);
     assert_eq!(browser.get("/wp-admin").status, 404);
+}
+
+/// Reads lines until the one tagged `tag`; returns them all.
+fn until_tagged(raw: &mut Raw, tag: &str) -> String {
+    let mut all = String::new();
+    loop {
+        let line = raw.line();
+        assert!(!line.is_empty(), "closed: {all}");
+        all.push_str(&line);
+        if line.starts_with(&format!("{tag} ")) {
+            return all;
+        }
+    }
+}
+
+#[test]
+fn changes_made_in_the_browser_reach_an_idling_imap_session_at_once() {
+    let portal = Portal::start(
+        "127.0.0.1",
+        vec![(mail_from("bob@else.test", "watched", "x"), Class::Journal)],
+        |lifeboat| lifeboat.enable_imap("127.0.0.1", true, true),
+    );
+    let (imap, _) = portal.lifeboat.imap.unwrap();
+    let mut raw = Raw::connect(imap);
+    assert!(raw.line().starts_with("* OK"));
+    raw.send(format!("a1 LOGIN {ALICE} {PASSWORD}\r\n").as_bytes());
+    assert!(until_tagged(&mut raw, "a1").contains("a1 OK"));
+    raw.send(b"a2 SELECT INBOX\r\n");
+    assert!(until_tagged(&mut raw, "a2").contains("a2 OK"));
+    raw.send(b"a3 IDLE\r\n");
+    assert!(raw.line().starts_with("+ "));
+
+    let inbox = portal.mailbox(ALICE, "INBOX");
+    let mut browser = portal.alice();
+    let started = Instant::now();
+    let page = browser.get(&format!("/folder/{inbox}/1"));
+    assert_eq!(page.status, 200);
+    let seen = raw.line();
+    assert!(
+        seen.starts_with("* 1 FETCH") && seen.contains("\\Seen"),
+        "{seen}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let token = page.csrf();
+    browser.post_form(
+        &format!("/folder/{inbox}/1/flags"),
+        &[("csrf", &token), ("change", "flag")],
+    );
+    let flagged = raw.line();
+    assert!(flagged.contains("\\Flagged"), "{flagged}");
+    browser.post_form(&format!("/folder/{inbox}/1/delete"), &[("csrf", &token)]);
+    assert_eq!(raw.line(), "* 1 EXPUNGE\r\n");
+    raw.send(b"DONE\r\n");
+    assert!(until_tagged(&mut raw, "a3").contains("a3 OK"));
 }

@@ -85,23 +85,24 @@ impl FromRequestParts<Arc<App>> for Peer {
     }
 }
 
-/// Whether a request that changes state comes from a page of another site: the
-/// browser says so (`Sec-Fetch-Site`), or its `Origin` is not this host. Requests
-/// without either (mail clients, curl, old browsers) pass; the CSRF token still
-/// guards every logged-in form.
+/// Whether a request that changes state comes from a page of another site. Browsers
+/// say so in `Sec-Fetch-Site`, which is believed when present. Without it, an `Origin`
+/// naming another host is refused. `Origin: null` is what browsers send for a form
+/// posted from a page with `Referrer-Policy: no-referrer` (every page here), so it
+/// proves nothing either way. Requests with neither (mail clients, curl, old
+/// browsers) pass; the CSRF token and the `SameSite=Strict` cookie still guard every
+/// logged-in form.
 pub fn is_cross_site(headers: &HeaderMap) -> bool {
     let value = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if let Some(site) = value("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
-        return true;
+    if let Some(site) = value("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
     }
     match (value("origin"), value("host")) {
-        (Some("null"), _) => true,
+        (Some("null") | None, _) => false,
         (Some(origin), Some(host)) => {
             let origin_host = origin
                 .split_once("://")
@@ -110,7 +111,6 @@ pub fn is_cross_site(headers: &HeaderMap) -> bool {
             !origin_host.eq_ignore_ascii_case(host)
         }
         (Some(_), None) => true,
-        (None, _) => false,
     }
 }
 
@@ -186,7 +186,14 @@ mod tests {
             ("origin", "https://evil.example"),
             ("host", "mail.example.com")
         ])));
+        // What a browser sends for a form on a no-referrer page of this very site.
+        assert!(!is_cross_site(&headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "null"),
+            ("host", "a")
+        ])));
         assert!(is_cross_site(&headers(&[
+            ("sec-fetch-site", "cross-site"),
             ("origin", "null"),
             ("host", "a")
         ])));

@@ -96,6 +96,20 @@ pub fn label(name: &str) -> String {
     }
 }
 
+/// Where a folder sits in the list: INBOX, then the usual folders in the order mail
+/// apps show them, then the user's own.
+fn shelf(name: &str, special_use: Option<&str>) -> u8 {
+    match (name, special_use) {
+        ("INBOX", _) => 0,
+        (_, Some("\\Drafts")) => 1,
+        (_, Some("\\Sent")) => 2,
+        (_, Some("\\Archive")) => 3,
+        (_, Some("\\Junk")) => 4,
+        (_, Some("\\Trash")) => 5,
+        _ => 6,
+    }
+}
+
 /// Short texts shown after an action (`?notice=`); only these, never text from the URL.
 pub fn notice(key: Option<&str>) -> Option<&'static str> {
     Some(match key? {
@@ -121,8 +135,10 @@ pub async fn chrome(
     let routes = app.settings.get().submission.routes.clone();
     let (folders, banner) = blocking(&app.store, move |store| {
         store.with_reader(|reader| {
+            let mut mailboxes = reader.mailboxes(user.id)?;
+            mailboxes.sort_by_key(|m| (shelf(&m.name, m.special_use.as_deref()), m.name.clone()));
             let mut folders = Vec::new();
-            for mailbox in reader.mailboxes(user.id)? {
+            for mailbox in mailboxes {
                 let (total, unread) = reader.mailbox_counts(mailbox.id)?;
                 folders.push(FolderLink {
                     id: mailbox.id,
@@ -137,6 +153,7 @@ pub async fn chrome(
         })
     })
     .await?;
+    // INBOX sorts first.
     let inbox = folders.first().map_or(0, |f| f.id);
     Ok(Chrome {
         user: logged.user.address.to_string(),
