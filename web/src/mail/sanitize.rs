@@ -201,6 +201,18 @@ pub fn document(body: &str) -> String {
     )
 }
 
+/// Whether HTML seems to load anything from elsewhere (an image or CSS URL): the
+/// reading page offers "show images" then. A hint only, cheap on a large mail: what is
+/// blocked is decided by [`sanitize`].
+pub fn mentions_remote_content(html: &str) -> bool {
+    let lower = html.to_ascii_lowercase();
+    lower.contains("url(")
+        || lower.contains("background=")
+        || ["src=\"http", "src='http", "src=http", "src=\"//", "src='//"]
+            .iter()
+            .any(|pattern| lower.contains(pattern))
+}
+
 /// HTML as plain text (the "plain text" view of an HTML-only mail): tags dropped,
 /// entities decoded.
 pub fn to_text(html: &str) -> String {
@@ -325,6 +337,17 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn remote_content_is_noticed_cheaply() {
+        assert!(mentions_remote_content(
+            r#"<IMG SRC="https://t.example/x.gif">"#
+        ));
+        assert!(mentions_remote_content("<p style='background:url(x)'>"));
+        assert!(!mentions_remote_content(
+            r#"<img src="cid:logo"><a href="https://x">"#
+        ));
     }
 
     #[test]

@@ -55,18 +55,18 @@ pub async fn read(
     };
     let has_html = page_view.html.is_some();
     let images_blocked = match (&page_view.html, view_text, show_images) {
-        (Some(html), false, false) => {
-            let html = html.clone();
-            tokio::task::spawn_blocking(move || {
-                sanitize::sanitize(&html, "/", false).blocked_remote
-            })
-            .await?
-        }
+        (Some(html), false, false) => sanitize::mentions_remote_content(html),
         _ => false,
     };
+    // The text is shown only without the HTML frame; turning a large HTML mail into
+    // text costs a sanitiser pass, so only then.
     let text = match (&page_view.text, &page_view.html) {
+        (_, Some(_)) if !view_text => String::new(),
         (Some(text), _) => text.clone(),
-        (None, Some(html)) => sanitize::to_text(html),
+        (None, Some(html)) => {
+            let html = html.clone();
+            tokio::task::spawn_blocking(move || sanitize::to_text(&html)).await?
+        }
         (None, None) => String::new(),
     };
     let chrome = chrome(&app, &logged, Some(folder), None).await?;
