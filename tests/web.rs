@@ -244,6 +244,25 @@ fn sessions_end_when_the_password_changes_or_the_user_is_disabled() {
 
     browser.login(ALICE, "another-password-9");
     assert!(browser.get("/").location().starts_with("/folder/"));
+    // Idle for longer than the idle timeout, then older than the lifetime.
+    for column in ["last_seen_at", "created_at"] {
+        browser.login(ALICE, "another-password-9");
+        assert!(browser.get("/").location().starts_with("/folder/"));
+        let index =
+            rusqlite::Connection::open(portal.lifeboat.data_dir().join("index.sqlite")).unwrap();
+        index
+            .execute(
+                &format!("UPDATE web_sessions SET {column} = {column} - 13 * 3600"),
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            browser.get("/").location(),
+            "/login",
+            "{column} too old ends the session"
+        );
+    }
+    browser.login(ALICE, "another-password-9");
     portal.lifeboat.admin(&["user", "disable", ALICE]);
     assert_eq!(
         browser.get("/").location(),

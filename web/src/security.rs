@@ -19,6 +19,9 @@ pub const APP_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'sel
     img-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; \
     frame-ancestors 'none'";
 
+/// The longest a request may take, from its header to its answer.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The connection a request came over, attached by the server to every request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Client {
@@ -127,7 +130,12 @@ pub async fn guard(request: Request, next: Next) -> Response {
         tracing::warn!(path = %request.uri().path(), "web: cross-site request refused");
         (StatusCode::FORBIDDEN, "cross-site requests are refused\n").into_response()
     } else {
-        next.run(request).await
+        // A request (an upload on a slow line included) may take this long; a client
+        // that trickles bytes does not keep its connection and task for ever.
+        match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => (StatusCode::REQUEST_TIMEOUT, "the request took too long\n").into_response(),
+        }
     };
     let headers = response.headers_mut();
     let mut set_default = |name: header::HeaderName, value: &'static str| {
