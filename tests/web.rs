@@ -853,6 +853,12 @@ fn compose_sends_through_the_submission_path_and_records_the_sent_copy_once() {
     assert_eq!(drafts.len(), 1);
     assert!(drafts[0].flags.contains(Flags::DRAFT));
     let drafts_id = portal.mailbox(ALICE, "Drafts");
+    let draft_page = browser.get(&format!("/folder/{drafts_id}/1"));
+    assert!(
+        draft_page
+            .text()
+            .contains(&format!("href=\"/compose?draft={drafts_id}/1\""))
+    );
     let reopened = browser.get(&format!("/compose?draft={drafts_id}/1"));
     assert!(
         reopened.text().contains("carol@else.test") && reopened.text().contains("plans.eml"),

@@ -119,6 +119,8 @@ pub struct MessagePage {
     pub move_targets: Vec<FolderLink>,
     pub flagged: bool,
     pub in_trash: bool,
+    /// A draft: the page offers to go on writing it.
+    pub in_drafts: bool,
 }
 
 /// The compose form's fields, as the user left them (or as a reply starts them).

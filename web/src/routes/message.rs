@@ -100,6 +100,7 @@ pub async fn read(
         move_targets,
         flagged: record.flags.contains(Flags::FLAGGED),
         in_trash: mailbox.special_use.as_deref() == Some("\\Trash"),
+        in_drafts: mailbox.special_use.as_deref() == Some("\\Drafts"),
         chrome,
     }))
 }
