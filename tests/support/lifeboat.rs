@@ -124,7 +124,9 @@ impl Lifeboat {
         allow_plaintext: bool,
         with_cert: bool,
     ) -> (SocketAddr, SocketAddr) {
-        let plain: SocketAddr = format!("{plain_ip}:{}", free_port()).parse().unwrap();
+        let plain: SocketAddr = format!("{plain_ip}:{}", super::free_port_on(plain_ip))
+            .parse()
+            .unwrap();
         let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         if with_cert {
             self.write_cert();
