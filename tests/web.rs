@@ -771,6 +771,7 @@ fn compose_sends_through_the_submission_path_and_records_the_sent_copy_once() {
             ("references", "plans@else.test"),
             ("forward", ""),
             ("draft", ""),
+            ("answers", &format!("{inbox}/1")),
             ("action", "send"),
         ],
         &[("files", "notes.txt", b"attached bytes\x00\xff")],
@@ -791,6 +792,11 @@ fn compose_sends_through_the_submission_path_and_records_the_sent_copy_once() {
         "Bcc stays out of the header"
     );
     assert!(message.contains("notes.txt"));
+    let original = &portal.messages(ALICE, "INBOX")[0];
+    assert!(
+        original.flags.contains(Flags::ANSWERED),
+        "the original is marked answered"
+    );
     let sent_copies = portal.messages(ALICE, "Sent");
     assert_eq!(sent_copies.len(), 1, "one sent copy for replay");
     assert_eq!(sent_copies[0].class, Class::Sent);

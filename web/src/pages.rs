@@ -139,6 +139,8 @@ pub struct ComposeForm {
     /// `folder/uid` of the draft this was opened from (replaced when saved, removed
     /// when sent).
     pub draft: String,
+    /// `folder/uid` of the message this replies to: marked `\Answered` once sent.
+    pub answers: String,
 }
 
 /// An attachment carried over from a stored message (forward, draft).

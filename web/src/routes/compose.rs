@@ -69,6 +69,7 @@ pub async fn page(
             .map(|n| n.address)
             .find(|a| own.contains(&a.to_ascii_lowercase()))
             .unwrap_or_default();
+        form.answers = format!("{folder}/{uid}");
         ("Reply", form)
     } else if let Some(reference) = &query.forward {
         let (folder, uid) = parse_reference(reference).ok_or(PageError::NotFound)?;
@@ -216,6 +217,7 @@ async fn read_form(mut multipart: Multipart, max: u64) -> PageResult<Posted> {
             "references" => form.references = text(),
             "forward" => form.forward = text(),
             "draft" => form.draft = text(),
+            "answers" => form.answers = text(),
             "keep" => posted.keep.push(text()),
             "files" => {
                 // A file input left empty still sends a part, without a name.
@@ -369,6 +371,7 @@ pub async fn submit(
     match sent {
         Ok(()) => {
             remove_draft(&app, &logged.user, draft).await?;
+            mark_answered(&app, &logged.user, &form.answers).await;
             let user_id = logged.user.id;
             let inbox = blocking(&app.store, move |store| {
                 store.with_reader(|reader| reader.mailbox(user_id, "INBOX"))
@@ -409,6 +412,22 @@ async fn kept_part(app: &App, user: &UserRecord, reference: &str) -> PageResult<
         media_type: format!("{}/{}", part.kind, part.subtype),
         bytes: part.bytes,
     })
+}
+
+/// Marks the message a reply answered `\Answered`, as mail apps do. The reply is
+/// sent either way: a message moved or deleted meanwhile is left alone.
+async fn mark_answered(app: &App, user: &UserRecord, reference: &str) {
+    let Some((folder, uid)) = parse_reference(reference) else {
+        return;
+    };
+    let Ok((mailbox, record, _)) = own_message(app, user, folder, uid).await else {
+        return;
+    };
+    if let Err(e) =
+        super::message::change_flags(app, user, &mailbox, &record, Flags::ANSWERED, true).await
+    {
+        tracing::warn!(error = %e, "web: could not mark the original answered");
+    }
 }
 
 /// Removes the draft a message was written from (after sending or saving anew).

@@ -230,7 +230,9 @@ fn download(part: view::Part, inline: bool) -> Response {
     response
 }
 
-async fn change_flags(
+/// Sets or clears one flag of a message (the store renames the file and bumps the
+/// modseq; IMAP sessions hear of it).
+pub(super) async fn change_flags(
     app: &App,
     user: &UserRecord,
     mailbox: &MailboxRecord,
