@@ -391,7 +391,8 @@ fn folders_pages_and_reading_a_message_marks_it_seen() {
                 &[("csrf", &token), ("change", "burn")]
             )
             .status,
-        400
+        422,
+        "an unknown change is refused"
     );
 
     let archive = portal.mailbox(ALICE, "Archive");

@@ -148,11 +148,20 @@ async fn compose_page(
     Ok(response)
 }
 
+/// What the compose form's submit buttons ask for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Action {
+    #[default]
+    Send,
+    /// Save in Drafts.
+    Draft,
+}
+
 /// The compose form as posted.
 #[derive(Default)]
 struct Posted {
     csrf: String,
-    action: String,
+    action: Action,
     form: ComposeForm,
     keep: Vec<String>,
     files: Vec<Attachment>,
@@ -206,7 +215,13 @@ async fn read_form(mut multipart: Multipart, max: u64) -> PageResult<Posted> {
         let form = &mut posted.form;
         match name.as_str() {
             "csrf" => posted.csrf = text(),
-            "action" => posted.action = text(),
+            "action" => {
+                posted.action = match bytes.as_slice() {
+                    b"send" => Action::Send,
+                    b"draft" => Action::Draft,
+                    _ => return Err(PageError::BadRequest("Unknown action.".into())),
+                }
+            }
             "from" => form.from = text(),
             "to" => form.to = text(),
             "cc" => form.cc = text(),
@@ -323,7 +338,7 @@ pub async fn submit(
             .collect(),
         attachments,
         attached_message,
-        keep_bcc: action == "draft",
+        keep_bcc: action == Action::Draft,
     };
     let message = compose::build(&outgoing, settings.hostname())
         .map_err(|e| PageError::Internal(format!("building a message: {e}")))?;
@@ -331,7 +346,7 @@ pub async fn submit(
         return Err(PageError::TooLarge);
     }
     let draft = parse_reference(&form.draft);
-    if action == "draft" {
+    if action == Action::Draft {
         let drafts = special_mailbox(&app, &logged.user, "\\Drafts").await?;
         let mut copy = NewMessage::new(
             logged.user.address.clone(),

@@ -259,10 +259,32 @@ pub(super) async fn change_flags(
     .await
 }
 
+/// What the flag buttons ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Read,
+    Unread,
+    Flag,
+    Unflag,
+}
+
+impl Change {
+    /// The flag and whether it is set.
+    fn flag(self) -> (Flags, bool) {
+        match self {
+            Change::Read => (Flags::SEEN, true),
+            Change::Unread => (Flags::SEEN, false),
+            Change::Flag => (Flags::FLAGGED, true),
+            Change::Unflag => (Flags::FLAGGED, false),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct FlagsForm {
     csrf: String,
-    change: String,
+    change: Change,
 }
 
 pub async fn flags(
@@ -272,17 +294,11 @@ pub async fn flags(
     Form(form): Form<FlagsForm>,
 ) -> PageResult {
     logged.check_csrf(&form.csrf)?;
-    let (flag, set) = match form.change.as_str() {
-        "unread" => (Flags::SEEN, false),
-        "read" => (Flags::SEEN, true),
-        "flag" => (Flags::FLAGGED, true),
-        "unflag" => (Flags::FLAGGED, false),
-        _ => return Err(PageError::BadRequest("Unknown change.".into())),
-    };
+    let (flag, set) = form.change.flag();
     let (mailbox, record, _) = own_message(&app, &logged.user, folder, uid).await?;
     change_flags(&app, &logged.user, &mailbox, &record, flag, set).await?;
     // Back to the message would mark it read again.
-    let to = if form.change == "unread" {
+    let to = if form.change == Change::Unread {
         format!("/folder/{folder}?notice=unread")
     } else {
         format!("/folder/{folder}/{uid}")
