@@ -1279,3 +1279,33 @@ fn changes_made_in_the_browser_reach_an_idling_imap_session_at_once() {
     raw.send(b"DONE\r\n");
     assert!(until_tagged(&mut raw, "a3").contains("a3 OK"));
 }
+
+#[test]
+fn sighup_applies_new_web_settings() {
+    let portal = Portal::start("127.0.0.1", vec![], |_| {});
+    portal.lifeboat.edit_config(|text| {
+        text.replace(
+            "[web]\n",
+            "[web]\nbase_url = \"https://mail.example.test/portal\"\n",
+        )
+    });
+    portal.lifeboat.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !portal.lifeboat.log().contains("configuration reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            portal.lifeboat.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answer = portal.browser().post_form("/reset", &[("address", ALICE)]);
+    assert_eq!(answer.status, 200);
+    assert!(portal.relay.wait_for_messages(1, Duration::from_secs(20)));
+    assert!(
+        portal.relay.messages()[0]
+            .text()
+            .contains("https://mail.example.test/portal/reset/"),
+        "reset links use the reloaded base_url"
+    );
+}
