@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     about = "Email continuity for Postfix: keeps mail flowing while the origin server is down",
     long_about = "Lifeboat attaches to a Postfix gateway as a milter. It journals inbound mail for \
 protected users and, while their origin mail server is down, diverts it into a local Maildir \
-store that users read over IMAP and POP3 and send from over SMTP submission. After recovery, \
+store that users read over IMAP, POP3 and a web portal and send from over SMTP submission \
+or the portal. After recovery, \
 `lifeboat replay` delivers everything back to the origin, in order."
 )]
 pub struct Cli {
@@ -33,7 +34,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the milter, fallback listener, origin watch, IMAP, POP3 and submission servers.
+    /// Run the milter, fallback listener, origin watch, IMAP, POP3, submission and web servers.
     Serve,
     /// Deliver diverted and sent copies back to the origin (one run; the timer repeats it).
     Replay {

@@ -190,6 +190,7 @@ pub fn compose(
             "pop3s_port" => port(&config.pop3.tls_listen),
             "submission_port" => port(&config.submission.listen),
             "submissions_port" => port(&config.submission.tls_listen),
+            "web_url" => config.web_base_url(),
             _ => return None,
         })
     };

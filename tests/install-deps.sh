@@ -8,8 +8,11 @@ set -euo pipefail
 # libio-socket-ssl-perl lets swaks speak TLS (submission tests); systemd provides
 # systemd-analyze (tests/systemd.rs, nothing is started); groff-base and man-db render the
 # manual pages (tests/man.rs); dovecot-sieve provides sieve-test, which runs
-# contrib/sieve/lifeboat-sent.sieve on replayed mail (tests/replay.rs).
-packages=(postfix swaks fetchmail curl isync python3 libio-socket-ssl-perl systemd groff-base man-db dovecot-sieve)
+# contrib/sieve/lifeboat-sent.sieve on replayed mail (tests/replay.rs); chromium,
+# chromium-driver and python3-selenium drive a real, headless browser through the web
+# portal (tests/web_browser.rs).
+packages=(postfix swaks fetchmail curl isync python3 libio-socket-ssl-perl systemd groff-base man-db
+    dovecot-sieve chromium chromium-driver python3-selenium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

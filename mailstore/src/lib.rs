@@ -35,6 +35,7 @@ pub mod synthetic;
 mod testing;
 pub mod trace;
 pub mod users;
+pub mod web;
 mod writer;
 
 pub use address::Address;

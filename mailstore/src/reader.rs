@@ -259,6 +259,77 @@ impl Reader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// One page of a mailbox's visible messages, newest (highest UID) first: what the
+    /// web portal lists. Walks the `messages_visible` index, so a page of a 100 000
+    /// message mailbox costs its own rows, not the mailbox's.
+    pub fn message_page(
+        &self,
+        mailbox_id: i64,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<MessageRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.id, m.uid, m.basename, m.flags, m.keywords, m.modseq, m.internal_date,
+                    m.size, m.class, m.envelope_from, m.envelope_to, m.lifeboat_id, l.state,
+                    m.expunged_at IS NOT NULL
+             FROM messages m INDEXED BY messages_visible
+             LEFT JOIN replay_ledger l ON l.message_row = m.id
+             WHERE m.mailbox_id = ?1 AND m.expunged_at IS NULL
+             ORDER BY m.uid DESC LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![mailbox_id, limit as i64, offset as i64],
+            message_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Visible messages in a mailbox and how many of them are not `\Seen`.
+    pub fn mailbox_counts(&self, mailbox_id: i64) -> Result<(u64, u64)> {
+        let total: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages INDEXED BY messages_visible
+                 WHERE mailbox_id = ?1 AND expunged_at IS NULL",
+            )?
+            .query_row([mailbox_id], |r| r.get(0))?;
+        let unseen: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages INDEXED BY messages_visible_unseen
+                 WHERE mailbox_id = ?1 AND expunged_at IS NULL AND (flags & 1) = 0",
+            )?
+            .query_row([mailbox_id], |r| r.get(0))?;
+        Ok((total as u64, unseen as u64))
+    }
+
+    /// The visible message with this UID in this mailbox, if any.
+    pub fn visible_message(&self, mailbox_id: i64, uid: u32) -> Result<Option<MessageRecord>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT m.id, m.uid, m.basename, m.flags, m.keywords, m.modseq, m.internal_date,
+                        m.size, m.class, m.envelope_from, m.envelope_to, m.lifeboat_id, l.state,
+                        m.expunged_at IS NOT NULL
+                 FROM messages m LEFT JOIN replay_ledger l ON l.message_row = m.id
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND m.expunged_at IS NULL",
+            )?
+            .query_row(params![mailbox_id, uid], message_from_row)
+            .optional()?)
+    }
+
+    /// The user with this row id (e.g. from a web session or a reset token).
+    pub fn user_with_id(&self, id: i64) -> Result<Option<UserRecord>> {
+        let exists = self
+            .conn
+            .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?;
+        match exists {
+            Some(()) => self.user_by_id(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
     pub fn has_basename(&self, mailbox_id: i64, basename: &str) -> Result<bool> {
         Ok(self
             .conn

@@ -146,6 +146,35 @@ ALTER TABLE messages ADD COLUMN body_digest TEXT;
 ALTER TABLE messages ADD COLUMN queue_id TEXT;
 CREATE INDEX messages_by_queue_id ON messages(queue_id) WHERE queue_id IS NOT NULL;
 "#,
+    r#"
+-- The web portal's logins. The session id and the reset token travel only in the
+-- user's browser (cookie) or mail (link); the index keeps their SHA-256, so a copy of
+-- the index lets nobody in. user_password_hash is the user's password hash as it was at
+-- login: a new password (or a disabled user) ends the session, as it ends IMAP ones.
+CREATE TABLE web_sessions (
+    id_hash            TEXT PRIMARY KEY,
+    user_id            INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    user_password_hash TEXT NOT NULL,
+    csrf_token         TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    last_seen_at       INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_by_user ON web_sessions(user_id);
+
+CREATE TABLE web_password_resets (
+    token_hash TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+);
+
+-- The portal pages a mailbox newest first and counts what is unread without reading
+-- every row: only visible messages are in these indexes.
+CREATE INDEX messages_visible ON messages(mailbox_id, uid) WHERE expunged_at IS NULL;
+CREATE INDEX messages_visible_unseen ON messages(mailbox_id)
+    WHERE expunged_at IS NULL AND (flags & 1) = 0;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -64,6 +64,8 @@ pub struct Config {
     #[serde(default)]
     pub submission: SubmissionConfig,
     #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
     pub tls: TlsConfig,
     #[serde(default)]
     pub auth: AuthConfig,
@@ -183,6 +185,8 @@ impl Config {
             ("pop3", "tls_listen", &self.pop3.tls_listen),
             ("submission", "listen", &self.submission.listen),
             ("submission", "tls_listen", &self.submission.tls_listen),
+            ("web", "listen", &self.web.listen),
+            ("web", "tls_listen", &self.web.tls_listen),
         ];
         for (section, key, addresses) in lists {
             for (index, address) in addresses.iter().enumerate() {
@@ -420,6 +424,42 @@ impl Default for SubmissionConfig {
     }
 }
 
+/// `[web]`: the web portal. An empty list turns that listener off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Plain HTTP listeners: loopback only by default, for a reverse proxy in front.
+    #[serde(deserialize_with = "socket_addrs")]
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners with the `[tls]` certificate.
+    #[serde(deserialize_with = "socket_addrs")]
+    pub tls_listen: Vec<SocketAddr>,
+    /// Where users reach the portal (reset links, notices); `https://<hostname>/` when
+    /// unset. Always ends with `/`.
+    #[serde(deserialize_with = "base_url", skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> WebConfig {
+        WebConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            tls_listen: vec![SocketAddr::from(([0, 0, 0, 0], 443))],
+            base_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// `[web] base_url`, or `https://<hostname>/`.
+    pub fn web_base_url(&self) -> String {
+        self.web
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}/", self.hostname))
+    }
+}
+
 /// `[tls]`: certificate chain and key in PEM, read by the servers (not by config loading).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -556,6 +596,10 @@ fn smtp_relay<'de, D: Deserializer<'de>>(d: D) -> Result<OriginAddress, D::Error
     Ok(relay)
 }
 
+fn base_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    value::parse_string(d, value::parse_base_url).map(Some)
+}
+
 fn imap_listeners<'de, D: Deserializer<'de>>(d: D) -> Result<ServerListeners, D::Error> {
     ListenersSection::deserialize(d).map(|section| section.or(ServerListeners::imap()))
 }
@@ -634,6 +678,12 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(config.submission.listen, addrs(&["0.0.0.0:587"]));
         assert_eq!(config.submission.tls_listen, addrs(&["0.0.0.0:465"]));
         assert_eq!(config.submission.relay.to_string(), "smtp://127.0.0.1:25");
+        assert_eq!(config.web.listen, addrs(&["127.0.0.1:8080"]));
+        assert_eq!(config.web.tls_listen, addrs(&["0.0.0.0:443"]));
+        assert_eq!(
+            config.web_base_url(),
+            format!("https://{}/", config.hostname)
+        );
         assert!(!config.submission.save_sent);
         assert_eq!(
             config.tls.cert,
@@ -766,5 +816,25 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(error.key.as_deref(), Some("fallback.allowed_clients"));
         let error = parse_err(&format!("{SMALLEST}[milter]\nallowed_clients = []\n"));
         assert_eq!(error.key.as_deref(), Some("milter.allowed_clients"));
+    }
+
+    #[test]
+    fn web_base_url_is_checked_and_ends_with_a_slash() {
+        let config = parse(&format!(
+            "{SMALLEST}\n[web]\nlisten = []\nbase_url = \"https://mail.example.com/portal\"\n"
+        ))
+        .unwrap();
+        assert!(config.web.listen.is_empty());
+        assert_eq!(config.web.tls_listen, addrs(&["0.0.0.0:443"]));
+        assert_eq!(config.web_base_url(), "https://mail.example.com/portal/");
+        let error = parse_err(&format!(
+            "{SMALLEST}\n[web]\nbase_url = \"mail.example.com\"\n"
+        ));
+        assert!(error.to_string().contains("web.base_url"), "{error}");
+        let error = parse_err(&format!(
+            "{SMALLEST}\n[imap]\nlisten = [\"127.0.0.1:8080\"]\n"
+        ));
+        assert!(error.to_string().contains("web.listen[0]"), "{error}");
+        assert!(error.message.contains("imap.listen[0]"), "{error}");
     }
 }

@@ -124,8 +124,9 @@ impl Default for NotifyConfig {
                 .to_string(),
             user_outage_subject: "Your mail is running on the continuity service".to_string(),
             user_outage_body: "Your mail server is not reachable at the moment. New mail to \
-                               {username} is kept safe by the continuity service, and you can \
-                               read and send mail with any mail program:\n\n  server:   \
+                               {username} is kept safe by the continuity service. Read and send \
+                               it in your browser at {web_url} (sign in with your address and \
+                               usual password), or with any mail program:\n\n  server:   \
                                {host}\n  username: {username}\n  password: your usual \
                                password\n  IMAP:     port {imaps_port} (TLS) or {imap_port} \
                                (STARTTLS)\n  POP3:     port {pop3s_port} (TLS) or {pop3_port} \
@@ -160,6 +161,7 @@ pub const TEMPLATE_FIELDS: &[&str] = &[
     "pop3s_port",
     "submission_port",
     "submissions_port",
+    "web_url",
 ];
 
 /// Fills `{name}` placeholders from `field`; `{{` and `}}` are literal braces. Fails on
