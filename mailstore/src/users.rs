@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::address::Address;
 use crate::error::{Error, IoContext, Result, refused};
 use crate::maildir::{self, STANDARD_FOLDERS};
+use crate::reader::UserSource;
 use crate::store::{Store, now};
 
 /// A user to create.
@@ -56,6 +57,40 @@ impl Store {
                 params![address, password_hash],
             )?;
             expect_user(changed, &address)
+        })
+    }
+
+    /// Records a successful login: its time, and with `verifier` the argon2id verifier
+    /// of the password the directory or origin just accepted (the cached credential).
+    pub fn record_login(&self, user_id: i64, verifier: Option<String>) -> Result<()> {
+        self.write(move |conn| {
+            let at = now();
+            match verifier {
+                Some(verifier) => conn.execute(
+                    "UPDATE users SET last_login_at = ?2, cached_verifier = ?3, cached_at = ?2
+                     WHERE id = ?1",
+                    params![user_id, at, verifier],
+                )?,
+                None => conn.execute(
+                    "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
+                    params![user_id, at],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    /// Drops a cached credential the source has just refused, so a changed or revoked
+    /// password does not come back while the source is unreachable. Only when the
+    /// verifier is still `verifier` (a newer login may have replaced it meanwhile).
+    pub fn forget_cached_password(&self, user_id: i64, verifier: String) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE users SET cached_verifier = NULL, cached_at = NULL
+                 WHERE id = ?1 AND cached_verifier = ?2",
+                params![user_id, verifier],
+            )?;
+            Ok(())
         })
     }
 
@@ -161,6 +196,18 @@ pub struct RowFailure {
 }
 
 fn insert_user(store: &Store, conn: &Connection, user: &NewUser) -> Result<()> {
+    insert_user_from(store, conn, user, UserSource::Local, None)
+}
+
+/// Creates a user with the standard folders; `dn` is the directory entry of a
+/// `directory` user.
+pub(crate) fn insert_user_from(
+    store: &Store,
+    conn: &Connection,
+    user: &NewUser,
+    source: UserSource,
+    dn: Option<&str>,
+) -> Result<()> {
     ensure_address_free(conn, user.address.as_str())?;
     for alias in &user.aliases {
         if alias == &user.address {
@@ -176,14 +223,17 @@ fn insert_user(store: &Store, conn: &Connection, user: &NewUser) -> Result<()> {
         ));
     }
     conn.execute(
-        "INSERT INTO users (address, password_hash, active, alternate_email, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO users (address, password_hash, active, alternate_email, created_at,
+                            source, directory_dn)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             user.address.as_str(),
             user.password_hash,
             user.active,
             user.alternate_email.as_ref().map(Address::as_str),
-            now()
+            now(),
+            source.as_str(),
+            dn
         ],
     )?;
     let user_id = conn.last_insert_rowid();
