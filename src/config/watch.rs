@@ -254,7 +254,7 @@ pub struct MetricsConfig {
 
 // ---- field deserializers ----
 
-mod duration {
+pub(super) mod duration {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -273,7 +273,7 @@ mod duration {
     }
 }
 
-fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+pub(super) fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let n = u32::deserialize(d)?;
     if n == 0 {
         return Err(serde::de::Error::custom("must be at least 1"));
