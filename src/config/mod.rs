@@ -5,6 +5,7 @@
 //! shows up only during the outage it was meant to cover. `contrib/lifeboat.toml` documents
 //! every key with its default; a test keeps it in step with the structs below.
 
+mod directory;
 mod error;
 mod value;
 mod watch;
@@ -17,6 +18,7 @@ use ipnet::IpNet;
 use lifeboat_mailstore::address::{Address, normalise_domain};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use directory::{AuthBackend, DirectoryConfig, DirectoryKind};
 pub use error::ConfigError;
 use error::KeyPath;
 pub use value::{ListenSpec, OriginAddress, Protocol};
@@ -75,6 +77,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub replay: ReplayConfig,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
 }
 
 impl Config {
@@ -149,7 +153,28 @@ impl Config {
             }
         }
         self.check_listeners_distinct()?;
-        self.check_templates()
+        self.check_templates()?;
+        self.check_password_sources()
+    }
+
+    /// A backend or a directory that lacks what it needs would fail only at the first
+    /// login or sync.
+    fn check_password_sources(&self) -> Result<(), (KeyPath, String)> {
+        if let Some((key, why)) = self.directory.missing() {
+            return Err((KeyPath::root().key("directory").key(key), why.to_string()));
+        }
+        let backend = KeyPath::root().key("auth").key("backend");
+        match self.auth.backend {
+            AuthBackend::Directory if self.directory.url.is_none() => Err((
+                backend,
+                "backend = \"directory\" needs [directory] url".to_string(),
+            )),
+            AuthBackend::OriginImap if self.auth.origin_imap.is_none() => Err((
+                backend,
+                "backend = \"origin-imap\" needs [auth] origin_imap".to_string(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A misspelt placeholder would otherwise surface only in the first real outage.
@@ -426,6 +451,30 @@ pub struct AuthConfig {
     /// Seconds a successful login is remembered, so clients that log in every few
     /// minutes do not cost a password hash each time; 0 turns the cache off.
     pub login_cache_seconds: u64,
+    /// Where passwords are checked: `local`, `directory` or `origin-imap`.
+    pub backend: AuthBackend,
+    /// The origin's IMAP server for `backend = "origin-imap"`: `imaps://host[:port]` or
+    /// `imap://host[:port]` (STARTTLS).
+    #[serde(
+        deserialize_with = "directory::some_imap_server",
+        serialize_with = "directory::serialize_imap_server",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_imap: Option<lifeboat_servers::auth::backend::ImapServer>,
+    /// CA certificates (PEM) for the origin IMAP server; default: the system's.
+    #[serde(
+        deserialize_with = "directory::optional_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_imap_ca_file: Option<PathBuf>,
+    /// How long a login waits for the directory or origin before the cached password is
+    /// used.
+    #[serde(with = "watch::duration")]
+    pub source_timeout: std::time::Duration,
+    /// After the source could not be reached, logins use the cached password at once
+    /// for this long before the source is asked again.
+    #[serde(with = "watch::duration")]
+    pub source_retry_after: std::time::Duration,
 }
 
 impl Default for AuthConfig {
@@ -433,6 +482,11 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_plaintext: false,
             login_cache_seconds: 900,
+            backend: AuthBackend::Local,
+            origin_imap: None,
+            origin_imap_ca_file: None,
+            source_timeout: std::time::Duration::from_secs(5),
+            source_retry_after: std::time::Duration::from_secs(30),
         }
     }
 }
