@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use lifeboat_mailstore::{Class, UserSource};
 use support::lifeboat::{Lifeboat, message};
-use support::slapd::{Person, SERVICE_DN, Slapd, SUFFIX};
+use support::slapd::{Person, SERVICE_DN, SUFFIX, Slapd};
 
 /// A Lifeboat (not started) whose `[directory]` is this slapd, over StartTLS trusting
 /// the test CA, with `extra` lines in the section.
@@ -90,7 +90,11 @@ fn sync_adds_changes_disables_and_skips_as_the_directory_says() {
 
     // A dry run says what it would do and does nothing.
     let out = run(&lifeboat, &["directory", "sync", "--dry-run"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = stdout(&out);
     assert!(text.contains("would add      ann@example.test"), "{text}");
     assert!(
@@ -130,7 +134,10 @@ fn sync_adds_changes_disables_and_skips_as_the_directory_says() {
     let reader = lifeboat.store().reader().unwrap();
     let ann = reader.user("ann@example.test").unwrap().unwrap();
     assert_eq!(ann.source, UserSource::Directory);
-    assert_eq!(ann.directory_dn.as_deref(), Some("uid=ann,ou=people,dc=example,dc=test"));
+    assert_eq!(
+        ann.directory_dn.as_deref(),
+        Some("uid=ann,ou=people,dc=example,dc=test")
+    );
     assert_eq!(ann.aliases, ["sales@example.test"]);
     assert_eq!(ann.alternate_email.as_deref(), Some("ann@home.example"));
     assert!(ann.active);
@@ -154,11 +161,18 @@ fn sync_adds_changes_disables_and_skips_as_the_directory_says() {
         text.contains("disable  bob@example.test: gone from the directory"),
         "{text}"
     );
-    assert!(text.contains("change   ann@example.test: aliases"), "{text}");
+    assert!(
+        text.contains("change   ann@example.test: aliases"),
+        "{text}"
+    );
     let reader = lifeboat.store().reader().unwrap();
     let bob = reader.user("bob@example.test").unwrap().unwrap();
     assert!(!bob.active, "disabled, never deleted");
-    assert_eq!(lifeboat.inbox("bob@example.test").len(), 1, "his mail stays");
+    assert_eq!(
+        lifeboat.inbox("bob@example.test").len(),
+        1,
+        "his mail stays"
+    );
     assert_eq!(
         reader.user("ann@example.test").unwrap().unwrap().aliases,
         ["orders@example.test"]
@@ -167,14 +181,20 @@ fn sync_adds_changes_disables_and_skips_as_the_directory_says() {
 
     let status = lifeboat.admin(&["status"]);
     assert!(
-        status.contains("last sync: ok at") && status.contains("0 added, 1 changed, 1 disabled, 4 skipped"),
+        status.contains("last sync: ok at")
+            && status.contains("0 added, 1 changed, 1 disabled, 4 skipped"),
         "{status}"
     );
 
     // The directory goes away: nothing changes, the last good sync stands.
     slapd.stop();
     let out = run(&lifeboat, &["directory", "sync"]);
-    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot reach the directory"),
         "{}",
@@ -256,8 +276,15 @@ fn active_directory_entries_use_proxy_addresses_and_user_account_control() {
     assert!(text.contains("2 added"), "{text}");
     let reader = lifeboat.store().reader().unwrap();
     let ivy = reader.user("Ivy@example.test").unwrap().unwrap();
-    assert_eq!(ivy.address.as_str(), "Ivy@example.test", "SMTP: is the primary");
-    assert_eq!(ivy.aliases, ["ivy.old@example.test", "ivy.sales@example.test"]);
+    assert_eq!(
+        ivy.address.as_str(),
+        "Ivy@example.test",
+        "SMTP: is the primary"
+    );
+    assert_eq!(
+        ivy.aliases,
+        ["ivy.old@example.test", "ivy.sales@example.test"]
+    );
     assert!(ivy.active);
     let jim = reader.user("jim@example.test").unwrap().unwrap();
     assert!(!jim.active, "userAccountControl 514 has ACCOUNTDISABLE set");
@@ -296,5 +323,8 @@ fn paged_search_reads_past_the_size_limit() {
         first.as_secs_f64(),
         again.as_secs_f64()
     );
-    assert_eq!(lifeboat.store().reader().unwrap().users().unwrap().len(), count);
+    assert_eq!(
+        lifeboat.store().reader().unwrap().users().unwrap().len(),
+        count
+    );
 }

@@ -15,6 +15,12 @@
 //! [`Store::sync_directory`] plans against what the index holds inside the writer's
 //! transaction and, unless it is a dry run, applies the plan and records the run there
 //! too, so a sync is all or nothing and never races a concurrent `user add`.
+//!
+//! New users' Maildirs are made *before* that transaction and their UIDVALIDITY files
+//! after it: a first sync of tens of thousands of users creates hundreds of thousands
+//! of directories, and the writer (which every delivery waits on) must not wait for
+//! them. A Maildir left empty by a sync that then failed is taken over by the next one;
+//! a Maildir holding mail but no index row is not (`store check --repair` first).
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,9 +29,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::address::Address;
 use crate::error::Result;
 use crate::password;
+use std::path::PathBuf;
+
+use crate::maildir::{self, STANDARD_FOLDERS};
 use crate::reader::UserSource;
-use crate::store::Store;
-use crate::users::{NewUser, insert_user_from};
+use crate::store::{Store, now};
+use crate::users::next_uidvalidity;
 
 /// One user as the directory describes them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,11 +205,13 @@ impl Store {
         started: i64,
         duration_ms: i64,
     ) -> Result<SyncChanges> {
+        let occupied = self.maildirs_for(&input, apply)?;
         let store = self.clone();
-        self.write(move |conn| {
-            let plan = plan(&store, conn, input)?;
+        let (changes, folders) = self.write(move |conn| {
+            let plan = plan(conn, input, &occupied)?;
+            let mut folders = Vec::new();
             if apply {
-                execute(&store, conn, &plan)?;
+                folders = execute(&store, conn, &plan)?;
                 let changes = &plan.changes;
                 record_run(
                     conn,
@@ -217,8 +228,42 @@ impl Store {
                     },
                 )?;
             }
-            Ok(plan.changes)
-        })
+            Ok((plan.changes, folders))
+        })?;
+        for (dir, uidvalidity) in folders {
+            // Only a guard for `store check --repair`; the index has the value.
+            if let Err(e) = maildir::write_uidvalidity_file(&dir, uidvalidity) {
+                tracing::warn!(error = %e, "directory sync: cannot record a UIDVALIDITY");
+            }
+        }
+        Ok(changes)
+    }
+
+    /// For each listed user the index does not have: makes their Maildir's standard
+    /// folders (with `create`), and returns the addresses whose Maildir already holds
+    /// mail without an index row.
+    fn maildirs_for(&self, input: &SyncInput, create: bool) -> Result<HashSet<String>> {
+        let reader = self.reader()?;
+        let mut occupied = HashSet::new();
+        for user in &input.users {
+            if reader.user(user.address.as_str())?.is_some() {
+                continue;
+            }
+            let dir = self.user_dir(&user.address);
+            let mut holds_mail = false;
+            for (name, _) in STANDARD_FOLDERS {
+                let folder = maildir::folder_dir(&dir, name);
+                if folder.exists() {
+                    holds_mail |= !maildir::list_messages(&folder)?.is_empty();
+                } else if create {
+                    maildir::create_folder(&folder, name != "INBOX")?;
+                }
+            }
+            if holds_mail {
+                occupied.insert(user.address.as_str().to_ascii_lowercase());
+            }
+        }
+        Ok(occupied)
     }
 
     /// Records a sync that could not read the directory: nothing changed, the last good
@@ -330,7 +375,7 @@ struct Plan {
     disable: Vec<i64>,
 }
 
-fn plan(store: &Store, conn: &Connection, input: SyncInput) -> Result<Plan> {
+fn plan(conn: &Connection, input: SyncInput, occupied: &HashSet<String>) -> Result<Plan> {
     let known = known_directory_users(conn)?;
     let holders = address_holders(conn)?;
     let kept: HashSet<String> = input
@@ -364,7 +409,7 @@ fn plan(store: &Store, conn: &Connection, input: SyncInput) -> Result<Plan> {
         seen.insert(key.clone());
         match known.get(&key) {
             None => {
-                if store.user_dir(&user.address).exists() {
+                if occupied.contains(&key) {
                     plan.changes.skipped.push(Skipped {
                         dn: user.dn.clone(),
                         address: Some(user.address.clone()),
@@ -473,7 +518,9 @@ fn diff(known: &Known, user: &DirectoryUser, changes: &mut Vec<Change>) {
     }
 }
 
-fn execute(store: &Store, conn: &Connection, plan: &Plan) -> Result<()> {
+/// Makes the planned changes; returns each new folder and its UIDVALIDITY, to record
+/// beside the folder once the transaction has committed.
+fn execute(store: &Store, conn: &Connection, plan: &Plan) -> Result<Vec<(PathBuf, u32)>> {
     // Aliases first: an alias moving between directory users must be free before its
     // new owner takes it.
     for (id, user) in &plan.update {
@@ -512,17 +559,40 @@ fn execute(store: &Store, conn: &Connection, plan: &Plan) -> Result<()> {
             )?;
         }
     }
+    let mut folders = Vec::new();
     for user in &plan.add {
-        let new = NewUser {
-            address: user.address.clone(),
-            password_hash: password::unusable(),
-            aliases: user.aliases.clone(),
-            active: user.disabled.is_none(),
-            alternate_email: user.alternate_email.clone(),
-        };
-        insert_user_from(store, conn, &new, UserSource::Directory, Some(&user.dn))?;
+        conn.execute(
+            "INSERT INTO users (address, password_hash, active, alternate_email, created_at,
+                                source, directory_dn)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'directory', ?6)",
+            params![
+                user.address.as_str(),
+                password::unusable(),
+                user.disabled.is_none(),
+                user.alternate_email.as_ref().map(Address::as_str),
+                now(),
+                user.dn
+            ],
+        )?;
+        let user_id = conn.last_insert_rowid();
+        for alias in &user.aliases {
+            conn.execute(
+                "INSERT INTO aliases (address, user_id) VALUES (?1, ?2)",
+                params![alias.as_str(), user_id],
+            )?;
+        }
+        let dir = store.user_dir(&user.address);
+        for (name, special_use) in STANDARD_FOLDERS {
+            let uidvalidity = next_uidvalidity(conn, None)?;
+            conn.execute(
+                "INSERT INTO mailboxes (user_id, name, special_use, uidvalidity)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![user_id, name, special_use, uidvalidity],
+            )?;
+            folders.push((maildir::folder_dir(&dir, name), uidvalidity));
+        }
     }
-    Ok(())
+    Ok(folders)
 }
 
 fn known_directory_users(conn: &Connection) -> Result<HashMap<String, Known>> {
@@ -727,6 +797,33 @@ mod tests {
         let changes = sync(&store, vec![entry("eve", &[])]);
         assert!(changes.changes.is_empty(), "{changes:?}");
         assert!(user(&store, "local@example.test").active);
+    }
+
+    #[test]
+    fn an_empty_maildir_left_by_a_failed_sync_is_taken_over_one_with_mail_is_not() {
+        let (_dir, store, _) = store_with_user("local@example.test");
+        let empty = store.user_dir(&a("ann@example.test"));
+        crate::maildir::create_folder(&empty, false).unwrap();
+        let full = store.user_dir(&a("bob@example.test"));
+        crate::maildir::create_folder(&full, false).unwrap();
+        std::fs::write(full.join("cur").join("1.M1P1.host,S=3:2,"), "x\r\n").unwrap();
+        let changes = sync(&store, vec![entry("ann", &[]), entry("bob", &[])]);
+        assert_eq!(changes.added(), 1);
+        assert_eq!(
+            changes.skipped[0].reason,
+            SkipReason::MaildirWithoutUser {
+                address: "bob@example.test".into()
+            }
+        );
+        let ann = user(&store, "ann@example.test");
+        let reader = store.reader().unwrap();
+        let inbox = reader.mailbox(ann.id, "INBOX").unwrap().unwrap();
+        assert_eq!(
+            crate::maildir::read_uidvalidity_file(&empty),
+            Some(inbox.uidvalidity),
+            "recorded beside the folder after the commit"
+        );
+        assert!(store.folder_dir(&ann.address, "Sent").join("cur").is_dir());
     }
 
     #[test]

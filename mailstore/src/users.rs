@@ -9,7 +9,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::address::Address;
 use crate::error::{Error, IoContext, Result, refused};
 use crate::maildir::{self, STANDARD_FOLDERS};
-use crate::reader::UserSource;
 use crate::store::{Store, now};
 
 /// A user to create.
@@ -196,18 +195,6 @@ pub struct RowFailure {
 }
 
 fn insert_user(store: &Store, conn: &Connection, user: &NewUser) -> Result<()> {
-    insert_user_from(store, conn, user, UserSource::Local, None)
-}
-
-/// Creates a user with the standard folders; `dn` is the directory entry of a
-/// `directory` user.
-pub(crate) fn insert_user_from(
-    store: &Store,
-    conn: &Connection,
-    user: &NewUser,
-    source: UserSource,
-    dn: Option<&str>,
-) -> Result<()> {
     ensure_address_free(conn, user.address.as_str())?;
     for alias in &user.aliases {
         if alias == &user.address {
@@ -223,17 +210,14 @@ pub(crate) fn insert_user_from(
         ));
     }
     conn.execute(
-        "INSERT INTO users (address, password_hash, active, alternate_email, created_at,
-                            source, directory_dn)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO users (address, password_hash, active, alternate_email, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             user.address.as_str(),
             user.password_hash,
             user.active,
             user.alternate_email.as_ref().map(Address::as_str),
-            now(),
-            source.as_str(),
-            dn
+            now()
         ],
     )?;
     let user_id = conn.last_insert_rowid();

@@ -96,7 +96,11 @@ impl Dovecot {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("dovecot exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "dovecot did not start:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "dovecot did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -14,13 +14,13 @@
 //! Each test binary compiles this module separately and most use only part of it.
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod lifeboat;
 pub mod origin;
 pub mod postfix;
 pub mod raw;
 pub mod slapd;
 pub mod test_ca;
-pub mod dovecot;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};

@@ -160,7 +160,8 @@ impl Slapd {
 
     /// A `groupOfNames` under `ou=groups` with these member DNs.
     pub fn group_ldif(name: &str, members: &[String]) -> String {
-        let mut ldif = format!("dn: cn={name},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {name}\n");
+        let mut ldif =
+            format!("dn: cn={name},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {name}\n");
         for member in members {
             writeln!(ldif, "member: {member}").unwrap();
         }
@@ -185,13 +186,25 @@ impl Slapd {
             .arg(&file)
             .output()
             .expect("slapadd (tests/install-deps.sh installs slapd)");
-        assert!(out.status.success(), "slapadd: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "slapadd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Applies an LDIF change (`changetype:` records) through the running server.
     pub fn modify(&self, ldif: &str) {
         let mut child = Command::new("ldapmodify")
-            .args(["-H", &self.ldapi_url(), "-x", "-D", ROOT_DN, "-w", ROOT_PASSWORD])
+            .args([
+                "-H",
+                &self.ldapi_url(),
+                "-x",
+                "-D",
+                ROOT_DN,
+                "-w",
+                ROOT_PASSWORD,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -199,7 +212,11 @@ impl Slapd {
             .expect("ldapmodify (tests/install-deps.sh installs ldap-utils)");
         std::io::Write::write_all(child.stdin.as_mut().unwrap(), ldif.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ldapmodify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Sets a user's password through the running server.
@@ -218,7 +235,10 @@ impl Slapd {
     }
 
     fn ldapi_url(&self) -> String {
-        format!("ldapi://{}", self.socket().display().to_string().replace('/', "%2F"))
+        format!(
+            "ldapi://{}",
+            self.socket().display().to_string().replace('/', "%2F")
+        )
     }
 
     /// `ldap://127.0.0.1:<port>` (clients must use StartTLS).
@@ -241,7 +261,11 @@ impl Slapd {
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{}/ {}", self.port, self.ldapi_url()))
+            .arg(format!(
+                "ldap://127.0.0.1:{}/ {}",
+                self.port,
+                self.ldapi_url()
+            ))
             // Stay in the foreground (a debug level keeps slapd from forking).
             .args(["-d", "256"])
             .stdout(Stdio::null())
@@ -250,11 +274,17 @@ impl Slapd {
             .expect("slapd (tests/install-deps.sh installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() || !self.socket().exists() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || !self.socket().exists()
+        {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("slapd exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "slapd did not start:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

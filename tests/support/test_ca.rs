@@ -30,8 +30,7 @@ impl TestCa {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
