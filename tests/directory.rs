@@ -328,3 +328,132 @@ fn paged_search_reads_past_the_size_limit() {
         count
     );
 }
+
+/// One IMAP LOGIN over the plain loopback listener (plaintext is allowed on loopback);
+/// whether it succeeded.
+fn imap_login(lifeboat: &Lifeboat, user: &str, password: &str) -> bool {
+    let mut imap = support::raw::Raw::connect(lifeboat.imap.unwrap().0);
+    assert!(imap.line().starts_with("* OK"));
+    imap.send(format!("a LOGIN \"{user}\" \"{password}\"\r\n").as_bytes());
+    loop {
+        let line = imap.line();
+        assert!(!line.is_empty(), "connection closed during LOGIN");
+        if let Some(answer) = line.strip_prefix("a ") {
+            return answer.starts_with("OK");
+        }
+    }
+}
+
+fn cached_verifier(lifeboat: &Lifeboat, user: &str) -> Option<String> {
+    let reader = lifeboat.store().reader().unwrap();
+    reader.user(user).unwrap().unwrap().cached_verifier
+}
+
+/// `[auth] backend = "directory"`: a login binds to slapd as the user. The password the
+/// directory accepts is cached and works while slapd is down; a password the directory
+/// refuses never works, not even from an older cache.
+#[test]
+fn directory_logins_are_cached_and_a_refusal_beats_the_cache() {
+    let mut slapd = Slapd::new();
+    slapd.load(&Slapd::people_ldif(&[
+        Person::new("ann", "ann@example.test", "ann-first"),
+        Person::new("bob", "bob@example.test", "bob-pw"),
+    ]));
+    slapd.start();
+    let mut lifeboat = lifeboat_for(&slapd, "");
+    lifeboat.add_user("local@example.test", &[]);
+    lifeboat.admin(&["directory", "sync"]);
+    lifeboat.enable_imap("127.0.0.1", false, true);
+    lifeboat.edit_config(|text| {
+        text.replace(
+            "[auth]\nallow_plaintext = false\n",
+            "[auth]\nallow_plaintext = false\nbackend = \"directory\"\n\
+             source_timeout = \"2s\"\nsource_retry_after = \"1s\"\n",
+        )
+    });
+    lifeboat.start();
+    let ann = "ann@example.test";
+
+    let readiness = lifeboat.admin(&["user", "list", "--readiness"]);
+    assert!(
+        readiness.contains("1 of 3 users ready; 2 have never logged in"),
+        "{readiness}"
+    );
+
+    assert!(!imap_login(&lifeboat, ann, "wrong"), "a wrong password");
+    assert_eq!(cached_verifier(&lifeboat, ann), None);
+    assert!(
+        imap_login(&lifeboat, ann, "ann-first"),
+        "the directory's password"
+    );
+    assert!(
+        cached_verifier(&lifeboat, ann).is_some(),
+        "and it is cached"
+    );
+    assert!(
+        imap_login(&lifeboat, "local@example.test", "secret"),
+        "a user added by hand keeps the local password"
+    );
+
+    // The directory is down: the cached password works, nothing else does.
+    slapd.stop();
+    let started = Instant::now();
+    assert!(
+        imap_login(&lifeboat, ann, "ann-first"),
+        "cached while slapd is down"
+    );
+    assert!(
+        started.elapsed().as_secs() < 2 + 1,
+        "waits at most source_timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !imap_login(&lifeboat, ann, "guess"),
+        "a wrong one still fails"
+    );
+    assert!(
+        !imap_login(&lifeboat, "bob@example.test", "bob-pw"),
+        "bob never logged in: nothing cached to check"
+    );
+
+    // Back up; the password changes in the directory: the old one is refused at once,
+    // and its cached copy is dropped, so it does not come back in the next outage.
+    slapd.start();
+    slapd.set_password("uid=ann,ou=people,dc=example,dc=test", "ann-second");
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // source_retry_after
+    assert!(
+        !imap_login(&lifeboat, ann, "ann-first"),
+        "the old password is refused"
+    );
+    assert_eq!(
+        cached_verifier(&lifeboat, ann),
+        None,
+        "the stale cache is dropped"
+    );
+    slapd.stop();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(
+        !imap_login(&lifeboat, ann, "ann-first"),
+        "not even while slapd is down"
+    );
+    slapd.start();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(imap_login(&lifeboat, ann, "ann-second"));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&lifeboat.admin(&["user", "list", "--readiness", "--json"])).unwrap();
+    let users = json["users"].as_array().unwrap();
+    let ann_row = users.iter().find(|u| u["address"] == ann).unwrap();
+    assert_eq!(ann_row["login"], "cached_password");
+    assert_eq!(ann_row["ready"], true);
+    assert!(ann_row["last_login"].is_string());
+    let bob_row = users
+        .iter()
+        .find(|u| u["address"] == "bob@example.test")
+        .unwrap();
+    assert_eq!(bob_row["login"], "no_password");
+    assert_eq!(
+        json["summary"],
+        "2 of 3 users ready; 1 have never logged in (no cached password); 3 without an alternate address"
+    );
+}
