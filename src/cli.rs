@@ -153,7 +153,7 @@ pub enum UserCommand {
     /// in once, so their password is cached for an outage, and to give an alternate
     /// address. A user is invited at most once per [notify] invite_min_interval.
     Invite {
-        /// The users to invite (default with --unready: every user not ready).
+        /// The users to invite, by their own address.
         #[arg(value_name = "ADDRESS")]
         addresses: Vec<String>,
         /// Invite every active user who could not log in during an outage now.

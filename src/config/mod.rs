@@ -664,6 +664,15 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(config.tls.key, Path::new("/etc/lifeboat/tls/privkey.pem"));
         assert!(!config.auth.allow_plaintext);
         assert_eq!(config.auth.login_cache_seconds, 900);
+        assert_eq!(config.auth.backend, AuthBackend::Local);
+        assert_eq!(config.auth.source_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(config.auth.source_retry_after, std::time::Duration::from_secs(30));
+        assert_eq!(config.directory.url, None);
+        assert!(config.directory.settings().is_none());
+        assert_eq!(
+            config.directory.sync_interval,
+            std::time::Duration::from_secs(900)
+        );
 
         let origin = &config.origins[0];
         assert_eq!(
@@ -772,6 +781,47 @@ domains = ["Example.COM", "example.org."]
         ));
         assert_eq!(error.key.as_deref(), Some("submission.listen[1]"));
         assert!(error.message.contains("imap.listen[0]"), "{error}");
+    }
+
+    #[test]
+    fn a_password_source_must_have_what_it_needs() {
+        let error = parse_err(&format!("{SMALLEST}[auth]\nbackend = \"directory\"\n"));
+        assert_eq!(error.key.as_deref(), Some("auth.backend"));
+        assert_eq!(error.line, Some(9));
+        assert!(error.message.contains("[directory] url"), "{error}");
+
+        let error = parse_err(&format!("{SMALLEST}[auth]\nbackend = \"origin-imap\"\n"));
+        assert!(error.message.contains("origin_imap"), "{error}");
+
+        let error = parse_err(&format!(
+            "{SMALLEST}[directory]\nurl = \"ldaps://ldap.example.com\"\nbase = \"dc=example\"\n"
+        ));
+        assert_eq!(error.key.as_deref(), Some("directory.bind_dn"));
+        assert_eq!(error.line, Some(8), "placed at the section");
+
+        let error = parse_err(&format!("{SMALLEST}[directory]\nurl = \"http://x\"\n"));
+        assert_eq!(error.key.as_deref(), Some("directory.url"));
+        assert_eq!(error.line, Some(9));
+        let error = parse_err(&format!("{SMALLEST}[auth]\norigin_imap = \"pop3://x\"\n"));
+        assert_eq!(error.key.as_deref(), Some("auth.origin_imap"));
+        let error = parse_err(&format!("{SMALLEST}[directory]\nkind = \"novell\"\n"));
+        assert_eq!(error.key.as_deref(), Some("directory.kind"));
+
+        let config = parse(&format!(
+            "{SMALLEST}[auth]\nbackend = \"origin-imap\"\norigin_imap = \"imap://mail.example.com\"\n\
+             [directory]\nurl = \"ldap://dc1.example.com\"\nkind = \"active-directory\"\n\
+             bind_dn = \"CN=svc,DC=example\"\nbind_password_file = \"/etc/lifeboat/ldap.pw\"\n\
+             base = \"DC=example\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.auth.origin_imap.unwrap().port, 143);
+        let settings = config.directory.settings().unwrap();
+        assert_eq!(settings.attributes.aliases, "proxyAddresses");
+        assert_eq!(
+            settings.user_filter,
+            "(&(objectCategory=person)(objectClass=user)(mail=*))"
+        );
+        assert_eq!(settings.page_size, 500);
     }
 
     #[test]
