@@ -253,7 +253,7 @@ impl Metrics {
         self.refresh_listeners();
         let reader = store.reader()?;
         let mut users = [0i64; LoginReadiness::LABELS.len()];
-        for user in reader.users()? {
+        for user in reader.login_facts()? {
             let label = login_readiness(config.auth.backend, &user).label();
             if let Some(at) = LoginReadiness::LABELS.iter().position(|l| *l == label) {
                 users[at] += 1;

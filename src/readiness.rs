@@ -2,7 +2,7 @@
 //! report (`lifeboat user list --readiness`) and the `lifeboat_users{state}` metric.
 //! Something an admin checks before the outage, not during it.
 
-use lifeboat_mailstore::reader::{Reader, UserRecord, UserSource};
+use lifeboat_mailstore::reader::{LoginFacts, Reader, UserRecord, UserSource};
 use lifeboat_mailstore::{password, store::now};
 
 use crate::config::{AuthBackend, Config};
@@ -55,24 +55,23 @@ pub struct UserReadiness {
     pub history_days: Option<i64>,
 }
 
-/// Whether logins for `user` are checked at the directory or origin under `backend`.
-pub fn remote(backend: AuthBackend, user: &UserRecord) -> bool {
+/// Whether logins of a user from `source` are checked at the directory or origin under
+/// `backend`.
+pub fn remote(backend: AuthBackend, source: UserSource) -> bool {
     match backend {
         AuthBackend::Local => false,
-        AuthBackend::Directory => user.source == UserSource::Directory,
+        AuthBackend::Directory => source == UserSource::Directory,
         AuthBackend::OriginImap => true,
     }
 }
 
-pub fn login_readiness(backend: AuthBackend, user: &UserRecord) -> LoginReadiness {
+pub fn login_readiness(backend: AuthBackend, user: &LoginFacts) -> LoginReadiness {
     if !user.active {
         return LoginReadiness::Disabled;
     }
-    match (&user.cached_at, remote(backend, user)) {
-        (Some(cached_at), true) if user.cached_verifier.is_some() => {
-            LoginReadiness::CachedPassword {
-                cached_at: *cached_at,
-            }
+    match user.cached_at {
+        Some(cached_at) if remote(backend, user.source) => {
+            LoginReadiness::CachedPassword { cached_at }
         }
         _ if password::is_usable(&user.password_hash) => LoginReadiness::LocalPassword,
         _ => LoginReadiness::NoPassword,
@@ -90,7 +89,7 @@ pub fn report(config: &Config, reader: &Reader) -> lifeboat_mailstore::Result<Ve
                 .oldest_visible_copy(user.id)?
                 .map(|oldest| (today - oldest).max(0) / 86_400);
             Ok(UserReadiness {
-                login: login_readiness(config.auth.backend, &user),
+                login: login_readiness(config.auth.backend, &user.login_facts()),
                 user,
                 history_days,
             })

@@ -457,3 +457,40 @@ fn directory_logins_are_cached_and_a_refusal_beats_the_cache() {
         "2 of 3 users ready; 1 have never logged in (no cached password); 3 without an alternate address"
     );
 }
+
+/// `serve` syncs once at start and then every `sync_interval`.
+#[test]
+fn serve_syncs_at_start_and_every_interval() {
+    let mut slapd = Slapd::new();
+    slapd.load(&Slapd::people_ldif(&[Person::new(
+        "ann",
+        "ann@example.test",
+        "x",
+    )]));
+    slapd.start();
+    let mut lifeboat = lifeboat_for(&slapd, "sync_interval = \"1s\"\n");
+    lifeboat.start();
+    let has = |user: &str| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let found = lifeboat.store().reader().unwrap().user(user).unwrap();
+            if found.as_ref().is_some_and(|u| u.active) || Instant::now() > deadline {
+                return found.is_some_and(|u| u.active);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert!(
+        has("ann@example.test"),
+        "synced at start:\n{}",
+        lifeboat.log()
+    );
+    slapd.modify(
+        &Slapd::people_ldif(&[Person::new("bob", "bob@example.test", "x")]).replace(
+            "dn: uid=bob,ou=people,dc=example,dc=test\n",
+            "dn: uid=bob,ou=people,dc=example,dc=test\nchangetype: add\n",
+        ),
+    );
+    assert!(has("bob@example.test"), "synced again:\n{}", lifeboat.log());
+    assert!(lifeboat.log().contains("directory sync done"));
+}

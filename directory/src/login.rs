@@ -88,3 +88,38 @@ async fn find_entry(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Attributes, Kind};
+    use std::time::Duration;
+
+    /// Many servers take a bind with an empty password as anonymous and say "success":
+    /// that must never log anyone in. (No server is needed: nothing is sent.)
+    #[tokio::test]
+    async fn an_empty_password_is_refused_without_asking() {
+        let settings = Settings {
+            url: "ldap://192.0.2.1:389".into(),
+            ca_file: None,
+            bind_dn: "cn=x".into(),
+            bind_password_file: "/nonexistent".into(),
+            base: "dc=example".into(),
+            user_filter: Kind::OpenLdap.default_user_filter().into(),
+            disabled_filter: None,
+            group: None,
+            kind: Kind::OpenLdap,
+            attributes: Attributes {
+                address: "mail".into(),
+                aliases: "mailAlternateAddress".into(),
+                alternate_email: None,
+            },
+            timeout: Duration::from_millis(1),
+            page_size: 10,
+        };
+        assert_eq!(
+            check_password(&settings, "ann@example.test", "").await,
+            Verdict::Rejected("empty password".into())
+        );
+    }
+}

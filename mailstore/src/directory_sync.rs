@@ -244,9 +244,14 @@ impl Store {
     /// mail without an index row.
     fn maildirs_for(&self, input: &SyncInput, create: bool) -> Result<HashSet<String>> {
         let reader = self.reader()?;
+        let known: HashSet<String> = reader
+            .connection()
+            .prepare("SELECT lower(address) FROM users")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut occupied = HashSet::new();
         for user in &input.users {
-            if reader.user(user.address.as_str())?.is_some() {
+            if known.contains(&user.address.as_str().to_ascii_lowercase()) {
                 continue;
             }
             let dir = self.user_dir(&user.address);

@@ -35,6 +35,27 @@ pub struct UserRecord {
     pub last_login_at: Option<i64>,
 }
 
+/// A user's facts that decide whether they could log in during an outage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginFacts {
+    pub active: bool,
+    pub source: UserSource,
+    /// When the cached password was stored, if there is one.
+    pub cached_at: Option<i64>,
+    pub password_hash: String,
+}
+
+impl UserRecord {
+    pub fn login_facts(&self) -> LoginFacts {
+        LoginFacts {
+            active: self.active,
+            source: self.source,
+            cached_at: self.cached_at.filter(|_| self.cached_verifier.is_some()),
+            password_hash: self.password_hash.clone(),
+        }
+    }
+}
+
 /// Where a user comes from, and so who may change them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UserSource {
@@ -191,6 +212,29 @@ impl Reader {
             .query_map([id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(record)
+    }
+
+    /// What the readiness count needs of every user, in one query (metrics read it at
+    /// every scrape, and a directory may bring tens of thousands of users).
+    pub fn login_facts(&self) -> Result<Vec<LoginFacts>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT active, source, cached_verifier IS NOT NULL AND cached_at IS NOT NULL,
+                    cached_at, password_hash
+             FROM users",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LoginFacts {
+                active: r.get(0)?,
+                source: UserSource::parse(&r.get::<_, String>(1)?)?,
+                cached_at: if r.get::<_, bool>(2)? {
+                    r.get(3)?
+                } else {
+                    None
+                },
+                password_hash: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// When the oldest copy a user can read arrived (internal date), for the readiness

@@ -139,6 +139,7 @@ fn list(config: &Config, json: bool) -> CommandResult {
             .map(|u| {
                 serde_json::json!({
                     "address": u.address.as_str(),
+                    "source": u.source.as_str(),
                     "active": u.active,
                     "aliases": u.aliases,
                     "alternate_email": u.alternate_email,

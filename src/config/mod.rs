@@ -665,8 +665,14 @@ domains = ["Example.COM", "example.org."]
         assert!(!config.auth.allow_plaintext);
         assert_eq!(config.auth.login_cache_seconds, 900);
         assert_eq!(config.auth.backend, AuthBackend::Local);
-        assert_eq!(config.auth.source_timeout, std::time::Duration::from_secs(5));
-        assert_eq!(config.auth.source_retry_after, std::time::Duration::from_secs(30));
+        assert_eq!(
+            config.auth.source_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.auth.source_retry_after,
+            std::time::Duration::from_secs(30)
+        );
         assert_eq!(config.directory.url, None);
         assert!(config.directory.settings().is_none());
         assert_eq!(

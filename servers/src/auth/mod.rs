@@ -224,10 +224,12 @@ impl Authenticator {
             .await
             .map_err(|e| AuthFailure::Unavailable(e.to_string()))?
             .map_err(|e| AuthFailure::Unavailable(e.to_string()))?;
-        match record {
-            Some(user) if user.active && backend.is_remote_for(&user) => {}
+        // The source is asked for the address as stored (the directory or origin may
+        // care about case; the login name was lowercased for the lookups here).
+        let login = match record {
+            Some(user) if user.active && backend.is_remote_for(&user) => user.address.to_string(),
             _ => return Ok(None),
-        }
+        };
         if let Some(until) = *self
             .source_down_until
             .lock()
@@ -250,7 +252,7 @@ impl Authenticator {
             ));
         };
         let asked =
-            tokio::time::timeout(self.limits.source_timeout, backend.ask(name, password)).await;
+            tokio::time::timeout(self.limits.source_timeout, backend.ask(&login, password)).await;
         let verdict = asked.unwrap_or_else(|_| {
             Verdict::Unreachable(format!(
                 "{} backend: no answer within {:?}",
