@@ -440,6 +440,19 @@ fn directory_logins_are_cached_and_a_refusal_beats_the_cache() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(imap_login(&lifeboat, ann, "ann-second"));
 
+    // Lockouts apply to directory logins too: after bob's failures from this address,
+    // even his right password is refused here, and the directory is not the one to say.
+    for _ in 0..5 {
+        assert!(!imap_login(&lifeboat, "bob@example.test", "guess"));
+    }
+    assert!(!imap_login(&lifeboat, "bob@example.test", "bob-pw"));
+    assert!(
+        lifeboat
+            .log()
+            .contains("login refused: locked out after failures")
+    );
+    assert_eq!(cached_verifier(&lifeboat, "bob@example.test"), None);
+
     let json: serde_json::Value =
         serde_json::from_str(&lifeboat.admin(&["user", "list", "--readiness", "--json"])).unwrap();
     let users = json["users"].as_array().unwrap();
