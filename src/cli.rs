@@ -65,6 +65,23 @@ pub enum Command {
     /// Work with the mail store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Users from the LDAP directory or Active Directory ([directory]).
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Read every user from the directory and add, change or disable users to match, in
+    /// one store transaction (serve does this every sync_interval). Users gone from the
+    /// directory are disabled, never deleted; users added by hand are left alone; an
+    /// entry in conflict is skipped with its reason. An unreachable directory changes
+    /// nothing (exit 75).
+    Sync {
+        /// Print what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +144,25 @@ pub enum UserCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Whether each user could log in during an outage (local password, cached
+        /// password and its age, or none), has an alternate address, when they last
+        /// logged in and how many days of history are held; with a summary line.
+        #[arg(long)]
+        readiness: bool,
+    },
+    /// Mail users (at their own address, through [submission] relay) a request to log
+    /// in once, so their password is cached for an outage, and to give an alternate
+    /// address. A user is invited at most once per [notify] invite_min_interval.
+    Invite {
+        /// The users to invite, by their own address.
+        #[arg(value_name = "ADDRESS")]
+        addresses: Vec<String>,
+        /// Invite every active user who could not log in during an outage now.
+        #[arg(long, conflicts_with = "addresses")]
+        unready: bool,
+        /// Send even to users invited within invite_min_interval.
+        #[arg(long)]
+        force: bool,
     },
     /// Import users from a CSV file, all or nothing.
     ///

@@ -194,7 +194,7 @@ fn a_real_browser_reads_and_replies_during_an_outage_and_the_reply_is_replayed()
             .iter()
             .any(|t| t.contains("kept safe while the origin is down"));
         let sent = texts.iter().any(|t| {
-            t.contains("X-Lifeboat-Sent: yes") && t.contains("Sent from the Lifeboat web portal")
+            t.contains("\r\nX-Lifeboat-Sent: ") && t.contains("Sent from the Lifeboat web portal")
         });
         if diverted && sent {
             break;

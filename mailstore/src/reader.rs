@@ -25,6 +25,65 @@ pub struct UserRecord {
     pub active: bool,
     pub alternate_email: Option<String>,
     pub aliases: Vec<String>,
+    pub source: UserSource,
+    /// The directory entry a `directory` user was synced from.
+    pub directory_dn: Option<String>,
+    /// The password the directory or origin IMAP server last accepted, as an argon2id
+    /// verifier, and when (see `lifeboat_servers::auth`).
+    pub cached_verifier: Option<String>,
+    pub cached_at: Option<i64>,
+    pub last_login_at: Option<i64>,
+}
+
+/// A user's facts that decide whether they could log in during an outage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginFacts {
+    pub active: bool,
+    pub source: UserSource,
+    /// When the cached password was stored, if there is one.
+    pub cached_at: Option<i64>,
+    pub password_hash: String,
+}
+
+impl UserRecord {
+    pub fn login_facts(&self) -> LoginFacts {
+        LoginFacts {
+            active: self.active,
+            source: self.source,
+            cached_at: self.cached_at.filter(|_| self.cached_verifier.is_some()),
+            password_hash: self.password_hash.clone(),
+        }
+    }
+}
+
+/// Where a user comes from, and so who may change them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserSource {
+    /// Added by hand or CSV import: directory sync leaves them alone.
+    Local,
+    /// Created and kept up to date by directory sync.
+    Directory,
+}
+
+impl UserSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSource::Local => "local",
+            UserSource::Directory => "directory",
+        }
+    }
+
+    fn parse(text: &str) -> rusqlite::Result<UserSource> {
+        match text {
+            "local" => Ok(UserSource::Local),
+            "directory" => Ok(UserSource::Directory),
+            other => Err(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("unknown user source `{other}`").into(),
+            )),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,30 +177,77 @@ impl Reader {
     }
 
     fn user_by_id(&self, id: i64) -> Result<UserRecord> {
-        let (address, password_hash, active, alternate_email): (
-            String,
-            String,
-            bool,
-            Option<String>,
-        ) = self
+        let mut record = self
             .conn
             .prepare_cached(
-                "SELECT address, password_hash, active, alternate_email FROM users WHERE id = ?1",
+                "SELECT address, password_hash, active, alternate_email, source, directory_dn,
+                        cached_verifier, cached_at, last_login_at
+                 FROM users WHERE id = ?1",
             )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        let aliases = self
+            .query_row([id], |r| {
+                let address: String = r.get(0)?;
+                Ok(UserRecord {
+                    id,
+                    address: Address::parse(&address).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            0,
+                            rusqlite::types::Type::Text,
+                            format!("index holds a bad address: {e}").into(),
+                        )
+                    })?,
+                    password_hash: r.get(1)?,
+                    active: r.get(2)?,
+                    alternate_email: r.get(3)?,
+                    aliases: Vec::new(),
+                    source: UserSource::parse(&r.get::<_, String>(4)?)?,
+                    directory_dn: r.get(5)?,
+                    cached_verifier: r.get(6)?,
+                    cached_at: r.get(7)?,
+                    last_login_at: r.get(8)?,
+                })
+            })?;
+        record.aliases = self
             .conn
             .prepare_cached("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?
             .query_map([id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(UserRecord {
-            id,
-            address: parse_stored_address(&address)?,
-            password_hash,
-            active,
-            alternate_email,
-            aliases,
-        })
+        Ok(record)
+    }
+
+    /// What the readiness count needs of every user, in one query (metrics read it at
+    /// every scrape, and a directory may bring tens of thousands of users).
+    pub fn login_facts(&self) -> Result<Vec<LoginFacts>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT active, source, cached_verifier IS NOT NULL AND cached_at IS NOT NULL,
+                    cached_at, password_hash
+             FROM users",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LoginFacts {
+                active: r.get(0)?,
+                source: UserSource::parse(&r.get::<_, String>(1)?)?,
+                cached_at: if r.get::<_, bool>(2)? {
+                    r.get(3)?
+                } else {
+                    None
+                },
+                password_hash: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When the oldest copy a user can read arrived (internal date), for the readiness
+    /// report's "days of history held"; `None` for an empty mailbox.
+    pub fn oldest_visible_copy(&self, user_id: i64) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(m.internal_date) FROM messages m
+                 JOIN mailboxes b ON b.id = m.mailbox_id
+                 WHERE b.user_id = ?1 AND m.expunged_at IS NULL",
+            )?
+            .query_row([user_id], |r| r.get(0))?)
     }
 
     pub fn mailboxes(&self, user_id: i64) -> Result<Vec<MailboxRecord>> {

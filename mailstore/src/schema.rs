@@ -175,6 +175,33 @@ CREATE INDEX messages_visible ON messages(mailbox_id, uid) WHERE expunged_at IS 
 CREATE INDEX messages_visible_unseen ON messages(mailbox_id)
     WHERE expunged_at IS NULL AND (flags & 1) = 0;
 "#,
+    r#"
+-- Where a user comes from: added by hand or CSV (`local`, left alone by directory sync)
+-- or by `lifeboat directory sync` (`directory`, with the entry's DN). A directory user
+-- gone from the directory is disabled, never deleted.
+ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local'
+    CHECK (source IN ('local', 'directory'));
+ALTER TABLE users ADD COLUMN directory_dn TEXT;
+-- The argon2id verifier of the password the directory or origin IMAP server last
+-- accepted, and when: what lets the user in while that source cannot be reached.
+ALTER TABLE users ADD COLUMN cached_verifier TEXT;
+ALTER TABLE users ADD COLUMN cached_at INTEGER;
+ALTER TABLE users ADD COLUMN last_login_at INTEGER;
+
+-- One row per directory sync (by hand or inside serve), for `lifeboat status`.
+CREATE TABLE directory_syncs (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    ok          INTEGER NOT NULL,
+    entries     INTEGER NOT NULL,
+    added       INTEGER NOT NULL,
+    changed     INTEGER NOT NULL,
+    disabled    INTEGER NOT NULL,
+    skipped     INTEGER NOT NULL,
+    error       TEXT
+);
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

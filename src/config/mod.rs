@@ -5,6 +5,7 @@
 //! shows up only during the outage it was meant to cover. `contrib/lifeboat.toml` documents
 //! every key with its default; a test keeps it in step with the structs below.
 
+mod directory;
 mod error;
 mod value;
 mod watch;
@@ -17,6 +18,7 @@ use ipnet::IpNet;
 use lifeboat_mailstore::address::{Address, normalise_domain};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use directory::{AuthBackend, DirectoryConfig, DirectoryKind};
 pub use error::ConfigError;
 use error::KeyPath;
 pub use value::{ListenSpec, OriginAddress, Protocol};
@@ -77,6 +79,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub replay: ReplayConfig,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
 }
 
 impl Config {
@@ -151,7 +155,28 @@ impl Config {
             }
         }
         self.check_listeners_distinct()?;
-        self.check_templates()
+        self.check_templates()?;
+        self.check_password_sources()
+    }
+
+    /// A backend or a directory that lacks what it needs would fail only at the first
+    /// login or sync.
+    fn check_password_sources(&self) -> Result<(), (KeyPath, String)> {
+        if let Some((key, why)) = self.directory.missing() {
+            return Err((KeyPath::root().key("directory").key(key), why.to_string()));
+        }
+        let backend = KeyPath::root().key("auth").key("backend");
+        match self.auth.backend {
+            AuthBackend::Directory if self.directory.url.is_none() => Err((
+                backend,
+                "backend = \"directory\" needs [directory] url".to_string(),
+            )),
+            AuthBackend::OriginImap if self.auth.origin_imap.is_none() => Err((
+                backend,
+                "backend = \"origin-imap\" needs [auth] origin_imap".to_string(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A misspelt placeholder would otherwise surface only in the first real outage.
@@ -488,6 +513,30 @@ pub struct AuthConfig {
     /// Seconds a successful login is remembered, so clients that log in every few
     /// minutes do not cost a password hash each time; 0 turns the cache off.
     pub login_cache_seconds: u64,
+    /// Where passwords are checked: `local`, `directory` or `origin-imap`.
+    pub backend: AuthBackend,
+    /// The origin's IMAP server for `backend = "origin-imap"`: `imaps://host[:port]` or
+    /// `imap://host[:port]` (STARTTLS).
+    #[serde(
+        deserialize_with = "directory::some_imap_server",
+        serialize_with = "directory::serialize_imap_server",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_imap: Option<lifeboat_servers::auth::backend::ImapServer>,
+    /// CA certificates (PEM) for the origin IMAP server; default: the system's.
+    #[serde(
+        deserialize_with = "directory::optional_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_imap_ca_file: Option<PathBuf>,
+    /// How long a login waits for the directory or origin before the cached password is
+    /// used.
+    #[serde(with = "watch::duration")]
+    pub source_timeout: std::time::Duration,
+    /// After the source could not be reached, logins use the cached password at once
+    /// for this long before the source is asked again.
+    #[serde(with = "watch::duration")]
+    pub source_retry_after: std::time::Duration,
 }
 
 impl Default for AuthConfig {
@@ -495,6 +544,11 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_plaintext: false,
             login_cache_seconds: 900,
+            backend: AuthBackend::Local,
+            origin_imap: None,
+            origin_imap_ca_file: None,
+            source_timeout: std::time::Duration::from_secs(5),
+            source_retry_after: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -692,6 +746,21 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(config.tls.key, Path::new("/etc/lifeboat/tls/privkey.pem"));
         assert!(!config.auth.allow_plaintext);
         assert_eq!(config.auth.login_cache_seconds, 900);
+        assert_eq!(config.auth.backend, AuthBackend::Local);
+        assert_eq!(
+            config.auth.source_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.auth.source_retry_after,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(config.directory.url, None);
+        assert!(config.directory.settings().is_none());
+        assert_eq!(
+            config.directory.sync_interval,
+            std::time::Duration::from_secs(900)
+        );
 
         let origin = &config.origins[0];
         assert_eq!(
@@ -800,6 +869,47 @@ domains = ["Example.COM", "example.org."]
         ));
         assert_eq!(error.key.as_deref(), Some("submission.listen[1]"));
         assert!(error.message.contains("imap.listen[0]"), "{error}");
+    }
+
+    #[test]
+    fn a_password_source_must_have_what_it_needs() {
+        let error = parse_err(&format!("{SMALLEST}[auth]\nbackend = \"directory\"\n"));
+        assert_eq!(error.key.as_deref(), Some("auth.backend"));
+        assert_eq!(error.line, Some(9));
+        assert!(error.message.contains("[directory] url"), "{error}");
+
+        let error = parse_err(&format!("{SMALLEST}[auth]\nbackend = \"origin-imap\"\n"));
+        assert!(error.message.contains("origin_imap"), "{error}");
+
+        let error = parse_err(&format!(
+            "{SMALLEST}[directory]\nurl = \"ldaps://ldap.example.com\"\nbase = \"dc=example\"\n"
+        ));
+        assert_eq!(error.key.as_deref(), Some("directory.bind_dn"));
+        assert_eq!(error.line, Some(8), "placed at the section");
+
+        let error = parse_err(&format!("{SMALLEST}[directory]\nurl = \"http://x\"\n"));
+        assert_eq!(error.key.as_deref(), Some("directory.url"));
+        assert_eq!(error.line, Some(9));
+        let error = parse_err(&format!("{SMALLEST}[auth]\norigin_imap = \"pop3://x\"\n"));
+        assert_eq!(error.key.as_deref(), Some("auth.origin_imap"));
+        let error = parse_err(&format!("{SMALLEST}[directory]\nkind = \"novell\"\n"));
+        assert_eq!(error.key.as_deref(), Some("directory.kind"));
+
+        let config = parse(&format!(
+            "{SMALLEST}[auth]\nbackend = \"origin-imap\"\norigin_imap = \"imap://mail.example.com\"\n\
+             [directory]\nurl = \"ldap://dc1.example.com\"\nkind = \"active-directory\"\n\
+             bind_dn = \"CN=svc,DC=example\"\nbind_password_file = \"/etc/lifeboat/ldap.pw\"\n\
+             base = \"DC=example\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.auth.origin_imap.unwrap().port, 143);
+        let settings = config.directory.settings().unwrap();
+        assert_eq!(settings.attributes.aliases, "proxyAddresses");
+        assert_eq!(
+            settings.user_filter,
+            "(&(objectCategory=person)(objectClass=user)(mail=*))"
+        );
+        assert_eq!(settings.page_size, 500);
     }
 
     #[test]

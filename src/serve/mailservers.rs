@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifeboat_mailstore::Store;
-use lifeboat_servers::auth::{AuthLimits, Authenticator};
+use lifeboat_servers::auth::backend::OriginImap;
+use lifeboat_servers::auth::{AuthLimits, Authenticator, Backend};
 use lifeboat_servers::imap::server::{self as imap, Imap};
 use lifeboat_servers::listener::{self, ServerListener};
 use lifeboat_servers::pop3::{self, Pop3};
@@ -22,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::supervisor::Supervisor;
-use crate::config::Config;
+use crate::config::{AuthBackend, Config};
 use crate::exit::Failure;
 use lifeboat_servers::submission::{self, Submission};
 use lifeboat_web::{MailPorts, Web};
@@ -84,6 +85,7 @@ async fn bind_section(
 /// The running servers.
 pub struct Running {
     tls: Arc<Tls>,
+    auth: Arc<Authenticator>,
     imap: Arc<Imap>,
     pop3: Arc<Pop3>,
     submission: Arc<Submission>,
@@ -98,12 +100,14 @@ impl Bound {
         config: &Config,
         supervisor: &Supervisor,
         stopped: watch::Receiver<bool>,
-    ) -> Running {
+    ) -> Result<Running, Failure> {
         let limits = AuthLimits {
             cache_ttl: Duration::from_secs(config.auth.login_cache_seconds),
+            source_timeout: config.auth.source_timeout,
+            source_retry_after: config.auth.source_retry_after,
             ..AuthLimits::default()
         };
-        let auth = Authenticator::new(store.clone(), limits);
+        let auth = Authenticator::with_backend(store.clone(), limits, auth_backend(config)?);
         let imap = Imap::new(
             store.clone(),
             auth.clone(),
@@ -127,7 +131,7 @@ impl Bound {
         );
         let pop3 = Pop3::new(
             store.clone(),
-            auth,
+            auth.clone(),
             self.tls.clone(),
             pop3_settings(config),
             pop3::DEFAULT_LIMITS,
@@ -167,15 +171,37 @@ impl Bound {
             tokio::spawn(web.clone().sweep_sessions(stopped.clone()));
             tasks.push(supervisor.spawn("web", listener::serve(self.web, web.clone(), stopped)));
         }
-        Running {
+        Ok(Running {
             tls: self.tls,
+            auth,
             imap,
             pop3,
             submission,
             web,
             tasks,
-        }
+        })
     }
+}
+
+/// The password source `[auth] backend` names. Fails on a CA file that cannot be used,
+/// since every login at the origin would fail with it.
+pub fn auth_backend(config: &Config) -> Result<Backend, Failure> {
+    Ok(match config.auth.backend {
+        AuthBackend::Local => Backend::Local,
+        AuthBackend::Directory => match config.directory.settings() {
+            Some(settings) => Backend::Directory(Box::new(settings)),
+            None => Backend::Local,
+        },
+        AuthBackend::OriginImap => {
+            let Some(server) = config.auth.origin_imap.clone() else {
+                return Ok(Backend::Local);
+            };
+            let tls =
+                lifeboat_directory::tls::client_config(config.auth.origin_imap_ca_file.as_deref())
+                    .map_err(|e| Failure::failed(format!("auth.origin_imap_ca_file: {e}")))?;
+            Backend::OriginImap(OriginImap { server, tls })
+        }
+    })
 }
 
 impl Running {
@@ -185,6 +211,12 @@ impl Running {
         self.pop3.reload(pop3_settings(config));
         self.submission.reload(submission_settings(config));
         self.web.reload(web_settings(config));
+        match auth_backend(config) {
+            Ok(backend) => self.auth.set_backend(backend),
+            Err(e) => {
+                tracing::error!(error = %e, "password source not reloaded; keeping the running one")
+            }
+        }
         if !self.tasks.is_empty() {
             let _ = self.tls.reload(&config.tls.cert, &config.tls.key);
         }

@@ -134,7 +134,14 @@ async fn serve(config: Config) -> CommandResult {
             listener,
             metrics.clone(),
             store.clone(),
-            config.origins.clone(),
+            config.clone(),
+            stopped.clone(),
+        ));
+    }
+    if config.directory.url.is_some() {
+        tokio::spawn(crate::directory_sync::run_periodically(
+            store.clone(),
+            config.clone(),
             stopped.clone(),
         ));
     }
@@ -151,7 +158,7 @@ async fn serve(config: Config) -> CommandResult {
             },
         ),
     );
-    let mailservers = mailservers.start(&store, &config, &supervisor, stopped.clone());
+    let mailservers = mailservers.start(&store, &config, &supervisor, stopped.clone())?;
     // Expiry needs the delivery lock this process holds, so serve runs it (daily).
     let expiry_task = tokio::spawn(crate::commands::expire::run_daily(
         store.clone(),

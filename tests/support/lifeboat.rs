@@ -226,7 +226,8 @@ impl Lifeboat {
         assert!(child.wait().unwrap().success(), "user add {address}");
     }
 
-    /// Starts `lifeboat serve` and waits until both listeners accept connections.
+    /// Starts `lifeboat serve` and waits until its listeners accept connections and it
+    /// holds the store (its `serve-status.json` is written).
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = fs::OpenOptions::new()
@@ -246,6 +247,10 @@ impl Lifeboat {
                 });
             }
         }
+        // Written by serve once it holds the store and every listener runs; a file left
+        // by a killed run must not count.
+        let ready_file = self.data_dir().join("serve-status.json");
+        let _ = fs::remove_file(&ready_file);
         let child = command.spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -256,7 +261,13 @@ impl Lifeboat {
                 .flatten()
                 .all(|(plain, tls)| accepts(*plain) && accepts(*tls))
         };
-        while !(accepts(self.milter) && accepts(self.fallback) && servers_up()) {
+        // Listeners are bound before the store is opened and locked: ports alone would
+        // let a test go on while serve may still fail to take the store.
+        while !(accepts(self.milter)
+            && accepts(self.fallback)
+            && servers_up()
+            && ready_file.exists())
+        {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("lifeboat serve exited with {status}:\n{}", self.log());
             }

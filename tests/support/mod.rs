@@ -7,16 +7,21 @@
 //!   an origin and everything else to an outside sink (built by the `postfix-instance`
 //!   script next to this file, which benchmarks use too);
 //! - [`free_port`]: a loopback port nobody listens on right now;
-//! - [`lifeboat`]: a real `lifeboat serve` process (written alongside the product code).
+//! - [`lifeboat`]: a real `lifeboat serve` process (written alongside the product code);
+//! - [`slapd::Slapd`]: a private OpenLDAP server (StartTLS with [`test_ca::TestCa`]);
+//! - [`dovecot::Dovecot`]: a private Dovecot IMAP server playing the origin's.
 //!
 //! Each test binary compiles this module separately and most use only part of it.
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod http;
 pub mod lifeboat;
 pub mod origin;
 pub mod postfix;
 pub mod raw;
+pub mod slapd;
+pub mod test_ca;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
