@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lifeboat_mailstore::{Class, Flags, MessageRecord};
+use lifeboat_mailstore::{Class, Flags, MessageRecord, password};
 use support::http::{Browser, Response};
 use support::lifeboat::Lifeboat;
 use support::origin::Origin;
@@ -1038,6 +1038,56 @@ fn settings_password_and_alternate_address() {
         profile.status, 404,
         "no IMAP/POP3/SMTP listener is on in this test"
     );
+}
+
+#[test]
+fn a_password_kept_by_the_origin_is_not_changed_or_reset_here() {
+    // Every password is the origin's (it cannot be reached here, so logins fall back to
+    // the password the store has).
+    let unreachable = format!("imap://127.0.0.1:{}", support::free_port());
+    let portal = Portal::start("127.0.0.1", vec![], |lifeboat| {
+        lifeboat.edit_config(|text| {
+            let keys = format!("backend = \"origin-imap\"\norigin_imap = \"{unreachable}\"\n");
+            if text.contains("\n[auth]\n") {
+                text.replace("\n[auth]\n", &format!("\n[auth]\n{keys}"))
+            } else {
+                format!("{text}\n[auth]\n{keys}")
+            }
+        })
+    });
+    let mut browser = portal.alice();
+    let page = browser.get("/settings");
+    assert!(
+        !page.text().contains("action=\"/settings/password\""),
+        "no form to change a password that is the organisation's"
+    );
+    assert!(page.text().contains("change it where you always do"));
+    let token = page.csrf();
+    let refused = browser.post_form(
+        "/settings/password",
+        &[
+            ("csrf", &token),
+            ("old", PASSWORD),
+            ("new", "a-long-new-password"),
+            ("again", "a-long-new-password"),
+        ],
+    );
+    assert_eq!(refused.status, 400);
+    let reader = portal.lifeboat.store().reader().unwrap();
+    let stored = reader.user(ALICE).unwrap().unwrap().password_hash;
+    assert!(
+        password::verify(&stored, PASSWORD),
+        "the password stays as it was"
+    );
+    // No reset link either: only the origin can change this password.
+    let asked = portal.browser().post_form("/reset", &[("address", ALICE)]);
+    assert!(
+        asked.status == 200 || asked.status == 303,
+        "{}",
+        asked.status
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(portal.relay.messages().is_empty(), "no link was mailed");
 }
 
 #[test]

@@ -170,6 +170,8 @@ pub struct SettingsPage {
     pub alternate: String,
     pub error: Option<String>,
     pub rule: &'static str,
+    /// The password lives at the directory or the origin: no form to change it here.
+    pub managed_elsewhere: bool,
 }
 
 pub struct SetupRow {

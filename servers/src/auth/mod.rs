@@ -148,6 +148,13 @@ impl Authenticator {
         })
     }
 
+    /// Whether `user`'s password lives at a source (the directory, the origin's IMAP
+    /// server) rather than here: then only that source can change it, and a password
+    /// set here would be a second one.
+    pub fn password_managed_elsewhere(&self, user: &UserRecord) -> bool {
+        self.backend.get().is_remote_for(user)
+    }
+
     /// SIGHUP: logins from now on use `backend`.
     pub fn set_backend(&self, backend: Backend) {
         self.backend.replace(backend);

@@ -113,6 +113,10 @@ async fn send_link(app: &App, address: &str) -> Result<(), String> {
         );
         return Ok(());
     };
+    if app.auth.password_managed_elsewhere(&user) {
+        tracing::info!(user = %user.address, "web: password reset asked for a password the directory or origin keeps");
+        return Ok(());
+    }
     let Some(alternate) = user.alternate_email.clone() else {
         tracing::info!(user = %user.address, "web: password reset asked, but no alternate address is set");
         return Ok(());

@@ -43,12 +43,16 @@ async fn settings_page(
         alternate: logged.user.alternate_email.clone().unwrap_or_default(),
         error: error.clone(),
         rule: RULE,
+        managed_elsewhere: app.auth.password_managed_elsewhere(&logged.user),
     });
     if error.is_some() {
         *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
     }
     Ok(response)
 }
+
+/// Said instead of changing a password that lives at the directory or the origin.
+pub const MANAGED_ELSEWHERE: &str = "Your password is your organisation's: change it where you always do (it works here as soon as you have logged in with it once).";
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
@@ -64,6 +68,9 @@ pub async fn password(
     Form(form): Form<PasswordForm>,
 ) -> PageResult {
     logged.check_csrf(&form.csrf)?;
+    if app.auth.password_managed_elsewhere(&logged.user) {
+        return settings_page(&app, &logged, None, Some(MANAGED_ELSEWHERE.into())).await;
+    }
     let address = logged.user.address.to_string();
     // The old password through the same check as a login: wrong guesses here count
     // against the same lockouts.
