@@ -70,7 +70,7 @@ else
     export PATH="/usr/sbin:$PATH"
     port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
     smtpd=$(port); origin=$(port); outside=$(port); milter=$(port); fallback=$(port)
-    imap=$(port); submission=$(port)
+    imap=$(port); submission=$(port); web=$(port)
     chmod 755 "$demo"
     sed -i "s|^address = .*|address = \"smtp://127.0.0.1:$origin\"|" "$LIFEBOAT_CONFIG"
     cat >> "$LIFEBOAT_CONFIG" <<TOML
@@ -85,6 +85,10 @@ listen = "127.0.0.1:$fallback"
 # network with a certificate ([tls]).
 [imap]
 listen = ["127.0.0.1:$imap"]
+tls_listen = []
+
+[web]
+listen = ["127.0.0.1:$web"]
 tls_listen = []
 
 [submission]
@@ -168,6 +172,15 @@ for part in data:
 m.logout()
 PY
 
+    say "8b. ... or in her browser: the web portal (here with curl, as a browser would ask)"
+    jar="$demo/cookies.txt"
+    curl -s -c "$jar" -o /dev/null -d 'address=alice%40example.test&password=s3cret-pass' "http://127.0.0.1:$web/login"
+    page=$(curl -s -b "$jar" -L "http://127.0.0.1:$web/")
+    echo "$page" | grep -o '<strong>Your mail server[^<]*</strong>' | sed 's/<[^>]*>//g' || true
+    rows=$(echo "$page" | grep -c '<tr class=' || true)
+    echo "http://127.0.0.1:$web/ lists $rows messages in her INBOX (newest first)."
+    expect "messages in the web portal's INBOX" 3 "$rows"
+
     say "9. Alice replies over submission: to a partner outside, and to Bob, a colleague"
     python3 - "$submission" <<'PY'
 import smtplib, sys
@@ -207,6 +220,7 @@ PY
     # Only with someone at a terminal; CI and scripts go straight on.
     if [ -t 0 ]; then
         say "Try it yourself (Lifeboat keeps running until you press Enter, or for 10 minutes)"
+        echo "  web portal:  http://127.0.0.1:$web/   user alice@example.test, password s3cret-pass"
         echo "  IMAP:        127.0.0.1:$imap         user alice@example.test, password s3cret-pass"
         echo "  submission:  127.0.0.1:$submission"
         echo "  send mail:   swaks --server 127.0.0.1:$smtpd --to alice@example.test"

@@ -90,6 +90,9 @@ listen = "127.0.0.1:$(free_port)"
 [imap]
 listen = ["127.0.0.1:$lifeboat_port"]
 tls_listen = []
+[web]
+listen = []
+tls_listen = []
 [tls]
 cert = "$work/tls/cert.pem"
 key = "$work/tls/key.pem"

@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     about = "Email continuity for Postfix: keeps mail flowing while the origin server is down",
     long_about = "Lifeboat attaches to a Postfix gateway as a milter. It journals inbound mail for \
 protected users and, while their origin mail server is down, diverts it into a local Maildir \
-store that users read over IMAP and POP3 and send from over SMTP submission. After recovery, \
+store that users read over IMAP, POP3 and a web portal and send from over SMTP submission \
+or the portal. After recovery, \
 `lifeboat replay` delivers everything back to the origin, in order."
 )]
 pub struct Cli {
@@ -33,7 +34,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the milter, fallback listener, origin watch, IMAP, POP3 and submission servers.
+    /// Run the milter, fallback listener, origin watch, IMAP, POP3, submission and web servers.
     Serve,
     /// Deliver diverted and sent copies back to the origin (one run; the timer repeats it).
     Replay {
@@ -64,6 +65,23 @@ pub enum Command {
     /// Work with the mail store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Users from the LDAP directory or Active Directory ([directory]).
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Read every user from the directory and add, change or disable users to match, in
+    /// one store transaction (serve does this every sync_interval). Users gone from the
+    /// directory are disabled, never deleted; users added by hand are left alone; an
+    /// entry in conflict is skipped with its reason. An unreachable directory changes
+    /// nothing (exit 75).
+    Sync {
+        /// Print what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +144,25 @@ pub enum UserCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Whether each user could log in during an outage (local password, cached
+        /// password and its age, or none), has an alternate address, when they last
+        /// logged in and how many days of history are held; with a summary line.
+        #[arg(long)]
+        readiness: bool,
+    },
+    /// Mail users (at their own address, through [submission] relay) a request to log
+    /// in once, so their password is cached for an outage, and to give an alternate
+    /// address. A user is invited at most once per [notify] invite_min_interval.
+    Invite {
+        /// The users to invite, by their own address.
+        #[arg(value_name = "ADDRESS")]
+        addresses: Vec<String>,
+        /// Invite every active user who could not log in during an outage now.
+        #[arg(long, conflicts_with = "addresses")]
+        unready: bool,
+        /// Send even to users invited within invite_min_interval.
+        #[arg(long)]
+        force: bool,
     },
     /// Import users from a CSV file, all or nothing.
     ///

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod directory_sync;
 pub mod exit;
 pub mod fallback;
 pub mod logging;
@@ -15,11 +16,12 @@ pub mod metrics;
 pub mod notify;
 pub mod origin_watch;
 pub mod privileges;
+pub mod readiness;
 pub mod serve;
 pub mod serve_report;
 
 use cli::{Cli, Command, ConfigCommand};
-use commands::{expire, load, open_store, outage, store, users};
+use commands::{directory, expire, load, open_store, outage, store, users};
 use exit::CommandResult;
 
 /// Runs one `lifeboat` command line.
@@ -38,5 +40,6 @@ pub fn run(cli: Cli) -> CommandResult {
             commands::replay::run(&config, store, dry_run)
         }
         Command::Expire => expire::expire(&load(&cli.config)?),
+        Command::Directory(command) => directory::directory(&load(&cli.config)?, command),
     }
 }

@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::config::Origin;
+use crate::config::Config;
+use crate::readiness::{LoginReadiness, login_readiness};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OriginLabels {
@@ -57,6 +58,11 @@ struct ListenerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UserLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CopyLabels {
     origin: String,
     kind: &'static str,
@@ -72,6 +78,7 @@ pub struct Metrics {
     probe_seconds: HistogramFamily,
     deferrals: Family<DeferralLabels, Counter>,
     copies: Family<CopyLabels, Gauge>,
+    users: Family<UserLabels, Gauge>,
     listener_up: Family<ListenerLabels, Gauge>,
     accepted: Family<ListenerLabels, Counter>,
     accept_errors: Family<ListenerLabels, Counter>,
@@ -94,6 +101,7 @@ impl Metrics {
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14)));
         let deferrals = Family::<DeferralLabels, Counter>::default();
         let copies = Family::<CopyLabels, Gauge>::default();
+        let users = Family::<UserLabels, Gauge>::default();
         let listener_up = Family::<ListenerLabels, Gauge>::default();
         let accepted = Family::<ListenerLabels, Counter>::default();
         let accept_errors = Family::<ListenerLabels, Counter>::default();
@@ -149,6 +157,13 @@ impl Metrics {
             "Stored copies by kind: journal, diverted_pending, sent_pending, delivered (replayed), rejected",
             copies.clone(),
         );
+        registry.register(
+            "users",
+            "Protected users by how they could log in during an outage: local_password, \
+             cached_password, no_password (never logged in through the directory or origin), \
+             disabled",
+            users.clone(),
+        );
         Arc::new(Metrics {
             registry,
             state,
@@ -157,6 +172,7 @@ impl Metrics {
             probe_seconds,
             deferrals,
             copies,
+            users,
             listener_up,
             accepted,
             accept_errors,
@@ -199,8 +215,8 @@ impl Metrics {
     }
 
     /// The whole exposition, with states and copies read from the store now.
-    pub fn render(&self, store: &Store, origins: &[Origin]) -> String {
-        if let Err(e) = self.refresh(store, origins) {
+    pub fn render(&self, store: &Store, config: &Config) -> String {
+        if let Err(e) = self.refresh(store, config) {
             tracing::warn!(error = %e, "metrics: cannot read the store; states and copies may be stale");
         }
         let mut text = String::new();
@@ -233,10 +249,20 @@ impl Metrics {
             .set(lifeboat_servers::limits::sessions_open() as i64);
     }
 
-    fn refresh(&self, store: &Store, origins: &[Origin]) -> lifeboat_mailstore::Result<()> {
+    fn refresh(&self, store: &Store, config: &Config) -> lifeboat_mailstore::Result<()> {
         self.refresh_listeners();
         let reader = store.reader()?;
-        for origin in origins {
+        let mut users = [0i64; LoginReadiness::LABELS.len()];
+        for user in reader.login_facts()? {
+            let label = login_readiness(config.auth.backend, &user).label();
+            if let Some(at) = LoginReadiness::LABELS.iter().position(|l| *l == label) {
+                users[at] += 1;
+            }
+        }
+        for (state, count) in LoginReadiness::LABELS.iter().zip(users) {
+            self.users.get_or_create(&UserLabels { state }).set(count);
+        }
+        for origin in &config.origins {
             let current = reader.origin_status(&origin.name)?.state;
             for state in STATES {
                 self.state
@@ -271,10 +297,10 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     store: Store,
-    origins: Vec<Origin>,
+    config: Config,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let origins = Arc::new(origins);
+    let config = Arc::new(config);
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -292,11 +318,11 @@ pub async fn serve(
                     }
                 };
                 health.accepted();
-                let (metrics, store, origins) = (metrics.clone(), store.clone(), origins.clone());
+                let (metrics, store, config) = (metrics.clone(), store.clone(), config.clone());
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(10),
-                        answer(stream, &metrics, &store, &origins),
+                        answer(stream, &metrics, &store, &config),
                     )
                     .await;
                 });
@@ -309,7 +335,7 @@ async fn answer(
     mut stream: TcpStream,
     metrics: &Metrics,
     store: &Store,
-    origins: &[Origin],
+    config: &Config,
 ) -> std::io::Result<()> {
     let mut request = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
@@ -324,8 +350,7 @@ async fn answer(
     let mut words = request_line.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let (status, content_type, body) = if method == "GET" && path == "/metrics" {
-        let (store, origins) = (store.clone(), origins.to_vec());
-        let body = tokio::task::block_in_place(|| metrics.render(&store, &origins));
+        let body = tokio::task::block_in_place(|| metrics.render(store, config));
         (
             "200 OK",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",

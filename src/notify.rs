@@ -167,10 +167,9 @@ pub fn compose(
 ) -> Result<Vec<Notice>, String> {
     let notify = &config.notify;
     let fields = |username: &str, name: &str| -> Option<String> {
-        let port = |list: &[std::net::SocketAddr]| {
-            list.first()
-                .map_or("(off)".to_string(), |a| a.port().to_string())
-        };
+        if let Some(value) = connection_field(config, username, name) {
+            return Some(value);
+        }
         Some(match name {
             "origin" => origin.name.clone(),
             "address" => origin.address.to_string(),
@@ -182,14 +181,6 @@ pub fn compose(
             )
             .to_string(),
             "reason" => now.reason.clone(),
-            "host" => config.hostname.clone(),
-            "username" => username.to_string(),
-            "imap_port" => port(&config.imap.listen),
-            "imaps_port" => port(&config.imap.tls_listen),
-            "pop3_port" => port(&config.pop3.listen),
-            "pop3s_port" => port(&config.pop3.tls_listen),
-            "submission_port" => port(&config.submission.listen),
-            "submissions_port" => port(&config.submission.tls_listen),
             _ => return None,
         })
     };
@@ -228,8 +219,29 @@ pub fn compose(
     Ok(notices)
 }
 
+/// The template fields that tell a user how to connect: `host`, `username` and the
+/// ports (`(off)` for a server without listeners).
+pub fn connection_field(config: &Config, username: &str, name: &str) -> Option<String> {
+    let port = |list: &[std::net::SocketAddr]| {
+        list.first()
+            .map_or("(off)".to_string(), |a| a.port().to_string())
+    };
+    Some(match name {
+        "host" => config.hostname.clone(),
+        "username" => username.to_string(),
+        "imap_port" => port(&config.imap.listen),
+        "imaps_port" => port(&config.imap.tls_listen),
+        "pop3_port" => port(&config.pop3.listen),
+        "pop3s_port" => port(&config.pop3.tls_listen),
+        "submission_port" => port(&config.submission.listen),
+        "submissions_port" => port(&config.submission.tls_listen),
+        "web_url" => config.web_base_url(),
+        _ => return None,
+    })
+}
+
 /// Hands one notice to the relay (Postfix's smtpd) over SMTP.
-async fn send(config: &Config, notice: &Notice) -> Result<(), String> {
+pub async fn send(config: &Config, notice: &Notice) -> Result<(), String> {
     let sender = match &config.notify.from {
         Some(from) => from.to_string(),
         None => format!("lifeboat@{}", config.hostname),

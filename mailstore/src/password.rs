@@ -442,6 +442,12 @@ pub fn unusable() -> String {
     DISABLED.to_string()
 }
 
+/// Whether some password can verify against `stored`: false for [`unusable`] and for
+/// anything malformed. Used to tell whether a user has a local password at all.
+pub fn is_usable(stored: &str) -> bool {
+    StoredHash::parse(stored).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,6 +597,8 @@ mod tests {
             assert!(!verify(&disabled, password));
         }
         assert!(normalise_imported(&disabled).is_err());
+        assert!(!is_usable(&disabled));
+        assert!(is_usable(&hash("x")));
     }
 
     #[test]

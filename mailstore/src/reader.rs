@@ -25,6 +25,65 @@ pub struct UserRecord {
     pub active: bool,
     pub alternate_email: Option<String>,
     pub aliases: Vec<String>,
+    pub source: UserSource,
+    /// The directory entry a `directory` user was synced from.
+    pub directory_dn: Option<String>,
+    /// The password the directory or origin IMAP server last accepted, as an argon2id
+    /// verifier, and when (see `lifeboat_servers::auth`).
+    pub cached_verifier: Option<String>,
+    pub cached_at: Option<i64>,
+    pub last_login_at: Option<i64>,
+}
+
+/// A user's facts that decide whether they could log in during an outage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginFacts {
+    pub active: bool,
+    pub source: UserSource,
+    /// When the cached password was stored, if there is one.
+    pub cached_at: Option<i64>,
+    pub password_hash: String,
+}
+
+impl UserRecord {
+    pub fn login_facts(&self) -> LoginFacts {
+        LoginFacts {
+            active: self.active,
+            source: self.source,
+            cached_at: self.cached_at.filter(|_| self.cached_verifier.is_some()),
+            password_hash: self.password_hash.clone(),
+        }
+    }
+}
+
+/// Where a user comes from, and so who may change them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserSource {
+    /// Added by hand or CSV import: directory sync leaves them alone.
+    Local,
+    /// Created and kept up to date by directory sync.
+    Directory,
+}
+
+impl UserSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSource::Local => "local",
+            UserSource::Directory => "directory",
+        }
+    }
+
+    fn parse(text: &str) -> rusqlite::Result<UserSource> {
+        match text {
+            "local" => Ok(UserSource::Local),
+            "directory" => Ok(UserSource::Directory),
+            other => Err(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("unknown user source `{other}`").into(),
+            )),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,30 +189,77 @@ impl Reader {
     }
 
     fn user_by_id(&self, id: i64) -> Result<UserRecord> {
-        let (address, password_hash, active, alternate_email): (
-            String,
-            String,
-            bool,
-            Option<String>,
-        ) = self
+        let mut record = self
             .conn
             .prepare_cached(
-                "SELECT address, password_hash, active, alternate_email FROM users WHERE id = ?1",
+                "SELECT address, password_hash, active, alternate_email, source, directory_dn,
+                        cached_verifier, cached_at, last_login_at
+                 FROM users WHERE id = ?1",
             )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        let aliases = self
+            .query_row([id], |r| {
+                let address: String = r.get(0)?;
+                Ok(UserRecord {
+                    id,
+                    address: Address::parse(&address).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            0,
+                            rusqlite::types::Type::Text,
+                            format!("index holds a bad address: {e}").into(),
+                        )
+                    })?,
+                    password_hash: r.get(1)?,
+                    active: r.get(2)?,
+                    alternate_email: r.get(3)?,
+                    aliases: Vec::new(),
+                    source: UserSource::parse(&r.get::<_, String>(4)?)?,
+                    directory_dn: r.get(5)?,
+                    cached_verifier: r.get(6)?,
+                    cached_at: r.get(7)?,
+                    last_login_at: r.get(8)?,
+                })
+            })?;
+        record.aliases = self
             .conn
             .prepare_cached("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?
             .query_map([id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(UserRecord {
-            id,
-            address: parse_stored_address(&address)?,
-            password_hash,
-            active,
-            alternate_email,
-            aliases,
-        })
+        Ok(record)
+    }
+
+    /// What the readiness count needs of every user, in one query (metrics read it at
+    /// every scrape, and a directory may bring tens of thousands of users).
+    pub fn login_facts(&self) -> Result<Vec<LoginFacts>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT active, source, cached_verifier IS NOT NULL AND cached_at IS NOT NULL,
+                    cached_at, password_hash
+             FROM users",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LoginFacts {
+                active: r.get(0)?,
+                source: UserSource::parse(&r.get::<_, String>(1)?)?,
+                cached_at: if r.get::<_, bool>(2)? {
+                    r.get(3)?
+                } else {
+                    None
+                },
+                password_hash: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When the oldest copy a user can read arrived (internal date), for the readiness
+    /// report's "days of history held"; `None` for an empty mailbox.
+    pub fn oldest_visible_copy(&self, user_id: i64) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(m.internal_date) FROM messages m
+                 JOIN mailboxes b ON b.id = m.mailbox_id
+                 WHERE b.user_id = ?1 AND m.expunged_at IS NULL",
+            )?
+            .query_row([user_id], |r| r.get(0))?)
     }
 
     pub fn mailboxes(&self, user_id: i64) -> Result<Vec<MailboxRecord>> {
@@ -283,6 +389,77 @@ impl Reader {
             .prepare_cached("SELECT flags FROM messages WHERE id = ?1")?
             .query_row([row], |r| r.get(0).map(Flags::from_bits))
             .optional()?)
+    }
+
+    /// One page of a mailbox's visible messages, newest (highest UID) first: what the
+    /// web portal lists. Walks the `messages_visible` index, so a page of a 100 000
+    /// message mailbox costs its own rows, not the mailbox's.
+    pub fn message_page(
+        &self,
+        mailbox_id: i64,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<MessageRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.id, m.uid, m.basename, m.flags, m.keywords, m.modseq, m.internal_date,
+                    m.size, m.class, m.envelope_from, m.envelope_to, m.lifeboat_id, l.state,
+                    m.expunged_at IS NOT NULL
+             FROM messages m INDEXED BY messages_visible
+             LEFT JOIN replay_ledger l ON l.message_row = m.id
+             WHERE m.mailbox_id = ?1 AND m.expunged_at IS NULL
+             ORDER BY m.uid DESC LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![mailbox_id, limit as i64, offset as i64],
+            message_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Visible messages in a mailbox and how many of them are not `\Seen`.
+    pub fn mailbox_counts(&self, mailbox_id: i64) -> Result<(u64, u64)> {
+        let total: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages INDEXED BY messages_visible
+                 WHERE mailbox_id = ?1 AND expunged_at IS NULL",
+            )?
+            .query_row([mailbox_id], |r| r.get(0))?;
+        let unseen: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages INDEXED BY messages_visible_unseen
+                 WHERE mailbox_id = ?1 AND expunged_at IS NULL AND (flags & 1) = 0",
+            )?
+            .query_row([mailbox_id], |r| r.get(0))?;
+        Ok((total as u64, unseen as u64))
+    }
+
+    /// The visible message with this UID in this mailbox, if any.
+    pub fn visible_message(&self, mailbox_id: i64, uid: u32) -> Result<Option<MessageRecord>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT m.id, m.uid, m.basename, m.flags, m.keywords, m.modseq, m.internal_date,
+                        m.size, m.class, m.envelope_from, m.envelope_to, m.lifeboat_id, l.state,
+                        m.expunged_at IS NOT NULL
+                 FROM messages m LEFT JOIN replay_ledger l ON l.message_row = m.id
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND m.expunged_at IS NULL",
+            )?
+            .query_row(params![mailbox_id, uid], message_from_row)
+            .optional()?)
+    }
+
+    /// The user with this row id (e.g. from a web session or a reset token).
+    pub fn user_with_id(&self, id: i64) -> Result<Option<UserRecord>> {
+        let exists = self
+            .conn
+            .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?;
+        match exists {
+            Some(()) => self.user_by_id(id).map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn has_basename(&self, mailbox_id: i64, basename: &str) -> Result<bool> {

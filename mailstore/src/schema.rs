@@ -147,6 +147,62 @@ ALTER TABLE messages ADD COLUMN queue_id TEXT;
 CREATE INDEX messages_by_queue_id ON messages(queue_id) WHERE queue_id IS NOT NULL;
 "#,
     r#"
+-- The web portal's logins. The session id and the reset token travel only in the
+-- user's browser (cookie) or mail (link); the index keeps their SHA-256, so a copy of
+-- the index lets nobody in. user_password_hash is the user's password hash as it was at
+-- login: a new password (or a disabled user) ends the session, as it ends IMAP ones.
+CREATE TABLE web_sessions (
+    id_hash            TEXT PRIMARY KEY,
+    user_id            INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    user_password_hash TEXT NOT NULL,
+    csrf_token         TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    last_seen_at       INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_by_user ON web_sessions(user_id);
+
+CREATE TABLE web_password_resets (
+    token_hash TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+);
+
+-- The portal pages a mailbox newest first and counts what is unread without reading
+-- every row: only visible messages are in these indexes.
+CREATE INDEX messages_visible ON messages(mailbox_id, uid) WHERE expunged_at IS NULL;
+CREATE INDEX messages_visible_unseen ON messages(mailbox_id)
+    WHERE expunged_at IS NULL AND (flags & 1) = 0;
+"#,
+    r#"
+-- Where a user comes from: added by hand or CSV (`local`, left alone by directory sync)
+-- or by `lifeboat directory sync` (`directory`, with the entry's DN). A directory user
+-- gone from the directory is disabled, never deleted.
+ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local'
+    CHECK (source IN ('local', 'directory'));
+ALTER TABLE users ADD COLUMN directory_dn TEXT;
+-- The argon2id verifier of the password the directory or origin IMAP server last
+-- accepted, and when: what lets the user in while that source cannot be reached.
+ALTER TABLE users ADD COLUMN cached_verifier TEXT;
+ALTER TABLE users ADD COLUMN cached_at INTEGER;
+ALTER TABLE users ADD COLUMN last_login_at INTEGER;
+
+-- One row per directory sync (by hand or inside serve), for `lifeboat status`.
+CREATE TABLE directory_syncs (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    ok          INTEGER NOT NULL,
+    entries     INTEGER NOT NULL,
+    added       INTEGER NOT NULL,
+    changed     INTEGER NOT NULL,
+    disabled    INTEGER NOT NULL,
+    skipped     INTEGER NOT NULL,
+    error       TEXT
+);
+"#,
+    r#"
 -- IMAP \Recent (RFC 3501 §2.3.2), as Dovecot keeps it: messages from UID
 -- first_recent_uid up are recent for the next read-write session to see them, which
 -- claims them by raising it (Store::claim_recent). Messages stored before this version
@@ -260,11 +316,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.sqlite");
         let conn = Connection::open(&path).unwrap();
-        for sql in &MIGRATIONS[..5] {
+        for sql in &MIGRATIONS[..7] {
             conn.execute_batch(sql).unwrap();
         }
         conn.execute_batch(
-            "PRAGMA user_version = 5;
+            "PRAGMA user_version = 7;
              INSERT INTO users (id, address, password_hash, created_at) VALUES (1, 'a@x', '', 0);
              INSERT INTO mailboxes (user_id, name, uidvalidity, uidnext) VALUES (1, 'INBOX', 1, 7);",
         )

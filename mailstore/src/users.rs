@@ -59,6 +59,40 @@ impl Store {
         })
     }
 
+    /// Records a successful login: its time, and with `verifier` the argon2id verifier
+    /// of the password the directory or origin just accepted (the cached credential).
+    pub fn record_login(&self, user_id: i64, verifier: Option<String>) -> Result<()> {
+        self.write(move |conn| {
+            let at = now();
+            match verifier {
+                Some(verifier) => conn.execute(
+                    "UPDATE users SET last_login_at = ?2, cached_verifier = ?3, cached_at = ?2
+                     WHERE id = ?1",
+                    params![user_id, at, verifier],
+                )?,
+                None => conn.execute(
+                    "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
+                    params![user_id, at],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    /// Drops a cached credential the source has just refused, so a changed or revoked
+    /// password does not come back while the source is unreachable. Only when the
+    /// verifier is still `verifier` (a newer login may have replaced it meanwhile).
+    pub fn forget_cached_password(&self, user_id: i64, verifier: String) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE users SET cached_verifier = NULL, cached_at = NULL
+                 WHERE id = ?1 AND cached_verifier = ?2",
+                params![user_id, verifier],
+            )?;
+            Ok(())
+        })
+    }
+
     pub fn set_active(&self, address: &Address, active: bool) -> Result<()> {
         let address = address.to_string();
         self.write(move |conn| {

@@ -2,8 +2,10 @@
 //! loads what it needs, does one thing, and reports failure as an [`exit::Failure`] with
 //! a documented exit status.
 
+pub mod directory;
 pub mod expire;
 pub mod import;
+pub mod invite;
 pub mod outage;
 pub mod replay;
 pub mod store;

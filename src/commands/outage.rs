@@ -1,6 +1,6 @@
 //! `lifeboat outage begin|end` and `lifeboat status`.
 
-use lifeboat_mailstore::OutageState;
+use lifeboat_mailstore::{OutageState, Reader, SyncRun};
 
 use super::open_store;
 use crate::cli::{OutageArgs, OutageCommand};
@@ -98,7 +98,11 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
             })
             .collect();
         let serve = ServeReport::read_live(&config.data_dir);
-        println!("{}", serde_json::json!({ "origins": list, "serve": serve }));
+        let directory = directory_json(config, &reader)?;
+        println!(
+            "{}",
+            serde_json::json!({ "origins": list, "serve": serve, "directory": directory })
+        );
         return Ok(());
     }
     for (origin, status, counts, deferrals, probe) in origins {
@@ -150,6 +154,70 @@ pub fn status(config: &Config, json: bool) -> CommandResult {
         }
     }
     print_serve(ServeReport::read_live(&config.data_dir));
+    print_directory(config, &reader)?;
+    Ok(())
+}
+
+fn sync_json(run: &SyncRun) -> serde_json::Value {
+    serde_json::json!({
+        "at": timestamp(run.at),
+        "ok": run.ok,
+        "duration_ms": run.duration_ms,
+        "entries": run.entries,
+        "added": run.added,
+        "changed": run.changed,
+        "disabled": run.disabled,
+        "skipped": run.skipped,
+        "error": run.error,
+    })
+}
+
+fn directory_json(config: &Config, reader: &Reader) -> Result<serde_json::Value, Failure> {
+    let (last, last_good) = reader.directory_syncs()?;
+    if config.directory.url.is_none() && last.is_none() {
+        return Ok(serde_json::Value::Null);
+    }
+    Ok(serde_json::json!({
+        "url": config.directory.url,
+        "last_sync": last.as_ref().map(sync_json),
+        "last_good_sync": last_good.as_ref().map(sync_json),
+    }))
+}
+
+/// The last directory sync: when, what it did, or why it failed.
+fn print_directory(config: &Config, reader: &Reader) -> CommandResult {
+    let (last, last_good) = reader.directory_syncs()?;
+    let Some(url) = &config.directory.url else {
+        return Ok(());
+    };
+    println!("directory {url}");
+    let Some(last) = last else {
+        println!(
+            "  last sync: none yet (serve syncs every {}; or `lifeboat directory sync`)",
+            humantime::format_duration(config.directory.sync_interval)
+        );
+        return Ok(());
+    };
+    let at = timestamp(last.at).unwrap_or_default();
+    if last.ok {
+        println!(
+            "  last sync: ok at {at} in {} ms: {} entries, {} added, {} changed, {} disabled, {} skipped",
+            last.duration_ms, last.entries, last.added, last.changed, last.disabled, last.skipped
+        );
+    } else {
+        println!(
+            "  last sync: FAILED at {at}: {} (nothing changed)",
+            last.error.as_deref().unwrap_or("unknown error")
+        );
+        match last_good {
+            Some(good) => println!(
+                "  last good sync: {} ({} entries)",
+                timestamp(good.at).unwrap_or_default(),
+                good.entries
+            ),
+            None => println!("  last good sync: never"),
+        }
+    }
     Ok(())
 }
 

@@ -9,6 +9,8 @@ use crate::cli::{AliasCommand, UserCommand};
 use crate::commands::import;
 use crate::config::Config;
 use crate::exit::{CommandResult, Failure};
+use crate::readiness::{self, LoginReadiness};
+use lifeboat_mailstore::store::now;
 
 pub fn user(config: &Config, command: UserCommand) -> CommandResult {
     match command {
@@ -63,7 +65,13 @@ pub fn user(config: &Config, command: UserCommand) -> CommandResult {
                 moved_to.display()
             );
         }
-        UserCommand::List { json } => list(config, json)?,
+        UserCommand::List { json, readiness } if readiness => list_readiness(config, json)?,
+        UserCommand::List { json, .. } => list(config, json)?,
+        UserCommand::Invite {
+            addresses,
+            unready,
+            force,
+        } => super::invite::invite(config, addresses, unready, force)?,
         UserCommand::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Failure::failed(format!("{}: {e}", file.display())))?;
@@ -131,6 +139,7 @@ fn list(config: &Config, json: bool) -> CommandResult {
             .map(|u| {
                 serde_json::json!({
                     "address": u.address.as_str(),
+                    "source": u.source.as_str(),
                     "active": u.active,
                     "aliases": u.aliases,
                     "alternate_email": u.alternate_email,
@@ -154,6 +163,83 @@ fn list(config: &Config, json: bool) -> CommandResult {
         );
     }
     Ok(())
+}
+
+/// `user list --readiness`: who could log in during an outage, and what else they lack.
+fn list_readiness(config: &Config, json: bool) -> CommandResult {
+    let reader = open_store(config)?.reader()?;
+    let users = readiness::report(config, &reader)?;
+    let summary = readiness::summary(&users);
+    let when = |at: Option<i64>| at.and_then(timestamp);
+    if json {
+        let list: Vec<_> = users
+            .iter()
+            .map(|u| {
+                let (cached_at, cached_age_days) = match u.login {
+                    LoginReadiness::CachedPassword { cached_at } => (
+                        when(Some(cached_at)),
+                        Some((now() - cached_at).max(0) / 86_400),
+                    ),
+                    _ => (None, None),
+                };
+                serde_json::json!({
+                    "address": u.user.address.as_str(),
+                    "source": u.user.source.as_str(),
+                    "active": u.user.active,
+                    "ready": u.login.ready(),
+                    "login": u.login.label(),
+                    "cached_at": cached_at,
+                    "cached_age_days": cached_age_days,
+                    "alternate_email": u.user.alternate_email,
+                    "last_login": when(u.user.last_login_at),
+                    "history_days": u.history_days,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "users": list, "summary": summary })
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<36} {:<9} {:<6} {:<26} {:<9} {:<20} HISTORY",
+        "ADDRESS", "SOURCE", "READY", "LOGIN", "ALTERNATE", "LAST LOGIN"
+    );
+    for u in &users {
+        let login = match u.login {
+            LoginReadiness::LocalPassword => "local password".to_string(),
+            LoginReadiness::CachedPassword { cached_at } => {
+                format!("cached, {} days old", (now() - cached_at).max(0) / 86_400)
+            }
+            LoginReadiness::NoPassword => "none (never logged in)".to_string(),
+            LoginReadiness::Disabled => "disabled".to_string(),
+        };
+        println!(
+            "{:<36} {:<9} {:<6} {:<26} {:<9} {:<20} {}",
+            u.user.address,
+            u.user.source.as_str(),
+            if u.login.ready() { "yes" } else { "no" },
+            login,
+            if u.user.alternate_email.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+            when(u.user.last_login_at).unwrap_or_else(|| "never".to_string()),
+            u.history_days
+                .map_or("-".to_string(), |d| format!("{d} days"))
+        );
+    }
+    println!("{summary}");
+    Ok(())
+}
+
+/// RFC 3339 UTC time of a Unix timestamp.
+fn timestamp(secs: i64) -> Option<String> {
+    let secs = u64::try_from(secs).ok().filter(|s| *s > 0)?;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    Some(humantime::format_rfc3339_seconds(at).to_string())
 }
 
 /// Reads a new password: one line from stdin with `--password-stdin`, otherwise twice

@@ -5,6 +5,7 @@
 //! shows up only during the outage it was meant to cover. `contrib/lifeboat.toml` documents
 //! every key with its default; a test keeps it in step with the structs below.
 
+mod directory;
 mod error;
 mod value;
 mod watch;
@@ -17,6 +18,7 @@ use ipnet::IpNet;
 use lifeboat_mailstore::address::{Address, normalise_domain};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use directory::{AuthBackend, DirectoryConfig, DirectoryKind};
 pub use error::ConfigError;
 use error::KeyPath;
 pub use value::{ListenSpec, OriginAddress, Protocol};
@@ -64,6 +66,8 @@ pub struct Config {
     #[serde(default)]
     pub submission: SubmissionConfig,
     #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
     pub tls: TlsConfig,
     #[serde(default)]
     pub auth: AuthConfig,
@@ -75,6 +79,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub replay: ReplayConfig,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
 }
 
 impl Config {
@@ -149,7 +155,28 @@ impl Config {
             }
         }
         self.check_listeners_distinct()?;
-        self.check_templates()
+        self.check_templates()?;
+        self.check_password_sources()
+    }
+
+    /// A backend or a directory that lacks what it needs would fail only at the first
+    /// login or sync.
+    fn check_password_sources(&self) -> Result<(), (KeyPath, String)> {
+        if let Some((key, why)) = self.directory.missing() {
+            return Err((KeyPath::root().key("directory").key(key), why.to_string()));
+        }
+        let backend = KeyPath::root().key("auth").key("backend");
+        match self.auth.backend {
+            AuthBackend::Directory if self.directory.url.is_none() => Err((
+                backend,
+                "backend = \"directory\" needs [directory] url".to_string(),
+            )),
+            AuthBackend::OriginImap if self.auth.origin_imap.is_none() => Err((
+                backend,
+                "backend = \"origin-imap\" needs [auth] origin_imap".to_string(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A misspelt placeholder would otherwise surface only in the first real outage.
@@ -183,6 +210,8 @@ impl Config {
             ("pop3", "tls_listen", &self.pop3.tls_listen),
             ("submission", "listen", &self.submission.listen),
             ("submission", "tls_listen", &self.submission.tls_listen),
+            ("web", "listen", &self.web.listen),
+            ("web", "tls_listen", &self.web.tls_listen),
         ];
         for (section, key, addresses) in lists {
             for (index, address) in addresses.iter().enumerate() {
@@ -420,6 +449,42 @@ impl Default for SubmissionConfig {
     }
 }
 
+/// `[web]`: the web portal. An empty list turns that listener off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Plain HTTP listeners: loopback only by default, for a reverse proxy in front.
+    #[serde(deserialize_with = "socket_addrs")]
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners with the `[tls]` certificate.
+    #[serde(deserialize_with = "socket_addrs")]
+    pub tls_listen: Vec<SocketAddr>,
+    /// Where users reach the portal (reset links, notices); `https://<hostname>/` when
+    /// unset. Always ends with `/`.
+    #[serde(deserialize_with = "base_url", skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> WebConfig {
+        WebConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            tls_listen: vec![SocketAddr::from(([0, 0, 0, 0], 443))],
+            base_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// `[web] base_url`, or `https://<hostname>/`.
+    pub fn web_base_url(&self) -> String {
+        self.web
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}/", self.hostname))
+    }
+}
+
 /// `[tls]`: certificate chain and key in PEM, read by the servers (not by config loading).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -448,6 +513,30 @@ pub struct AuthConfig {
     /// Seconds a successful login is remembered, so clients that log in every few
     /// minutes do not cost a password hash each time; 0 turns the cache off.
     pub login_cache_seconds: u64,
+    /// Where passwords are checked: `local`, `directory` or `origin-imap`.
+    pub backend: AuthBackend,
+    /// The origin's IMAP server for `backend = "origin-imap"`: `imaps://host[:port]` or
+    /// `imap://host[:port]` (STARTTLS).
+    #[serde(
+        deserialize_with = "directory::some_imap_server",
+        serialize_with = "directory::serialize_imap_server",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_imap: Option<lifeboat_servers::auth::backend::ImapServer>,
+    /// CA certificates (PEM) for the origin IMAP server; default: the system's.
+    #[serde(
+        deserialize_with = "directory::optional_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_imap_ca_file: Option<PathBuf>,
+    /// How long a login waits for the directory or origin before the cached password is
+    /// used.
+    #[serde(with = "watch::duration")]
+    pub source_timeout: std::time::Duration,
+    /// After the source could not be reached, logins use the cached password at once
+    /// for this long before the source is asked again.
+    #[serde(with = "watch::duration")]
+    pub source_retry_after: std::time::Duration,
 }
 
 impl Default for AuthConfig {
@@ -455,6 +544,11 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_plaintext: false,
             login_cache_seconds: 900,
+            backend: AuthBackend::Local,
+            origin_imap: None,
+            origin_imap_ca_file: None,
+            source_timeout: std::time::Duration::from_secs(5),
+            source_retry_after: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -556,6 +650,10 @@ fn smtp_relay<'de, D: Deserializer<'de>>(d: D) -> Result<OriginAddress, D::Error
     Ok(relay)
 }
 
+fn base_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    value::parse_string(d, value::parse_base_url).map(Some)
+}
+
 fn imap_listeners<'de, D: Deserializer<'de>>(d: D) -> Result<ServerListeners, D::Error> {
     ListenersSection::deserialize(d).map(|section| section.or(ServerListeners::imap()))
 }
@@ -634,6 +732,12 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(config.submission.listen, addrs(&["0.0.0.0:587"]));
         assert_eq!(config.submission.tls_listen, addrs(&["0.0.0.0:465"]));
         assert_eq!(config.submission.relay.to_string(), "smtp://127.0.0.1:25");
+        assert_eq!(config.web.listen, addrs(&["127.0.0.1:8080"]));
+        assert_eq!(config.web.tls_listen, addrs(&["0.0.0.0:443"]));
+        assert_eq!(
+            config.web_base_url(),
+            format!("https://{}/", config.hostname)
+        );
         assert!(!config.submission.save_sent);
         assert_eq!(
             config.tls.cert,
@@ -642,6 +746,21 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(config.tls.key, Path::new("/etc/lifeboat/tls/privkey.pem"));
         assert!(!config.auth.allow_plaintext);
         assert_eq!(config.auth.login_cache_seconds, 900);
+        assert_eq!(config.auth.backend, AuthBackend::Local);
+        assert_eq!(
+            config.auth.source_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.auth.source_retry_after,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(config.directory.url, None);
+        assert!(config.directory.settings().is_none());
+        assert_eq!(
+            config.directory.sync_interval,
+            std::time::Duration::from_secs(900)
+        );
 
         let origin = &config.origins[0];
         assert_eq!(
@@ -753,6 +872,47 @@ domains = ["Example.COM", "example.org."]
     }
 
     #[test]
+    fn a_password_source_must_have_what_it_needs() {
+        let error = parse_err(&format!("{SMALLEST}[auth]\nbackend = \"directory\"\n"));
+        assert_eq!(error.key.as_deref(), Some("auth.backend"));
+        assert_eq!(error.line, Some(9));
+        assert!(error.message.contains("[directory] url"), "{error}");
+
+        let error = parse_err(&format!("{SMALLEST}[auth]\nbackend = \"origin-imap\"\n"));
+        assert!(error.message.contains("origin_imap"), "{error}");
+
+        let error = parse_err(&format!(
+            "{SMALLEST}[directory]\nurl = \"ldaps://ldap.example.com\"\nbase = \"dc=example\"\n"
+        ));
+        assert_eq!(error.key.as_deref(), Some("directory.bind_dn"));
+        assert_eq!(error.line, Some(8), "placed at the section");
+
+        let error = parse_err(&format!("{SMALLEST}[directory]\nurl = \"http://x\"\n"));
+        assert_eq!(error.key.as_deref(), Some("directory.url"));
+        assert_eq!(error.line, Some(9));
+        let error = parse_err(&format!("{SMALLEST}[auth]\norigin_imap = \"pop3://x\"\n"));
+        assert_eq!(error.key.as_deref(), Some("auth.origin_imap"));
+        let error = parse_err(&format!("{SMALLEST}[directory]\nkind = \"novell\"\n"));
+        assert_eq!(error.key.as_deref(), Some("directory.kind"));
+
+        let config = parse(&format!(
+            "{SMALLEST}[auth]\nbackend = \"origin-imap\"\norigin_imap = \"imap://mail.example.com\"\n\
+             [directory]\nurl = \"ldap://dc1.example.com\"\nkind = \"active-directory\"\n\
+             bind_dn = \"CN=svc,DC=example\"\nbind_password_file = \"/etc/lifeboat/ldap.pw\"\n\
+             base = \"DC=example\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.auth.origin_imap.unwrap().port, 143);
+        let settings = config.directory.settings().unwrap();
+        assert_eq!(settings.attributes.aliases, "proxyAddresses");
+        assert_eq!(
+            settings.user_filter,
+            "(&(objectCategory=person)(objectClass=user)(mail=*))"
+        );
+        assert_eq!(settings.page_size, 500);
+    }
+
+    #[test]
     fn the_same_domain_twice_in_one_origin_is_refused() {
         let error = parse_err(&SMALLEST.replace("\"example.org.\"", "\"example.com\""));
         assert_eq!(error.key.as_deref(), Some("origin[0].domains[1]"));
@@ -766,5 +926,25 @@ domains = ["Example.COM", "example.org."]
         assert_eq!(error.key.as_deref(), Some("fallback.allowed_clients"));
         let error = parse_err(&format!("{SMALLEST}[milter]\nallowed_clients = []\n"));
         assert_eq!(error.key.as_deref(), Some("milter.allowed_clients"));
+    }
+
+    #[test]
+    fn web_base_url_is_checked_and_ends_with_a_slash() {
+        let config = parse(&format!(
+            "{SMALLEST}\n[web]\nlisten = []\nbase_url = \"https://mail.example.com/portal\"\n"
+        ))
+        .unwrap();
+        assert!(config.web.listen.is_empty());
+        assert_eq!(config.web.tls_listen, addrs(&["0.0.0.0:443"]));
+        assert_eq!(config.web_base_url(), "https://mail.example.com/portal/");
+        let error = parse_err(&format!(
+            "{SMALLEST}\n[web]\nbase_url = \"mail.example.com\"\n"
+        ));
+        assert!(error.to_string().contains("web.base_url"), "{error}");
+        let error = parse_err(&format!(
+            "{SMALLEST}\n[imap]\nlisten = [\"127.0.0.1:8080\"]\n"
+        ));
+        assert!(error.to_string().contains("web.listen[0]"), "{error}");
+        assert!(error.message.contains("imap.listen[0]"), "{error}");
     }
 }

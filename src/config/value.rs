@@ -255,6 +255,30 @@ where
     parse(&text).map_err(de::Error::custom)
 }
 
+/// An `http://` or `https://` URL with a host and no query, normalised to end with `/`.
+pub(super) fn parse_base_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("must start with https:// (or http://)")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err("names no host".into());
+    }
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '"' | '<' | '>'))
+    {
+        return Err("may not hold blanks, a query (?) or a fragment (#)".into());
+    }
+    Ok(if text.ends_with('/') {
+        text.to_string()
+    } else {
+        format!("{text}/")
+    })
+}
+
 /// Deserializes a list of strings, each converted with `parse`; element errors keep their
 /// index in the key path.
 pub(super) fn parse_list<'de, D, T>(

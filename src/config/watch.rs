@@ -109,6 +109,13 @@ pub struct NotifyConfig {
     pub user_outage_body: String,
     pub user_recovered_subject: String,
     pub user_recovered_body: String,
+    /// `lifeboat user invite`: asks a user (at their own address, before any outage) to
+    /// log in once, so their password is cached, and to give an alternate address.
+    pub invite_subject: String,
+    pub invite_body: String,
+    /// A user is invited at most once within this time (`--force` overrides).
+    #[serde(with = "duration")]
+    pub invite_min_interval: Duration,
 }
 
 impl Default for NotifyConfig {
@@ -124,8 +131,9 @@ impl Default for NotifyConfig {
                 .to_string(),
             user_outage_subject: "Your mail is running on the continuity service".to_string(),
             user_outage_body: "Your mail server is not reachable at the moment. New mail to \
-                               {username} is kept safe by the continuity service, and you can \
-                               read and send mail with any mail program:\n\n  server:   \
+                               {username} is kept safe by the continuity service. Read and send \
+                               it in your browser at {web_url} (sign in with your address and \
+                               usual password), or with any mail program:\n\n  server:   \
                                {host}\n  username: {username}\n  password: your usual \
                                password\n  IMAP:     port {imaps_port} (TLS) or {imap_port} \
                                (STARTTLS)\n  POP3:     port {pop3s_port} (TLS) or {pop3_port} \
@@ -139,6 +147,17 @@ impl Default for NotifyConfig {
                                   sent through the continuity service is being put back into \
                                   your mailbox at {origin}.\n"
                 .to_string(),
+            invite_subject: "Please log in once to the mail continuity service".to_string(),
+            invite_body: "If your mail server ever fails, you can go on reading and sending \
+                          mail through the continuity service. So that your usual password \
+                          works there when it counts, please log in once now, with any mail \
+                          program:\n\n  server:   {host}\n  username: {username}\n  \
+                          password: your usual password\n  IMAP:     port {imaps_port} (TLS) \
+                          or {imap_port} (STARTTLS)\n\nAlso reply to your administrator with \
+                          an address outside this mail system (a private one, say) where you \
+                          can be told when an outage starts.\n"
+                .to_string(),
+            invite_min_interval: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -160,6 +179,7 @@ pub const TEMPLATE_FIELDS: &[&str] = &[
     "pop3s_port",
     "submission_port",
     "submissions_port",
+    "web_url",
 ];
 
 /// Fills `{name}` placeholders from `field`; `{{` and `}}` are literal braces. Fails on
@@ -200,7 +220,7 @@ pub fn fill_template(
 
 impl NotifyConfig {
     /// The templates by key name, for checking them when the config loads.
-    pub fn templates(&self) -> [(&'static str, &str); 6] {
+    pub fn templates(&self) -> [(&'static str, &str); 8] {
         [
             ("admin_subject", &self.admin_subject),
             ("admin_body", &self.admin_body),
@@ -208,6 +228,8 @@ impl NotifyConfig {
             ("user_outage_body", &self.user_outage_body),
             ("user_recovered_subject", &self.user_recovered_subject),
             ("user_recovered_body", &self.user_recovered_body),
+            ("invite_subject", &self.invite_subject),
+            ("invite_body", &self.invite_body),
         ]
     }
 }
@@ -254,7 +276,7 @@ pub struct MetricsConfig {
 
 // ---- field deserializers ----
 
-mod duration {
+pub(super) mod duration {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -273,7 +295,7 @@ mod duration {
     }
 }
 
-fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+pub(super) fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let n = u32::deserialize(d)?;
     if n == 0 {
         return Err(serde::de::Error::custom("must be at least 1"));

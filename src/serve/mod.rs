@@ -75,6 +75,10 @@ fn return_large_allocations() {
 }
 
 async fn serve(config: Config) -> CommandResult {
+    // First of all: a SIGHUP or SIGTERM that comes while the listeners are being set up
+    // (a test or an admin acting as soon as the ports answer) must wait for its turn,
+    // not meet the default action, which ends the process.
+    let signals = Signals::install()?;
     let budget = descriptors::raise_and_share();
     lifeboat_servers::limits::set_session_budget(budget.user_sessions);
     let account = crate::privileges::target(&config)?;
@@ -130,7 +134,14 @@ async fn serve(config: Config) -> CommandResult {
             listener,
             metrics.clone(),
             store.clone(),
-            config.origins.clone(),
+            config.clone(),
+            stopped.clone(),
+        ));
+    }
+    if config.directory.url.is_some() {
+        tokio::spawn(crate::directory_sync::run_periodically(
+            store.clone(),
+            config.clone(),
             stopped.clone(),
         ));
     }
@@ -147,7 +158,7 @@ async fn serve(config: Config) -> CommandResult {
             },
         ),
     );
-    let mailservers = mailservers.start(&store, &config, &supervisor, stopped.clone());
+    let mailservers = mailservers.start(&store, &config, &supervisor, stopped.clone())?;
     // Expiry needs the delivery lock this process holds, so serve runs it (daily).
     let expiry_task = tokio::spawn(crate::commands::expire::run_daily(
         store.clone(),
@@ -169,7 +180,6 @@ async fn serve(config: Config) -> CommandResult {
     // After every listener registered its health.
     tokio::spawn(report_health(config.data_dir.clone(), budget, stopped));
 
-    let signals = Signals::install()?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         milter = %config.milter.listen,
@@ -284,8 +294,9 @@ struct Running {
     mailservers: mailservers::Running,
 }
 
-/// SIGTERM, SIGINT and SIGHUP, caught from before READY=1 on: a signal that arrives
-/// right after systemd (or a test) hears READY must not meet the default action.
+/// SIGTERM, SIGINT and SIGHUP, caught from the start of `serve` on: a signal that
+/// arrives while it sets up, or right after systemd (or a test) hears READY, must not
+/// meet the default action. Signals that came early are handled once `serve` waits.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
@@ -335,6 +346,8 @@ fn reload(current: &Config, running: &Running) {
                 || config.imap != current.imap
                 || config.submission.listen != current.submission.listen
                 || config.submission.tls_listen != current.submission.tls_listen
+                || config.web.listen != current.web.listen
+                || config.web.tls_listen != current.web.tls_listen
                 || config.data_dir != current.data_dir
             {
                 tracing::warn!(

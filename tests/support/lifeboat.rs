@@ -1,7 +1,7 @@
 //! A real `lifeboat serve` process for end-to-end tests: its own config and store in a
 //! temp dir, a milter and a fallback listener on free loopback ports, and POP3 or IMAP
-//! when a test asks for it ([`Lifeboat::enable_pop3`], [`Lifeboat::enable_imap`]; off
-//! otherwise, so tests never bind the default ports).
+//! when a test asks for it ([`Lifeboat::enable_pop3`], [`Lifeboat::enable_imap`],
+//! [`Lifeboat::enable_web`], ...; off otherwise, so tests never bind the default ports).
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -25,6 +25,8 @@ pub struct Lifeboat {
     pub imap: Option<(SocketAddr, SocketAddr)>,
     /// Submission listeners once [`Lifeboat::enable_submission`] was called.
     pub submission: Option<(SocketAddr, SocketAddr)>,
+    /// Web portal listeners once [`Lifeboat::enable_web`] was called: (HTTP, HTTPS).
+    pub web: Option<(SocketAddr, SocketAddr)>,
     child: Option<Child>,
     /// Extra environment for every command (e.g. NOTIFY_SOCKET).
     env: Vec<(String, String)>,
@@ -48,7 +50,8 @@ impl Lifeboat {
                  [milter]\nlisten = \"inet:{milter}\"\n\n[fallback]\nlisten = \"{fallback}\"\n\n\
                  [pop3]\nlisten = []\ntls_listen = []\n\n\
                  [imap]\nlisten = []\ntls_listen = []\n\n\
-                 [submission]\nlisten = []\ntls_listen = []\n",
+                 [submission]\nlisten = []\ntls_listen = []\n\n\
+                 [web]\nlisten = []\ntls_listen = []\n",
                 data = dir.path().join("data").display()
             ),
         )
@@ -61,6 +64,7 @@ impl Lifeboat {
             pop3: None,
             imap: None,
             submission: None,
+            web: None,
             child: None,
             env: Vec::new(),
             descriptor_limit: None,
@@ -101,6 +105,18 @@ impl Lifeboat {
         listeners
     }
 
+    /// Turns the web portal on: plain HTTP on `plain_ip` (loopback allows logins over
+    /// it), HTTPS on 127.0.0.1 with the test certificate, free ports.
+    pub fn enable_web(
+        &mut self,
+        plain_ip: &str,
+        allow_plaintext: bool,
+    ) -> (SocketAddr, SocketAddr) {
+        let listeners = self.enable_server("web", plain_ip, allow_plaintext, true);
+        self.web = Some(listeners);
+        listeners
+    }
+
     fn enable_server(
         &mut self,
         section: &str,
@@ -108,7 +124,9 @@ impl Lifeboat {
         allow_plaintext: bool,
         with_cert: bool,
     ) -> (SocketAddr, SocketAddr) {
-        let plain: SocketAddr = format!("{plain_ip}:{}", free_port()).parse().unwrap();
+        let plain: SocketAddr = format!("{plain_ip}:{}", super::free_port_on(plain_ip))
+            .parse()
+            .unwrap();
         let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         if with_cert {
             self.write_cert();
@@ -208,7 +226,8 @@ impl Lifeboat {
         assert!(child.wait().unwrap().success(), "user add {address}");
     }
 
-    /// Starts `lifeboat serve` and waits until both listeners accept connections.
+    /// Starts `lifeboat serve` and waits until its listeners accept connections and it
+    /// holds the store (its `serve-status.json` is written).
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = fs::OpenOptions::new()
@@ -228,17 +247,27 @@ impl Lifeboat {
                 });
             }
         }
+        // Written by serve once it holds the store and every listener runs; a file left
+        // by a killed run must not count.
+        let ready_file = self.data_dir().join("serve-status.json");
+        let _ = fs::remove_file(&ready_file);
         let child = command.spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        let servers = [self.pop3, self.imap, self.submission];
+        let servers = [self.pop3, self.imap, self.submission, self.web];
         let servers_up = || {
             servers
                 .iter()
                 .flatten()
                 .all(|(plain, tls)| accepts(*plain) && accepts(*tls))
         };
-        while !(accepts(self.milter) && accepts(self.fallback) && servers_up()) {
+        // Listeners are bound before the store is opened and locked: ports alone would
+        // let a test go on while serve may still fail to take the store.
+        while !(accepts(self.milter)
+            && accepts(self.fallback)
+            && servers_up()
+            && ready_file.exists())
+        {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("lifeboat serve exited with {status}:\n{}", self.log());
             }

@@ -7,15 +7,21 @@
 //!   an origin and everything else to an outside sink (built by the `postfix-instance`
 //!   script next to this file, which benchmarks use too);
 //! - [`free_port`]: a loopback port nobody listens on right now;
-//! - [`lifeboat`]: a real `lifeboat serve` process (written alongside the product code).
+//! - [`lifeboat`]: a real `lifeboat serve` process (written alongside the product code);
+//! - [`slapd::Slapd`]: a private OpenLDAP server (StartTLS with [`test_ca::TestCa`]);
+//! - [`dovecot::Dovecot`]: a private Dovecot IMAP server playing the origin's.
 //!
 //! Each test binary compiles this module separately and most use only part of it.
 #![allow(dead_code)]
 
+pub mod dovecot;
+pub mod http;
 pub mod lifeboat;
 pub mod origin;
 pub mod postfix;
 pub mod raw;
+pub mod slapd;
+pub mod test_ca;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
@@ -39,6 +45,20 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// A TCP port free on `ip` a moment ago: for a wildcard address (`0.0.0.0`) the port
+/// must be free on every local address, which a check on 127.0.0.1 alone does not
+/// show (another test may hold it on 127.0.0.2).
+pub fn free_port_on(ip: &str) -> u16 {
+    if ip == "127.0.0.1" {
+        return free_port();
+    }
+    let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+    TcpListener::bind((ip, 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("bind port 0")
+        .port()
 }
 
 /// Runs a Python script with `args` and returns its stdout; the script failing fails

@@ -11,23 +11,37 @@
 //! A session stays valid only while its user's record does: [`Authenticator::still_valid`]
 //! tells a server to end the session of a user who was disabled, deleted or given a new
 //! password since logging in.
+//!
+//! With a remote [`Backend`] (directory or origin IMAP) the source is asked first, at
+//! most [`AuthLimits::concurrent_source_checks`] at once and for at most
+//! [`AuthLimits::source_timeout`], outside the password-check turns (a source that is
+//! slow to answer must not hold a core's turn). Its verdict decides: accepted → the
+//! password's argon2id verifier is cached in the store; rejected → the login fails, and
+//! a cached verifier that matches this very password is dropped (it is stale); only
+//! unreachable → the cached verifier (or a local password) is tried. After a source
+//! could not be reached, logins use the cache at once for
+//! [`AuthLimits::source_retry_after`] instead of each waiting out the timeout.
 
+pub mod backend;
 mod cache;
 mod lockout;
+pub mod origin_imap;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use governor::Quota;
 use tokio::sync::Semaphore;
 
 use lifeboat_mailstore::password;
 use lifeboat_mailstore::reader::UserRecord;
+use lifeboat_mailstore::reloadable::Reloadable;
 use lifeboat_mailstore::store::Store;
 
 use crate::limits::client_key;
+pub use backend::{Backend, Verdict};
 use cache::LoginCache;
 pub use lockout::LockoutLimits;
 use lockout::Lockouts;
@@ -59,6 +73,13 @@ pub struct AuthLimits {
     pub concurrent_checks: usize,
     /// How long a login waits for its turn before it is told to try again later.
     pub check_queue_timeout: Duration,
+    /// How long a login waits for the directory or origin before the cached password is
+    /// used instead.
+    pub source_timeout: Duration,
+    /// After the source could not be reached, how long logins use the cache at once.
+    pub source_retry_after: Duration,
+    /// Questions to the source at once (they wait on the network, not on a core).
+    pub concurrent_source_checks: usize,
 }
 
 impl Default for AuthLimits {
@@ -84,6 +105,9 @@ impl Default for AuthLimits {
             cache_ttl: Duration::from_secs(15 * 60),
             concurrent_checks: std::thread::available_parallelism().map_or(2, |n| n.get()),
             check_queue_timeout: Duration::from_secs(30),
+            source_timeout: Duration::from_secs(5),
+            source_retry_after: Duration::from_secs(30),
+            concurrent_source_checks: 64,
         }
     }
 }
@@ -94,17 +118,50 @@ pub struct Authenticator {
     lockouts: Lockouts,
     cache: Arc<LoginCache>,
     checks: Semaphore,
+    backend: Reloadable<Backend>,
+    source_checks: Semaphore,
+    /// Until when the source is taken as unreachable without asking it.
+    source_down_until: Mutex<Option<Instant>>,
 }
 
+/// A successful login refreshes the user's last-login time at most this often (it is
+/// for the readiness report, not an audit log; a client polling every minute must not
+/// cost a store write each time).
+const LAST_LOGIN_RESOLUTION: i64 = 300;
+
 impl Authenticator {
+    /// Passwords checked in the store only.
     pub fn new(store: Store, limits: AuthLimits) -> Arc<Authenticator> {
+        Authenticator::with_backend(store, limits, Backend::Local)
+    }
+
+    pub fn with_backend(store: Store, limits: AuthLimits, backend: Backend) -> Arc<Authenticator> {
         Arc::new(Authenticator {
             store,
             limits,
             lockouts: Lockouts::new(limits.lockouts),
             cache: Arc::new(LoginCache::new(limits.cache_ttl)),
             checks: Semaphore::new(limits.concurrent_checks.max(1)),
+            backend: Reloadable::new(backend),
+            source_checks: Semaphore::new(limits.concurrent_source_checks.max(1)),
+            source_down_until: Mutex::new(None),
         })
+    }
+
+    /// Whether `user`'s password lives at a source (the directory, the origin's IMAP
+    /// server) rather than here: then only that source can change it, and a password
+    /// set here would be a second one.
+    pub fn password_managed_elsewhere(&self, user: &UserRecord) -> bool {
+        self.backend.get().is_remote_for(user)
+    }
+
+    /// SIGHUP: logins from now on use `backend`.
+    pub fn set_backend(&self, backend: Backend) {
+        self.backend.replace(backend);
+        *self
+            .source_down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Checks `password` for the user whose own address is `user` (case does not
@@ -138,8 +195,10 @@ impl Authenticator {
         }
     }
 
-    /// Waits for a free password checker (at most the queue timeout), then checks.
+    /// Asks the source when the user's password lives there, then waits for a free
+    /// password checker (at most the queue timeout) and checks.
     async fn check_in_turn(&self, name: &str, password: &str) -> Result<UserRecord, AuthFailure> {
+        let verdict = self.source_verdict(name, password).await?;
         let turn = tokio::time::timeout(self.limits.check_queue_timeout, self.checks.acquire());
         let Ok(Ok(_permit)) = turn.await else {
             return Err(AuthFailure::Unavailable(
@@ -149,9 +208,74 @@ impl Authenticator {
         let (store, cache) = (self.store.clone(), self.cache.clone());
         let (name, password) = (name.to_string(), password.to_string());
         // SQLite and the password hash are blocking, and a hash is meant to be slow.
-        tokio::task::spawn_blocking(move || check(&store, &cache, &name, &password))
+        tokio::task::spawn_blocking(move || check(&store, &cache, &name, &password, verdict))
             .await
             .unwrap_or_else(|e| Err(AuthFailure::Unavailable(e.to_string())))
+    }
+
+    /// The source's verdict, or `None` when this user's password is not checked at a
+    /// source (local backend, local user, or no such active user: the local check then
+    /// spends a hash and fails).
+    async fn source_verdict(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<Verdict>, AuthFailure> {
+        let backend = self.backend.get();
+        if matches!(*backend, Backend::Local) {
+            return Ok(None);
+        }
+        let store = self.store.clone();
+        let key = name.to_string();
+        let record = tokio::task::spawn_blocking(move || store.with_reader(|r| r.user(&key)))
+            .await
+            .map_err(|e| AuthFailure::Unavailable(e.to_string()))?
+            .map_err(|e| AuthFailure::Unavailable(e.to_string()))?;
+        // The source is asked for the address as stored (the directory or origin may
+        // care about case; the login name was lowercased for the lookups here).
+        let login = match record {
+            Some(user) if user.active && backend.is_remote_for(&user) => user.address.to_string(),
+            _ => return Ok(None),
+        };
+        if let Some(until) = *self
+            .source_down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            && Instant::now() < until
+        {
+            return Ok(Some(Verdict::Unreachable(format!(
+                "{} backend unreachable at the last try; asking again in {:?}",
+                backend.name(),
+                until - Instant::now()
+            ))));
+        }
+        let turn = tokio::time::timeout(
+            self.limits.check_queue_timeout,
+            self.source_checks.acquire(),
+        );
+        let Ok(Ok(_permit)) = turn.await else {
+            return Err(AuthFailure::Unavailable(
+                "too many logins at once; try again".into(),
+            ));
+        };
+        let asked =
+            tokio::time::timeout(self.limits.source_timeout, backend.ask(&login, password)).await;
+        let verdict = asked.unwrap_or_else(|_| {
+            Verdict::Unreachable(format!(
+                "{} backend: no answer within {:?}",
+                backend.name(),
+                self.limits.source_timeout
+            ))
+        });
+        let mut down = self
+            .source_down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *down = match &verdict {
+            Verdict::Unreachable(_) => Some(Instant::now() + self.limits.source_retry_after),
+            _ => None,
+        };
+        Ok(Some(verdict))
     }
 
     /// Whether the session of `user` (as it logged in) may go on: the account still
@@ -177,12 +301,14 @@ fn unchanged(store: &Store, user: &UserRecord) -> bool {
 }
 
 /// The password check itself (blocking). Unknown users cost a hash too, so timing does
-/// not tell which addresses exist.
+/// not tell which addresses exist. `verdict` is the source's answer when the user's
+/// password lives at a source.
 fn check(
     store: &Store,
     cache: &LoginCache,
     user: &str,
     password: &str,
+    verdict: Option<Verdict>,
 ) -> Result<UserRecord, AuthFailure> {
     let record = store
         .with_reader(|reader| reader.user(user))
@@ -196,6 +322,48 @@ fn check(
         let _ = password::verify(&record.password_hash, password);
         return Err(AuthFailure::Inactive);
     }
+    let record = match verdict {
+        None => check_local(store, cache, user, password, record)?,
+        Some(Verdict::Accepted) => accepted_by_source(store, cache, user, password, record),
+        Some(Verdict::Rejected(why)) => {
+            tracing::info!(user = %record.address, reason = %why, "the password source refused the login");
+            if let Some(verifier) = &record.cached_verifier
+                && password::verify(verifier, password)
+            {
+                // The cached password is the one the source now refuses: changed or
+                // revoked. It must not come back while the source is unreachable.
+                if let Err(e) = store.forget_cached_password(record.id, verifier.clone()) {
+                    tracing::warn!(user = %record.address, error = %e, "could not drop a stale cached password");
+                }
+            }
+            return Err(AuthFailure::BadCredentials);
+        }
+        Some(Verdict::Unreachable(why)) => {
+            tracing::warn!(user = %record.address, reason = %why, "password source unreachable; checking the cached password");
+            let cached = record.cached_verifier.as_deref().is_some_and(|verifier| {
+                cache.hit(user, verifier, password) || password::verify(verifier, password)
+            });
+            if cached {
+                let verifier = record.cached_verifier.clone().unwrap_or_default();
+                cache.remember(user, &verifier, password);
+            } else if !password::verify(&record.password_hash, password) {
+                return Err(AuthFailure::BadCredentials);
+            }
+            record
+        }
+    };
+    note_login(store, &record);
+    Ok(record)
+}
+
+/// A password checked against the store's own hash.
+fn check_local(
+    store: &Store,
+    cache: &LoginCache,
+    user: &str,
+    password: &str,
+    record: UserRecord,
+) -> Result<UserRecord, AuthFailure> {
     if cache.hit(user, &record.password_hash, password) {
         return Ok(record);
     }
@@ -219,6 +387,53 @@ fn check(
     }
     cache.remember(user, &record.password_hash, password);
     Ok(record)
+}
+
+/// The source accepted the password: make sure the store's cached verifier is this
+/// password's (a new argon2id hash only when it is not already), so it works while the
+/// source is unreachable.
+fn accepted_by_source(
+    store: &Store,
+    cache: &LoginCache,
+    user: &str,
+    password: &str,
+    mut record: UserRecord,
+) -> UserRecord {
+    let current = record
+        .cached_verifier
+        .as_deref()
+        .is_some_and(|verifier| cache.hit(user, verifier, password));
+    if current {
+        return record;
+    }
+    let verifier = password::hash(password);
+    match store.record_login(record.id, Some(verifier.clone())) {
+        Ok(()) => {
+            tracing::info!(user = %record.address, "password accepted by the source and cached");
+            cache.remember(user, &verifier, password);
+            record.cached_verifier = Some(verifier);
+            record.cached_at = Some(lifeboat_mailstore::store::now());
+            record.last_login_at = record.cached_at;
+        }
+        Err(e) => {
+            tracing::warn!(user = %record.address, error = %e, "could not cache the password")
+        }
+    }
+    record
+}
+
+/// Refreshes the last-login time when it is older than [`LAST_LOGIN_RESOLUTION`].
+fn note_login(store: &Store, record: &UserRecord) {
+    let now = lifeboat_mailstore::store::now();
+    if record
+        .last_login_at
+        .is_some_and(|at| now - at < LAST_LOGIN_RESOLUTION)
+    {
+        return;
+    }
+    if let Err(e) = store.record_login(record.id, None) {
+        tracing::warn!(user = %record.address, error = %e, "could not record the login time");
+    }
 }
 
 fn dummy_hash() -> &'static str {
@@ -272,6 +487,7 @@ mod tests {
             cache_ttl: Duration::from_secs(60),
             concurrent_checks: 2,
             check_queue_timeout: Duration::from_secs(30),
+            ..AuthLimits::default()
         }
     }
 

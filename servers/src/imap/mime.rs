@@ -20,9 +20,9 @@
 //! | `RFC822` / `.HEADER` / `.TEXT` | `m` / `section(m, HEADER)` / `section(m, TEXT)` |
 //! | `RFC822.SIZE` | `m.len()` |
 
-mod address;
-mod header;
-mod tree;
+pub mod address;
+pub mod header;
+pub mod tree;
 
 use std::num::NonZeroU32;
 
@@ -372,7 +372,7 @@ pub(crate) fn address_texts(message: &[u8], name: &str) -> Vec<String> {
 }
 
 /// A header value with its encoded-words decoded.
-fn decode_words(value: &[u8]) -> String {
+pub fn decode_words(value: &[u8]) -> String {
     match tree::parse_value(value, |s| s.parse_unstructured()) {
         Some(HeaderValue::Text(text)) => text.into_owned(),
         _ => String::from_utf8_lossy(value).into_owned(),
@@ -418,13 +418,14 @@ fn collect_text(entity: &Entity<'_>, out: &mut String) {
     }
 }
 
-fn decode_text(entity: &Entity<'_>) -> String {
+/// The text of a leaf entity: transfer encoding and charset undone.
+pub fn decode_text(entity: &Entity<'_>) -> String {
     let bytes = decode_transfer(entity.header, entity.body);
     decode_charset(&entity.media, &bytes)
 }
 
 /// The body with its Content-Transfer-Encoding undone; as stored when that fails.
-fn decode_transfer(header: &[u8], body: &[u8]) -> Vec<u8> {
+pub fn decode_transfer(header: &[u8], body: &[u8]) -> Vec<u8> {
     let decoded = match transfer_encoding(header).to_ascii_lowercase().as_str() {
         "base64" => base64_decode(body),
         "quoted-printable" => quoted_printable_decode(body),

@@ -930,6 +930,11 @@ mod tests {
             active: true,
             alternate_email: None,
             aliases: Vec::new(),
+            source: lifeboat_mailstore::UserSource::Local,
+            directory_dn: None,
+            cached_verifier: None,
+            cached_at: None,
+            last_login_at: None,
         }
     }
 

@@ -5,8 +5,11 @@
 //! outage) and an outside recipient gets it as usual. Sent mail made during continuity is
 //! recorded once as a sent copy, for replay to the user's mailbox at the origin.
 
-mod relay;
+pub mod relay;
 pub mod session;
+mod submit;
+
+pub use submit::{Outgoing, SubmitError, submit};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -314,11 +317,30 @@ async fn deliver(
 /// The message as Postfix gets it: our Received line on top, and a Message-ID if the
 /// client did not write one (the sent copy is recognised by it).
 fn prepare(content: &[u8], client: &Client, user: &Address, hostname: &str) -> Vec<u8> {
+    let from = format!("{} ({})", client.helo, client.peer.ip());
+    with_trace(
+        content,
+        &from,
+        "Lifeboat submission",
+        "ESMTPSA",
+        user,
+        hostname,
+    )
+}
+
+/// `content` with a Received line (from `from`, by this host's `service` with
+/// `protocol`, for `user`) on top and a Message-ID when it has none.
+fn with_trace(
+    content: &[u8],
+    from: &str,
+    service: &str,
+    protocol: &str,
+    user: &Address,
+    hostname: &str,
+) -> Vec<u8> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let mut message = format!(
-        "Received: from {} ({})\r\n\tby {hostname} (Lifeboat submission) with ESMTPSA\r\n\t(authenticated as {user}); {now}\r\n",
-        client.helo,
-        client.peer.ip(),
+        "Received: from {from}\r\n\tby {hostname} ({service}) with {protocol}\r\n\t(authenticated as {user}); {now}\r\n",
     )
     .into_bytes();
     if lifeboat_mailstore::deliver::header_value(content, "Message-ID").is_none() {
