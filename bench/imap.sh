@@ -2,9 +2,11 @@
 # IMAP benchmark: Lifeboat's IMAP server against Dovecot's, on loopback, in one run.
 #
 #   imap_load (CONCURRENCY clients, one user each, whole sessions back to back:
-#   LOGIN, SELECT INBOX, then OPS: FETCH 1:* (FLAGS ENVELOPE), FETCH n BODY.PEEK[] x
-#   BODIES, STORE n +FLAGS (\Seen), APPEND a small message, UID STORE +FLAGS (\Deleted)
-#   on it + EXPUNGE; LOGOUT)  ->  the server under test
+#   LOGIN, SELECT INBOX, then OPS: LIST "" "*", STATUS INBOX, FETCH 1:* (FLAGS
+#   ENVELOPE), FETCH n BODY.PEEK[] x BODIES, STORE n +FLAGS (\Seen), APPEND a small
+#   message, UID STORE +FLAGS (\Deleted) on it + EXPUNGE; LOGOUT)  ->  the server
+#   under test, whose CPU time (its whole process tree, exited children included) and
+#   peak memory imap_load reads from /proc during each run
 #
 # Both servers get the same users with the same argon2id password hashes (Lifeboat's
 # default), and the same MESSAGES synthetic messages per user: Lifeboat's Maildir is
@@ -27,7 +29,8 @@
 # /etc/dovecot are not touched). Not a test: nothing here asserts a time.
 #
 # usage: bench/imap.sh [SECONDS] [CONCURRENCY] [MESSAGES] [REPEAT] [IDLE_CONNECTIONS] [BIG] [OPS]
-#        (as root; OPS defaults to fetch,body,store,append,expunge; BIG=0 skips select)
+#        (as root; OPS defaults to list,status,fetch,body,store,append,expunge; BIG=0
+#        skips select)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/sbin:/sbin:$PATH"
@@ -38,7 +41,7 @@ MESSAGES=${3:-20}
 REPEAT=${4:-3}
 IDLE=${5:-500}
 BIG=${6:-100000}
-OPS=${7:-fetch,body,store,append,expunge}
+OPS=${7:-list,status,fetch,body,store,append,expunge}
 BODIES=${BODIES:-3}
 PASSWORD=bench-password
 
@@ -142,13 +145,14 @@ CONF
     fi
 }
 
-# measure SERVER PORT: one run; prints sessions per second
+# measure SERVER PORT PID: one run; prints imap_load's line (sessions, commands per
+# second and per server CPU-second, the server's peak memory)
 measure() {
     local out
-    out=$("$load" load "127.0.0.1:$2" "$CONCURRENCY" "$SECS" example.test "$PASSWORD" "$OPS" "$BODIES")
+    out=$("$load" load "127.0.0.1:$2" "$CONCURRENCY" "$SECS" example.test "$PASSWORD" "$OPS" "$BODIES" "$3")
     echo "bench: $1 $out" >&2
     case "$out" in *" failed=0 "*) ;; *) echo "bench: $1 had failed sessions" >&2 ;; esac
-    sed 's/.*rate=//' <<<"$out"
+    echo "$out"
 }
 
 start_lifeboat() {
@@ -187,15 +191,26 @@ esac
 echo "bench: operations per session: LOGIN, SELECT, $OPS (BODY.PEEK[] x $BODIES), LOGOUT" >&2
 
 # Warm up each (page cache, Dovecot's index files, Lifeboat's login cache) once.
-SECS=2 measure lifeboat "$lifeboat_port" >/dev/null
-SECS=2 measure dovecot "$dovecot_port" >/dev/null
-SECS=2 measure dovecot-tuned "$tuned_port" >/dev/null
+SECS=2 measure lifeboat "$lifeboat_port" "$lifeboat_pid" >/dev/null
+SECS=2 measure dovecot "$dovecot_port" "$dovecot_pid" >/dev/null
+SECS=2 measure dovecot-tuned "$tuned_port" "$dovecot_tuned_pid" >/dev/null
 
-declare -A rates
+field() { sed -n "s|.*[ ^]$1=\([^ ]*\).*|\1|p" <<<" $2"; }
+# Per server, the runs' sessions/s, commands/s, commands per server CPU-second and peak
+# RSS of the server's process tree (KiB), each a space-separated list.
+declare -A rates commands per_cpu peak
 for round in $(seq "$REPEAT"); do
-    rates[lifeboat]+="$(measure lifeboat "$lifeboat_port") "
-    rates[dovecot]+="$(measure dovecot "$dovecot_port") "
-    rates[dovecot-tuned]+="$(measure dovecot-tuned "$tuned_port") "
+    for server in lifeboat dovecot dovecot-tuned; do
+        case $server in
+        lifeboat) line=$(measure lifeboat "$lifeboat_port" "$lifeboat_pid") ;;
+        dovecot) line=$(measure dovecot "$dovecot_port" "$dovecot_pid") ;;
+        dovecot-tuned) line=$(measure dovecot-tuned "$tuned_port" "$dovecot_tuned_pid") ;;
+        esac
+        rates[$server]+="$(field rate "$line") "
+        commands[$server]+="$(field commands/s "$line") "
+        per_cpu[$server]+="$(field commands_per_cpu_s "$line") "
+        peak[$server]+="$(field peak_rss_kb "$line") "
+    done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -225,15 +240,18 @@ idle_line() { # SERVER PORT PID COMM
 idle_lb=$(idle_line lifeboat "$lifeboat_port" "$lifeboat_pid" lifeboat)
 idle_dc=$(idle_line dovecot "$dovecot_port" "$dovecot_pid" imap)
 
-field() { sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
-echo "operations per session: LOGIN SELECT ${OPS//,/ } LOGOUT"
-printf '%-15s %10s  %s\n' server sessions/s "runs"
-printf '%-15s %10.1f  %s\n' lifeboat "$lb" "${rates[lifeboat]}"
-printf '%-15s %10.1f  %s\n' dovecot "$dc" "${rates[dovecot]}"
-printf '%-15s %10.1f  %s\n' dovecot-tuned "$dt" "${rates[dovecot-tuned]}"
-awk -v lb="$lb" -v dc="$dc" -v dt="$dt" 'BEGIN {
-    printf "lifeboat / dovecot       = %.2fx\n", lb / dc
-    printf "lifeboat / dovecot-tuned = %.2fx\n", lb / dt
+echo "operations per session: LOGIN SELECT ${OPS//,/ } LOGOUT; password hashes: the same argon2id on every server"
+printf '%-15s %10s %10s %14s %14s  %s\n' server sessions/s commands/s "cmds/server-cpu-s" "peak-rss-MiB" "runs (sessions/s)"
+for server in lifeboat dovecot dovecot-tuned; do
+    printf '%-15s %10.1f %10.1f %17.1f %14.1f  %s\n' "$server" "$(median <<<"${rates[$server]}")" \
+        "$(median <<<"${commands[$server]}")" "$(median <<<"${per_cpu[$server]}")" \
+        "$(median <<<"${peak[$server]}" | awk '{print $1 / 1024}')" "${rates[$server]}"
+done
+awk -v lb="$lb" -v dc="$dc" -v dt="$dt" \
+    -v lc="$(median <<<"${per_cpu[lifeboat]}")" -v dcc="$(median <<<"${per_cpu[dovecot]}")" \
+    -v dtc="$(median <<<"${per_cpu[dovecot-tuned]}")" 'BEGIN {
+    printf "lifeboat / dovecot       = %.2fx sessions/s, %.2fx commands per server CPU-second\n", lb / dc, lc / dcc
+    printf "lifeboat / dovecot-tuned = %.2fx sessions/s, %.2fx commands per server CPU-second\n", lb / dt, lc / dtc
 }'
 printf 'idle %s connections, KB per connection: lifeboat rss %s (pss %s); dovecot imap rss %s (pss %s), whole dovecot tree rss %s\n' \
     "$IDLE" "$(field rss_per_conn_kb "$idle_lb")" "$(field pss_per_conn_kb "$idle_lb")" \

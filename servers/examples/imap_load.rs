@@ -2,11 +2,14 @@
 //!
 //! - `load`: CONCURRENCY clients, each with its own user (`user1@DOMAIN` …, one password
 //!   for all), run whole sessions back to back for SECONDS: greeting, LOGIN, SELECT
-//!   INBOX, then the operations of OPS in this order — `fetch` (FETCH 1:* (FLAGS
+//!   INBOX, then the operations of OPS in this order — `list` (LIST "" "*"), `status`
+//!   (STATUS INBOX (MESSAGES UNSEEN UIDNEXT)), `fetch` (FETCH 1:* (FLAGS
 //!   ENVELOPE)), `body` (FETCH n BODY.PEEK[] for BODIES messages), `store` (STORE n
 //!   +FLAGS (\Seen)), `append` (APPEND a small message to INBOX), `expunge` (UID STORE
 //!   +FLAGS.SILENT (\Deleted) on what this session appended, then EXPUNGE) — and
-//!   LOGOUT. Every answer is checked (tagged OK). Prints sessions and commands per second.
+//!   LOGOUT. Every answer is checked (tagged OK). Prints sessions and commands per second;
+//!   given the server's SERVER_PID, also the CPU its process tree used, commands per
+//!   server CPU-second and the tree's peak RSS/PSS during the run.
 //! - `idle`: opens N connections spread over USERS users, each logs in and SELECTs
 //!   INBOX, then all sit idle; prints the server's RSS (and PSS) before and after, read
 //!   from /proc for the processes named COMM under PID (`*`: every process in the tree).
@@ -16,7 +19,7 @@
 //! per address) so per-IP connection limits do not get in the way. Not a test: nothing
 //! asserts a time.
 //!
-//! usage: imap_load load HOST:PORT CONCURRENCY SECONDS DOMAIN PASSWORD [OPS] [BODIES]
+//! usage: imap_load load HOST:PORT CONCURRENCY SECONDS DOMAIN PASSWORD [OPS] [BODIES] [SERVER_PID]
 //!        imap_load idle HOST:PORT N USERS DOMAIN PASSWORD PID COMM [HOLD_SECONDS]
 //!        imap_load select HOST:PORT USER PASSWORD REPEAT
 
@@ -31,7 +34,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: imap_load load HOST:PORT CONCURRENCY SECONDS DOMAIN PASSWORD [OPS] [BODIES]\n\
+const USAGE: &str = "usage: imap_load load HOST:PORT CONCURRENCY SECONDS DOMAIN PASSWORD [OPS] [BODIES] [SERVER_PID]\n\
        imap_load idle HOST:PORT N USERS DOMAIN PASSWORD PID COMM [HOLD_SECONDS]\n\
        imap_load select HOST:PORT USER PASSWORD REPEAT";
 
@@ -185,6 +188,8 @@ fn exists(untagged: &[Vec<u8>]) -> Option<u32> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Op {
+    List,
+    Status,
     Fetch,
     Body,
     Store,
@@ -196,6 +201,8 @@ fn parse_ops(text: &str) -> Result<Vec<Op>, Error> {
     text.split(',')
         .filter(|s| !s.is_empty())
         .map(|s| match s {
+            "list" => Ok(Op::List),
+            "status" => Ok(Op::Status),
             "fetch" => Ok(Op::Fetch),
             "body" => Ok(Op::Body),
             "store" => Ok(Op::Store),
@@ -254,6 +261,14 @@ async fn session(
         let mut done = Vec::new();
         for &op in ops {
             match op {
+                Op::List => {
+                    client.command("LIST \"\" \"*\"").await?;
+                }
+                Op::Status => {
+                    client
+                        .command("STATUS INBOX (MESSAGES UNSEEN UIDNEXT)")
+                        .await?;
+                }
                 Op::Fetch if count > 0 => {
                     client.command("FETCH 1:* (FLAGS ENVELOPE)").await?;
                 }
@@ -327,6 +342,7 @@ async fn load(args: &[String]) -> Result<(), Error> {
             .map_or("fetch,body,store,append,expunge", String::as_str),
     )?;
     let bodies: u32 = args.get(6).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    let server: Option<u32> = args.get(7).map(|s| s.parse()).transpose()?;
     let job = Arc::new(Job {
         addr,
         password: args[4].clone(),
@@ -341,6 +357,8 @@ async fn load(args: &[String]) -> Result<(), Error> {
         per_op: Default::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = server.map(tree_cpu_seconds);
+    let memory = server.map(|pid| tokio::spawn(peak_memory(pid, stop.clone())));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 1..=concurrency {
@@ -369,6 +387,13 @@ async fn load(args: &[String]) -> Result<(), Error> {
         let _ = task.await;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = server
+        .zip(cpu_before)
+        .map(|(pid, before)| tree_cpu_seconds(pid) - before);
+    let peak = match memory {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
     let sessions = counters.sessions.load(Ordering::Relaxed);
     let commands = counters.commands.load(Ordering::Relaxed);
     let per_op = counters.per_op.lock().unwrap();
@@ -378,8 +403,17 @@ async fn load(args: &[String]) -> Result<(), Error> {
         .filter(|op| per_op.get(op).copied().unwrap_or(0) > 0)
         .map(|op| format!("{op:?}").to_lowercase())
         .collect();
+    // The server's side, when its pid was given: CPU seconds and commands per
+    // CPU-second (fair whatever else runs on the machine), and memory under this load.
+    let server_side = match (server_cpu, peak) {
+        (Some(cpu), Some((rss, pss))) => format!(
+            " server_cpu_s={cpu:.2} commands_per_cpu_s={:.1} peak_rss_kb={rss} peak_pss_kb={pss}",
+            commands as f64 / cpu.max(0.01)
+        ),
+        _ => String::new(),
+    };
     println!(
-        "sessions={sessions} failed={} commands={commands} seconds={elapsed:.2} ops={} commands/s={:.1} rate={:.1}",
+        "sessions={sessions} failed={} commands={commands} seconds={elapsed:.2} ops={} commands/s={:.1}{server_side} rate={:.1}",
         counters.failed.load(Ordering::Relaxed),
         if ran.is_empty() {
             "-".into()
@@ -392,11 +426,20 @@ async fn load(args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-/// (RSS, PSS) in KiB summed over the processes under `root` (itself included) whose
-/// name is `comm` (`*`: all), and how many there were.
-fn tree_memory(root: u32, comm: &str) -> (u64, u64, usize) {
-    let mut parent = HashMap::new();
-    let mut names = HashMap::new();
+/// One process under the measured server, read from /proc.
+struct Process {
+    pid: u32,
+    ppid: u32,
+    name: String,
+    /// CPU time in clock ticks: its own (utime + stime) and that of its children it has
+    /// waited for (cutime + cstime), so processes that came and went (Dovecot's imap
+    /// and login processes) still count, through their parent.
+    cpu_ticks: u64,
+}
+
+/// The processes under `root` (itself included).
+fn process_tree(root: u32) -> Vec<Process> {
+    let mut all = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -407,15 +450,17 @@ fn tree_memory(root: u32, comm: &str) -> (u64, u64, usize) {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let name = stat[open + 1..close].to_string();
-        let ppid: u32 = stat[close + 2..]
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        parent.insert(pid, ppid);
-        names.insert(pid, name);
+        // After the name: state ppid … utime(14) stime cutime cstime (proc(5) fields).
+        let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let number = |i: usize| rest.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        all.push(Process {
+            pid,
+            ppid: number(1) as u32,
+            name: stat[open + 1..close].to_string(),
+            cpu_ticks: number(11) + number(12) + number(13) + number(14),
+        });
     }
+    let parent: HashMap<u32, u32> = all.iter().map(|p| (p.pid, p.ppid)).collect();
     let in_tree = |mut pid: u32| loop {
         if pid == root {
             return true;
@@ -425,6 +470,22 @@ fn tree_memory(root: u32, comm: &str) -> (u64, u64, usize) {
             _ => return false,
         }
     };
+    all.retain(|p| in_tree(p.pid));
+    all
+}
+
+/// Seconds of CPU the server under `root` has used so far.
+fn tree_cpu_seconds(root: u32) -> f64 {
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space on every
+    // architecture it runs on (sysconf(_SC_CLK_TCK)).
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let ticks: u64 = process_tree(root).iter().map(|p| p.cpu_ticks).sum();
+    ticks as f64 / TICKS_PER_SECOND
+}
+
+/// (RSS, PSS) in KiB summed over the processes under `root` (itself included) whose
+/// name is `comm` (`*`: all), and how many there were.
+fn tree_memory(root: u32, comm: &str) -> (u64, u64, usize) {
     let field = |text: &str, key: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -432,16 +493,27 @@ fn tree_memory(root: u32, comm: &str) -> (u64, u64, usize) {
             .unwrap_or(0)
     };
     let (mut rss, mut pss, mut count) = (0, 0, 0);
-    for (&pid, name) in &names {
-        if (comm == "*" || name == comm) && in_tree(pid) {
-            let rollup =
-                std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    for process in process_tree(root) {
+        if comm == "*" || process.name == comm {
+            let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", process.pid))
+                .unwrap_or_default();
             rss += field(&rollup, "Rss:");
             pss += field(&rollup, "Pss:");
             count += 1;
         }
     }
     (rss, pss, count)
+}
+
+/// The largest (RSS, PSS) of the server's whole tree seen every 250 ms until `stop`.
+async fn peak_memory(root: u32, stop: Arc<AtomicBool>) -> (u64, u64) {
+    let (mut rss, mut pss) = (0, 0);
+    while !stop.load(Ordering::Relaxed) {
+        let (r, p, _) = tree_memory(root, "*");
+        (rss, pss) = (rss.max(r), pss.max(p));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    (rss, pss)
 }
 
 async fn idle(args: &[String]) -> Result<(), Error> {
