@@ -153,9 +153,15 @@ impl Store {
         self.write(move |conn| {
             let (removed, doomed) = expire_rows(conn, cutoff)?;
             store.mark_for_removal(&doomed)?;
-            forget_old_tombstones(conn, TOMBSTONES_KEPT)?;
+            drop_old_tombstones(conn, TOMBSTONES_KEPT)?;
             Ok((removed, doomed))
         })
+    }
+
+    /// Keeps only about the newest `keep` tombstones of each mailbox (see
+    /// [`record_expunges`]; expiry keeps [`TOMBSTONES_KEPT`]). Returns how many went.
+    pub fn forget_old_tombstones(&self, keep: usize) -> Result<usize> {
+        self.write(move |conn| drop_old_tombstones(conn, keep))
     }
 
     /// Puts a marker for each doomed file in its folder's `tmp/` and makes them durable;
@@ -303,7 +309,7 @@ pub const TOMBSTONES_KEPT: usize = 10_000;
 /// Drops all but about the newest `keep` tombstones of each mailbox: whole modseqs go,
 /// oldest first, and the mailbox's `tombstones_since` rises to the highest one dropped,
 /// so every expunge above it still has its tombstone. Returns how many went.
-fn forget_old_tombstones(conn: &Connection, keep: usize) -> Result<usize> {
+fn drop_old_tombstones(conn: &Connection, keep: usize) -> Result<usize> {
     let crowded: Vec<i64> = conn
         .prepare("SELECT mailbox_id FROM expunged_uids GROUP BY mailbox_id HAVING count(*) > ?1")?
         .query_map([keep as i64], |r| r.get(0))?
@@ -604,7 +610,7 @@ mod tests {
             store.expunge(inbox, &[message.uid]).unwrap();
             modseqs.push(highest_modseq(&store, inbox));
         }
-        let dropped = store.write(|conn| forget_old_tombstones(conn, 2)).unwrap();
+        let dropped = store.forget_old_tombstones(2).unwrap();
         assert_eq!(dropped, 2);
         let reader = store.reader().unwrap();
         assert_eq!(
@@ -614,10 +620,7 @@ mod tests {
         assert_eq!(reader.expunged_since(inbox, modseqs[1] - 1).unwrap(), None);
         assert_eq!(reader.expunged_since(inbox, 0).unwrap(), None);
         // Within the limit nothing goes.
-        assert_eq!(
-            store.write(|conn| forget_old_tombstones(conn, 2)).unwrap(),
-            0
-        );
+        assert_eq!(store.forget_old_tombstones(2).unwrap(), 0);
     }
 
     #[test]

@@ -305,3 +305,333 @@ mod tests {
         assert_eq!(huge.known_through(&present), 2);
     }
 }
+
+/// QRESYNC through the session, byte for byte, after RFC 7162's examples (with small
+/// UIDs for its large ones).
+#[cfg(test)]
+mod session_tests {
+    use crate::imap::testing::{Fixture, exchange};
+
+    const SYSTEM: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+    fn enabled(count: usize) -> Fixture {
+        let mut f = Fixture::logged_in(count);
+        assert_eq!(f.run(b"e1 ENABLE QRESYNC\r\n")[0], "* ENABLED QRESYNC\r\n");
+        f
+    }
+
+    /// The modseq of the message with this UID in INBOX.
+    fn modseq(f: &Fixture, uid: u32) -> i64 {
+        f.messages("INBOX")
+            .iter()
+            .find(|m| m.uid == uid)
+            .unwrap()
+            .modseq
+    }
+
+    #[test]
+    fn expunge_answers_vanished_and_the_new_highestmodseq() {
+        // §3.2.10: messages 3, 4, 7 and 11 are \Deleted (UIDs 3, 4, 7, 11 here).
+        let mut f = enabled(11);
+        f.run(b"s1 SELECT INBOX\r\n");
+        f.run(b"a1 STORE 3,4,7,11 +FLAGS.SILENT (\\Deleted)\r\n");
+        let next = f.mailbox("INBOX").highest_modseq + 1;
+        assert_eq!(
+            f.run(b"A202 EXPUNGE\r\n"),
+            [
+                "* VANISHED 3:4,7,11\r\n".to_string(),
+                format!("A202 OK [HIGHESTMODSEQ {next}] EXPUNGE completed\r\n"),
+            ]
+        );
+        // Then UIDs 2 and 6 (messages 2 and 4 now): only the new ones are reported.
+        f.run(b"a2 STORE 2,4 +FLAGS.SILENT (\\Deleted)\r\n");
+        let next = f.mailbox("INBOX").highest_modseq + 1;
+        assert_eq!(
+            f.run(b"A210 UID EXPUNGE 1:20\r\n"),
+            [
+                "* VANISHED 2,6\r\n".to_string(),
+                format!("A210 OK [HIGHESTMODSEQ {next}] EXPUNGE completed\r\n"),
+            ]
+        );
+        // Nothing expunged: a plain OK.
+        assert_eq!(f.run(b"a3 EXPUNGE\r\n"), ["a3 OK EXPUNGE completed\r\n"]);
+    }
+
+    #[test]
+    fn expunges_by_another_session_arrive_as_vanished() {
+        let mut f = enabled(5);
+        f.run(b"s1 SELECT INBOX\r\n");
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 2,5 +FLAGS.SILENT (\\Deleted)\r\n");
+        let (expunged, _) = exchange(&mut other, b"b3 EXPUNGE\r\n");
+        // Without QRESYNC, the other session hears EXPUNGE.
+        assert_eq!(expunged[..2], ["* 5 EXPUNGE\r\n", "* 2 EXPUNGE\r\n"]);
+        assert_eq!(
+            f.run(b"a1 NOOP\r\n"),
+            ["* VANISHED 2,5\r\n", "a1 OK NOOP completed\r\n"]
+        );
+        assert_eq!(f.run(b"a2 NOOP\r\n"), ["a2 OK NOOP completed\r\n"]);
+    }
+
+    #[test]
+    fn while_an_expunge_is_withheld_the_client_is_told_how_far_it_is_in_step() {
+        // §3.2: a FETCH may not report the expunge, but shows a later MODSEQ.
+        let mut f = enabled(3);
+        f.run(b"s1 SELECT INBOX\r\n");
+        let in_step = f.mailbox("INBOX").highest_modseq;
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        exchange(&mut other, b"b3 EXPUNGE\r\n");
+        exchange(&mut other, b"b4 UID STORE 3 +FLAGS.SILENT (\\Flagged)\r\n");
+        let flagged = modseq(&f, 3);
+        assert_eq!(
+            f.run(b"a1 FETCH 1 FLAGS\r\n"),
+            [
+                format!("* 1 FETCH (FLAGS () MODSEQ ({}))\r\n", modseq(&f, 1)),
+                format!("* 3 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ ({flagged}))\r\n"),
+                format!("* OK [HIGHESTMODSEQ {in_step}] expunges not reported yet\r\n"),
+                "a1 OK FETCH completed\r\n".into(),
+            ]
+        );
+        assert_eq!(
+            f.run(b"a2 NOOP\r\n"),
+            ["* VANISHED 2\r\n", "a2 OK NOOP completed\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a3 FETCH 1 FLAGS\r\n"),
+            [
+                format!("* 1 FETCH (FLAGS () MODSEQ ({}))\r\n", modseq(&f, 1)),
+                "a3 OK FETCH completed\r\n".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn select_with_qresync_reports_what_vanished_and_changed_since() {
+        // §3.2.5.1's example A03, on ten messages.
+        let mut f = enabled(10);
+        f.run(b"s1 SELECT INBOX\r\n");
+        let inbox = f.mailbox("INBOX");
+        let (uv, known) = (inbox.uidvalidity, inbox.highest_modseq);
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(
+            &mut other,
+            b"b2 UID STORE 2:3,5 +FLAGS.SILENT (\\Deleted)\r\n",
+        );
+        exchange(&mut other, b"b3 EXPUNGE\r\n");
+        exchange(&mut other, b"b4 UID STORE 7 +FLAGS.SILENT (\\Seen)\r\n");
+        exchange(
+            &mut other,
+            b"b5 UID STORE 9 +FLAGS.SILENT ($MDNSent \\Draft)\r\n",
+        );
+        let now = f.mailbox("INBOX").highest_modseq;
+        let command = format!("A03 SELECT INBOX (QRESYNC ({uv} {known} 1:10))\r\n");
+        assert_eq!(
+            f.run(command.as_bytes()),
+            [
+                "* OK [CLOSED] previous mailbox closed\r\n".to_string(),
+                format!("* FLAGS ({SYSTEM} $MDNSent)\r\n"),
+                "* 7 EXISTS\r\n".into(),
+                "* 0 RECENT\r\n".into(),
+                format!("* OK [UIDVALIDITY {uv}] UIDs valid\r\n"),
+                "* OK [UIDNEXT 11] predicted next UID\r\n".into(),
+                format!("* OK [PERMANENTFLAGS ({SYSTEM} $MDNSent \\*)] flags permitted\r\n"),
+                format!("* OK [HIGHESTMODSEQ {now}] highest modseq\r\n"),
+                "* OK [UNSEEN 1] first unseen\r\n".into(),
+                "* VANISHED (EARLIER) 2:3,5\r\n".into(),
+                format!(
+                    "* 4 FETCH (UID 7 FLAGS (\\Seen) MODSEQ ({}))\r\n",
+                    modseq(&f, 7)
+                ),
+                format!(
+                    "* 6 FETCH (UID 9 FLAGS (\\Draft $MDNSent) MODSEQ ({}))\r\n",
+                    modseq(&f, 9)
+                ),
+                "A03 OK [READ-WRITE] SELECT completed\r\n".into(),
+            ]
+        );
+        // Known UIDs narrow both; no known UIDs mean all up to UIDNEXT - 1.
+        let narrow =
+            f.run(format!("A04 EXAMINE INBOX (QRESYNC ({uv} {known} 1:4))\r\n").as_bytes());
+        assert_eq!(
+            narrow[9..],
+            [
+                "* VANISHED (EARLIER) 2:3\r\n",
+                "A04 OK [READ-ONLY] SELECT completed\r\n"
+            ]
+        );
+        let all = f.run(format!("A05 EXAMINE INBOX (QRESYNC ({uv} {known}))\r\n").as_bytes());
+        assert_eq!(all[9], "* VANISHED (EARLIER) 2:3,5\r\n");
+        assert_eq!(all.len(), 13);
+        // In step already: nothing to say.
+        let none = f.run(format!("A06 EXAMINE INBOX (QRESYNC ({uv} {now}))\r\n").as_bytes());
+        assert_eq!(none.len(), 10, "{none:?}");
+        // Another UIDVALIDITY: the rest is ignored (§3.2.5.1, example A02).
+        let other_uv =
+            f.run(format!("A02 EXAMINE INBOX (QRESYNC ({} {known} 1:10))\r\n", uv - 1).as_bytes());
+        assert_eq!(other_uv.len(), 10, "{other_uv:?}");
+        assert!(other_uv[9].starts_with("A02 OK"));
+    }
+
+    #[test]
+    fn old_modseqs_get_every_named_uid_that_is_gone_narrowed_by_sequence_match_data() {
+        // §3.2.5.2's examples A04 and B04: only UIDs divisible by three are left, and
+        // the store no longer knows when the others went.
+        let f = Fixture::logged_in(30);
+        let inbox = f.mailbox("INBOX");
+        let gone: Vec<u32> = (1..=30).filter(|uid| uid % 3 != 0).collect();
+        f.store.expunge(inbox.id, &gone).unwrap();
+        f.store.forget_old_tombstones(0).unwrap();
+        let mut f = f;
+        f.run(b"e1 ENABLE QRESYNC\r\n");
+        let (uv, since) = (inbox.uidvalidity, inbox.highest_modseq);
+        let a04 = f.run(format!("A04 SELECT INBOX (QRESYNC ({uv} {since} 1:29))\r\n").as_bytes());
+        assert_eq!(
+            a04[8..],
+            [
+                "* VANISHED (EARLIER) 1:2,4:5,7:8,10:11,13:14,16:17,19:20,22:23,25:26,28:29\r\n",
+                "A04 OK [READ-WRITE] SELECT completed\r\n"
+            ]
+        );
+        // Message 5 is UID 15 as the client says; message 7 is UID 21, not 22.
+        let b04 = f.run(
+            format!("B04 SELECT INBOX (QRESYNC ({uv} {since} 1:29 (5,7,9 15,22,27)))\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(
+            b04[9..],
+            [
+                "* VANISHED (EARLIER) 16:17,19:20,22:23,25:26,28:29\r\n",
+                "B04 OK [READ-WRITE] SELECT completed\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn uid_fetch_vanished_reports_expunges_before_the_changes() {
+        // §3.2.6's example s100.
+        let mut f = enabled(10);
+        let known = f.mailbox("INBOX").highest_modseq;
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(
+            &mut other,
+            b"b2 UID STORE 3:4 +FLAGS.SILENT (\\Deleted)\r\n",
+        );
+        exchange(&mut other, b"b3 UID EXPUNGE 3:4\r\n");
+        exchange(&mut other, b"b4 UID STORE 6 +FLAGS.SILENT (\\Seen)\r\n");
+        f.run(b"s1 SELECT INBOX\r\n");
+        let command = format!("s100 UID FETCH 2:8 (FLAGS) (CHANGEDSINCE {known} VANISHED)\r\n");
+        assert_eq!(
+            f.run(command.as_bytes()),
+            [
+                "* VANISHED (EARLIER) 3:4\r\n".to_string(),
+                format!(
+                    "* 4 FETCH (UID 6 FLAGS (\\Seen) MODSEQ ({}))\r\n",
+                    modseq(&f, 6)
+                ),
+                "s100 OK FETCH completed\r\n".into(),
+            ]
+        );
+        // UIDs this session still lists are not EARLIER news: they come as VANISHED
+        // when the session may renumber.
+        exchange(&mut other, b"b5 UID STORE 8 +FLAGS.SILENT (\\Deleted)\r\n");
+        exchange(&mut other, b"b6 UID EXPUNGE 8\r\n");
+        let fetched = f.run(command.replace("s100", "s101").as_bytes());
+        assert_eq!(fetched[0], "* VANISHED (EARLIER) 3:4\r\n");
+        assert_eq!(f.run(b"a1 NOOP\r\n")[0], "* VANISHED 8\r\n");
+    }
+
+    #[test]
+    fn move_answers_vanished_and_highestmodseq() {
+        let mut f = enabled(3);
+        f.run(b"s1 SELECT INBOX\r\n");
+        let archive = f.mailbox("Archive").uidvalidity;
+        let next = f.mailbox("INBOX").highest_modseq + 1;
+        assert_eq!(
+            f.run(b"a1 UID MOVE 2:3 Archive\r\n"),
+            [
+                format!("* OK [COPYUID {archive} 2:3 1:2] moved\r\n"),
+                "* VANISHED 2:3\r\n".into(),
+                format!("a1 OK [HIGHESTMODSEQ {next}] MOVE completed\r\n"),
+            ]
+        );
+    }
+
+    #[test]
+    fn what_close_removed_is_reported_at_the_next_select() {
+        let mut f = enabled(3);
+        f.run(b"s1 SELECT INBOX\r\n");
+        let inbox = f.mailbox("INBOX");
+        f.run(b"a1 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+        // Another session marks one this client never hears of; CLOSE removes both.
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 SELECT INBOX\r\n");
+        exchange(&mut other, b"b2 STORE 3 +FLAGS.SILENT (\\Deleted)\r\n");
+        assert_eq!(f.run(b"a2 CLOSE\r\n"), ["a2 OK CLOSE completed\r\n"]);
+        let select = f.run(
+            format!(
+                "a3 SELECT INBOX (QRESYNC ({} {}))\r\n",
+                inbox.uidvalidity, inbox.highest_modseq
+            )
+            .as_bytes(),
+        );
+        assert_eq!(select[8], "* VANISHED (EARLIER) 2:3\r\n");
+        assert!(select[9].starts_with("a3 OK"), "{select:?}");
+    }
+
+    #[test]
+    fn a_mailbox_deleted_and_made_again_has_another_uidvalidity() {
+        let mut f = enabled(0);
+        f.run(b"a1 CREATE Projects\r\n");
+        f.deliver("Projects", 1);
+        let old = f.mailbox("Projects");
+        let mut other = f.other_session();
+        exchange(&mut other, b"b1 DELETE Projects\r\n");
+        exchange(&mut other, b"b2 CREATE Projects\r\n");
+        let select = f.run(
+            format!(
+                "a2 SELECT Projects (QRESYNC ({} {} 1))\r\n",
+                old.uidvalidity, old.highest_modseq
+            )
+            .as_bytes(),
+        );
+        let now = f.mailbox("Projects").uidvalidity;
+        assert_ne!(now, old.uidvalidity);
+        assert_eq!(
+            select[3],
+            format!("* OK [UIDVALIDITY {now}] UIDs valid\r\n")
+        );
+        assert_eq!(
+            select.len(),
+            8,
+            "no VANISHED: the client starts over {select:?}"
+        );
+    }
+
+    #[test]
+    fn qresync_parameters_are_checked_before_anything_changes() {
+        let mut f = Fixture::selected(2);
+        let uv = f.mailbox("INBOX").uidvalidity;
+        let without = format!("a1 SELECT INBOX (QRESYNC ({uv} 1))\r\n");
+        assert_eq!(
+            f.run(without.as_bytes()),
+            ["a1 BAD QRESYNC is not enabled\r\n"]
+        );
+        assert!(f.session.is_selected());
+        f.run(b"e1 ENABLE QRESYNC\r\n");
+        assert_eq!(
+            f.run(format!("a2 SELECT INBOX (QRESYNC ({uv} 1 1:*))\r\n").as_bytes()),
+            ["a2 BAD QRESYNC's UIDs and message numbers may not use *\r\n"]
+        );
+        assert_eq!(
+            f.run(format!("a3 SELECT INBOX (QRESYNC ({uv} 1) QRESYNC ({uv} 1))\r\n").as_bytes()),
+            ["a3 BAD a SELECT parameter was given twice\r\n"]
+        );
+        let both = f.run(format!("a4 SELECT INBOX (CONDSTORE QRESYNC ({uv} 1))\r\n").as_bytes());
+        assert!(both.last().unwrap().starts_with("a4 OK"), "{both:?}");
+    }
+}
