@@ -1,7 +1,7 @@
 //! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4) and QRESYNC's
-//! VANISHED (§3.2.6). What each data
-//! item says about a message is `imap::fetch`'s business; this is the command: which
-//! messages, reading them, and the `\Seen` that BODY[...] sets (RFC 3501 §6.4.5).
+//! VANISHED (§3.2.6). What each data item says about a message is `imap::fetch`'s
+//! business; this is the command: which messages, reading them, and the `\Seen` that
+//! BODY[...] sets (RFC 3501 §6.4.5).
 
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::Tag;
