@@ -562,3 +562,93 @@ fn idle_hears_of_mail_the_milter_journals_through_a_real_postfix() {
     assert!(fetched.contains("\"message 1\""), "{fetched}");
     assert!(origin.wait_for_messages(1, Duration::from_secs(30)));
 }
+
+#[test]
+fn qresync_client_resumes_after_another_session_expunged() {
+    let lifeboat = lifeboat_with_mail(6);
+    let script = r#"
+import imaplib, sys
+host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def connect():
+    m = imaplib.IMAP4(host, port)
+    m.login(user, password)
+    return m
+# Session 1 syncs, remembers UIDVALIDITY and HIGHESTMODSEQ, and goes away.
+one = connect()
+assert "QRESYNC" in one.capabilities, one.capabilities
+print("enable", one.enable("QRESYNC"), one.response("ENABLED"))
+one.select("INBOX")
+uv = one.response("UIDVALIDITY")[1][0].decode()
+known = one.response("HIGHESTMODSEQ")[1][0].decode()
+one.logout()
+# Session 2 (no QRESYNC) expunges two messages and flags one, while 3 (QRESYNC) looks on.
+watcher = connect()
+watcher.enable("QRESYNC")
+watcher.select("INBOX")
+two = connect()
+two.select("INBOX")
+two.uid("STORE", "2,4", "+FLAGS.SILENT", r"(\Deleted)")
+print("expunge", two.expunge())
+two.uid("STORE", "5", "+FLAGS.SILENT", r"(\Flagged)")
+two.logout()
+typ, data = watcher.noop()
+print("watcher", watcher.response("VANISHED"), watcher.response("FETCH"))
+watcher.logout()
+# Session 1 comes back and resumes where it was.
+back = connect()
+back.enable("QRESYNC")
+typ, data = back._simple_command("SELECT", "INBOX (QRESYNC (%s %s 1:6))" % (uv, known))
+back.state = "SELECTED"
+print("select", typ, data)
+print("earlier", back.response("VANISHED"))
+print("changed", back.response("FETCH"))
+typ, data = back.uid("FETCH", "1:6", "(FLAGS)", "(CHANGEDSINCE %s VANISHED)" % known)
+print("uid fetch", typ, data, back.response("VANISHED"))
+print("stale uidvalidity", back._simple_command("SELECT", "INBOX (QRESYNC (1 %s 1:6))" % known)[0], back.response("VANISHED"))
+back.logout()
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{out}"))
+            .to_string()
+    };
+    assert!(line("enable ").contains("[b'QRESYNC']"), "{out}");
+    // The session without QRESYNC hears EXPUNGE; the one with it, VANISHED.
+    assert!(line("expunge ").contains("[b'4', b'2']"), "{out}");
+    let watcher = line("watcher ");
+    assert!(watcher.contains("('VANISHED', [b'2,4'])"), "{watcher}");
+    assert!(
+        watcher.contains("b'3 (UID 5 FLAGS (\\\\Flagged) MODSEQ ("),
+        "{watcher}"
+    );
+    assert!(
+        line("select ").starts_with("select OK [b'[READ-WRITE]"),
+        "{out}"
+    );
+    assert_eq!(line("earlier "), "earlier ('VANISHED', [b'(EARLIER) 2,4'])");
+    let changed = line("changed ");
+    assert!(
+        changed.contains("[b'3 (UID 5 FLAGS (\\\\Flagged) MODSEQ (") && !changed.contains("UID 1 "),
+        "{changed}"
+    );
+    let uid_fetch = line("uid fetch ");
+    assert!(
+        uid_fetch.contains("b'3 (UID 5 FLAGS (\\\\Flagged) MODSEQ (")
+            && uid_fetch.ends_with("('VANISHED', [b'(EARLIER) 2,4'])"),
+        "{uid_fetch}"
+    );
+    assert!(
+        line("stale uidvalidity ").ends_with("('VANISHED', [None])"),
+        "{out}"
+    );
+}

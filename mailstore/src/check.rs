@@ -17,6 +17,7 @@ use crate::address::Address;
 use crate::class::Class;
 use crate::deliver::{IndexRow, body_digest, header_value, insert_message};
 use crate::error::{Error, IoContext, Result};
+use crate::expunge::record_expunges;
 use crate::maildir::{self, FileName, Flags, STANDARD_FOLDERS};
 use crate::password;
 use crate::reader::MessageRecord;
@@ -288,10 +289,7 @@ impl Store {
                     if repair && row.class == Class::Journal {
                         fs::remove_file(&path)
                             .context(|| format!("removing {}", path.display()))?;
-                        self.write(move |conn| {
-                            conn.execute("DELETE FROM messages WHERE id = ?1", [row.row])?;
-                            Ok(())
-                        })?;
+                        self.forget_row(mailbox_id, &row)?;
                     }
                 }
                 Some((path, name)) => {
@@ -322,14 +320,7 @@ impl Store {
                         unreplayed,
                     });
                     if repair {
-                        self.write(move |conn| {
-                            conn.execute(
-                                "DELETE FROM replay_ledger WHERE message_row = ?1",
-                                [row.row],
-                            )?;
-                            conn.execute("DELETE FROM messages WHERE id = ?1", [row.row])?;
-                            Ok(())
-                        })?;
+                        self.forget_row(mailbox_id, &row)?;
                     }
                 }
             }
@@ -347,6 +338,20 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Removes the index row (and any ledger row) of a message whose file is gone or
+    /// torn, as an expunge: IMAP sessions and QRESYNC clients hear of it.
+    fn forget_row(&self, mailbox_id: Option<i64>, row: &MessageRecord) -> Result<()> {
+        let (row, uid) = (row.row, row.uid);
+        self.write(move |conn| {
+            conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
+            conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
+            if let Some(mailbox_id) = mailbox_id {
+                record_expunges(conn, mailbox_id, &[uid])?;
+            }
+            Ok(())
+        })
     }
 
     /// Index rows for users whose Maildir is gone entirely.
@@ -379,12 +384,19 @@ impl Store {
                     maildir::write_uidvalidity_file(&dir, mailbox.uidvalidity)?;
                     let id = mailbox.id;
                     self.write(move |conn| {
+                        let uids: Vec<u32> = conn
+                            .prepare("SELECT uid FROM messages WHERE mailbox_id = ?1")?
+                            .query_map([id], |r| r.get(0))?
+                            .collect::<rusqlite::Result<_>>()?;
                         conn.execute(
                             "DELETE FROM replay_ledger WHERE message_row IN
                                (SELECT id FROM messages WHERE mailbox_id = ?1)",
                             [id],
                         )?;
                         conn.execute("DELETE FROM messages WHERE mailbox_id = ?1", [id])?;
+                        if !uids.is_empty() {
+                            record_expunges(conn, id, &uids)?;
+                        }
                         Ok(())
                     })?;
                 }

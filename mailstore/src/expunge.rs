@@ -12,7 +12,13 @@
 //!   admin still finds a rejected one). Once replay has delivered it,
 //!   [`Store::purge_expunged`] removes it.
 //!
-//! UIDs are never reused either way: `uidnext` only grows.
+//! UIDs are never reused either way: `uidnext` only grows. Every path that takes a
+//! message out of a user's view (these, MOVE, expiry, a cancelled capture, `store check
+//! --repair`) does it through [`record_expunges`] in the same transaction: the mailbox's
+//! HIGHESTMODSEQ moves, so every IMAP session notices, and a tombstone per UID tells an
+//! IMAP QRESYNC client that was away which messages left since when
+//! ([`crate::Reader::expunged_since`]). Expiry keeps the newest [`TOMBSTONES_KEPT`] per
+//! mailbox.
 //!
 //! Expiry ([`Store::expire`], `lifeboat expire` and `serve`'s daily run) follows the same
 //! rule by age: journal copies and `delivered` copies whose internal date is older than
@@ -110,6 +116,8 @@ impl Store {
     /// Rows go in one transaction on the single writer, then the files
     /// ([`Store::remove_files`]); the files are marked for removal first, so a crash in
     /// between leaves files the next start removes (module docs).
+    /// Expiry also drops all but the newest [`TOMBSTONES_KEPT`] tombstones of each
+    /// mailbox.
     pub fn expire(&self, cutoff: i64) -> Result<ExpireReport> {
         let (removed, doomed) = self.expire_rows(cutoff)?;
         self.remove_files(doomed);
@@ -145,8 +153,15 @@ impl Store {
         self.write(move |conn| {
             let (removed, doomed) = expire_rows(conn, cutoff)?;
             store.mark_for_removal(&doomed)?;
+            drop_old_tombstones(conn, TOMBSTONES_KEPT)?;
             Ok((removed, doomed))
         })
+    }
+
+    /// Keeps only about the newest `keep` tombstones of each mailbox (see
+    /// [`record_expunges`]; expiry keeps [`TOMBSTONES_KEPT`]). Returns how many went.
+    pub fn forget_old_tombstones(&self, keep: usize) -> Result<usize> {
+        self.write(move |conn| drop_old_tombstones(conn, keep))
     }
 
     /// Puts a marker for each doomed file in its folder's `tmp/` and makes them durable;
@@ -221,30 +236,27 @@ pub(crate) fn expunge_rows(
         .ok_or_else(|| Error::Refused(format!("no mailbox with id {mailbox_id}")))?;
     let mut report = ExpungeReport::default();
     let mut doomed = Vec::new();
-    if uids.is_empty() {
-        return Ok((report, doomed));
-    }
-    // One modseq for the whole expunge, so IMAP CONDSTORE clients see it as one change.
-    let modseq: i64 = conn.query_row(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1
-         RETURNING highestmodseq",
-        [mailbox_id],
-        |r| r.get(0),
-    )?;
     let mut find = conn.prepare_cached(
         "SELECT m.id, m.basename, m.flags, l.state
          FROM messages m LEFT JOIN replay_ledger l ON l.message_row = m.id
          WHERE m.mailbox_id = ?1 AND m.uid = ?2 AND m.expunged_at IS NULL",
     )?;
+    let mut found = Vec::new();
     for &uid in uids {
-        let found: Option<(i64, String, u8, Option<String>)> = find
+        let row: Option<(i64, String, u8, Option<String>)> = find
             .query_row(params![mailbox_id, uid], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
-        let Some((row, basename, flags, state)) = found else {
-            continue;
-        };
+        found.extend(row.map(|row| (uid, row)));
+    }
+    if found.is_empty() {
+        return Ok((report, doomed));
+    }
+    // One modseq for the whole expunge, so IMAP CONDSTORE clients see it as one change.
+    let gone: Vec<u32> = found.iter().map(|(uid, _)| *uid).collect();
+    let modseq = record_expunges(conn, mailbox_id, &gone)?;
+    for (uid, (row, basename, flags, state)) in found {
         if waits_for_origin(state.as_deref()) {
             conn.execute(
                 "UPDATE messages SET expunged_at = ?2, modseq = ?3 WHERE id = ?1",
@@ -266,6 +278,62 @@ pub(crate) fn expunge_rows(
     Ok((report, doomed))
 }
 
+/// Takes `uids` (ascending or not) out of mailbox `mailbox_id`'s IMAP view for good, in
+/// the caller's transaction: the mailbox gets one new modseq for all of them (its
+/// HIGHESTMODSEQ moves, so every session sees a change) and each UID a tombstone with
+/// it (RFC 7162 §3.2: "the server MUST associate the incremented mod-sequence with the
+/// UIDs of the expunged messages"). A UID that has a tombstone keeps its first one.
+/// Returns the modseq.
+pub(crate) fn record_expunges(conn: &Connection, mailbox_id: i64, uids: &[u32]) -> Result<i64> {
+    let modseq: i64 = conn
+        .prepare_cached(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1
+             RETURNING highestmodseq",
+        )?
+        .query_row([mailbox_id], |r| r.get(0))?;
+    let mut tombstone = conn.prepare_cached(
+        "INSERT OR IGNORE INTO expunged_uids (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+    )?;
+    for &uid in uids {
+        tombstone.execute(params![mailbox_id, uid, modseq])?;
+    }
+    Ok(modseq)
+}
+
+/// How many tombstones (see [`record_expunges`]) expiry keeps per mailbox: the expunges
+/// of the last days of an ordinary mailbox. A QRESYNC client that was away for longer is
+/// told of every UID it names that is gone (the RFC's fallback), which for a mailbox
+/// expiry thins from the oldest end is a short list of ranges.
+pub const TOMBSTONES_KEPT: usize = 10_000;
+
+/// Drops all but about the newest `keep` tombstones of each mailbox: whole modseqs go,
+/// oldest first, and the mailbox's `tombstones_since` rises to the highest one dropped,
+/// so every expunge above it still has its tombstone. Returns how many went.
+fn drop_old_tombstones(conn: &Connection, keep: usize) -> Result<usize> {
+    let crowded: Vec<i64> = conn
+        .prepare("SELECT mailbox_id FROM expunged_uids GROUP BY mailbox_id HAVING count(*) > ?1")?
+        .query_map([keep as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut dropped = 0;
+    for mailbox_id in crowded {
+        let cut: i64 = conn.query_row(
+            "SELECT modseq FROM expunged_uids WHERE mailbox_id = ?1
+             ORDER BY modseq DESC LIMIT 1 OFFSET ?2",
+            params![mailbox_id, keep as i64],
+            |r| r.get(0),
+        )?;
+        dropped += conn.execute(
+            "DELETE FROM expunged_uids WHERE mailbox_id = ?1 AND modseq <= ?2",
+            params![mailbox_id, cut],
+        )?;
+        conn.execute(
+            "UPDATE mailboxes SET tombstones_since = max(tombstones_since, ?2) WHERE id = ?1",
+            params![mailbox_id, cut],
+        )?;
+    }
+    Ok(dropped)
+}
+
 /// Whether a copy in this ledger state must stay in the store: the origin has not
 /// received it (`pending`), or refused it and an admin must see it (`rejected`).
 fn waits_for_origin(state: Option<&str>) -> bool {
@@ -280,7 +348,7 @@ pub const CANCEL_WINDOW: i64 = 3600;
 
 fn cancel_rows(conn: &Connection, queue_id: &str, since: i64) -> Result<Vec<Doomed>> {
     let mut stmt = conn.prepare(
-        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags
+        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags, m.uid
          FROM messages m
          JOIN mailboxes b ON b.id = m.mailbox_id
          JOIN users u ON u.id = b.user_id
@@ -300,29 +368,36 @@ fn cancel_rows(conn: &Connection, queue_id: &str, since: i64) -> Result<Vec<Doom
                     basename: r.get(4)?,
                     flags: Flags::from_bits(r.get(5)?),
                 },
+                r.get::<_, u32>(6)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut doomed = Vec::new();
-    let mut touched = std::collections::BTreeSet::new();
-    for (row, mailbox_id, file) in found {
+    let mut touched = Touched::new();
+    for (row, mailbox_id, file, uid) in found {
         conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
         conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
-        touched.insert(mailbox_id);
+        touched.entry(mailbox_id).or_default().push(uid);
         doomed.push(file);
     }
-    for mailbox_id in touched {
-        conn.execute(
-            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1",
-            [mailbox_id],
-        )?;
-    }
+    record_touched(conn, touched)?;
     Ok(doomed)
+}
+
+/// The UIDs a removal took from each mailbox.
+type Touched = std::collections::BTreeMap<i64, Vec<u32>>;
+
+/// [`record_expunges`] for each mailbox a removal touched: one modseq step each.
+fn record_touched(conn: &Connection, touched: Touched) -> Result<()> {
+    for (mailbox_id, uids) in touched {
+        record_expunges(conn, mailbox_id, &uids)?;
+    }
+    Ok(())
 }
 
 fn expire_rows(conn: &Connection, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doomed>)> {
     let mut stmt = conn.prepare(
-        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags, m.class
+        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags, m.class, m.uid
          FROM messages m
          JOIN mailboxes b ON b.id = m.mailbox_id
          JOIN users u ON u.id = b.user_id
@@ -342,26 +417,22 @@ fn expire_rows(conn: &Connection, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doo
                     flags: Flags::from_bits(r.get(5)?),
                 },
                 r.get::<_, String>(6)?,
+                r.get::<_, u32>(7)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut counts = ExpiredCounts::new();
     let mut doomed = Vec::new();
-    let mut touched = std::collections::BTreeSet::new();
-    for (row, mailbox_id, file, class) in old {
+    let mut touched = Touched::new();
+    for (row, mailbox_id, file, class, uid) in old {
         conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
         conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
         *counts.entry((file.owner.clone(), class)).or_default() += 1;
-        touched.insert(mailbox_id);
+        touched.entry(mailbox_id).or_default().push(uid);
         doomed.push(file);
     }
-    // One modseq step per mailbox, so IMAP CONDSTORE clients see the change.
-    for mailbox_id in touched {
-        conn.execute(
-            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1",
-            [mailbox_id],
-        )?;
-    }
+    // One modseq step per mailbox, so IMAP clients see the change.
+    record_touched(conn, touched)?;
     Ok((counts, doomed))
 }
 
@@ -474,6 +545,84 @@ mod tests {
         assert!(next.uid > kept.uid);
     }
 
+    fn highest_modseq(store: &Store, mailbox_id: i64) -> i64 {
+        let reader = store.reader().unwrap();
+        reader
+            .mailbox_by_id(mailbox_id)
+            .unwrap()
+            .unwrap()
+            .highest_modseq
+    }
+
+    #[test]
+    fn every_removal_leaves_a_tombstone_with_its_modseq() {
+        let (_dir, store, alice) = store_with_user();
+        let journal = deliver(&store, &alice, Class::Journal);
+        let diverted = deliver(&store, &alice, Class::Diverted);
+        let old = [
+            deliver(&store, &alice, Class::Journal),
+            deliver(&store, &alice, Class::Journal),
+        ];
+        let (inbox, reader) = (journal.mailbox_id, store.reader().unwrap());
+        let before = highest_modseq(&store, inbox);
+        assert_eq!(reader.expunged_since(inbox, before).unwrap(), Some(vec![]));
+
+        // Removed and hidden alike: both left the user's view, at one modseq.
+        store.expunge(inbox, &[diverted.uid, journal.uid]).unwrap();
+        let expunged = highest_modseq(&store, inbox);
+        assert_eq!(expunged, before + 1);
+        assert_eq!(
+            reader.expunged_since(inbox, before).unwrap(),
+            Some(vec![journal.uid, diverted.uid])
+        );
+        assert_eq!(
+            reader.expunged_since(inbox, expunged).unwrap(),
+            Some(vec![])
+        );
+        // Naming only messages that are gone changes nothing.
+        store.expunge(inbox, &[journal.uid, 999]).unwrap();
+        assert_eq!(highest_modseq(&store, inbox), expunged);
+
+        // Expiry: the old journal copies go (the hidden pending copy stays), at one
+        // more modseq.
+        store.expire(now() + 10).unwrap();
+        let expired = highest_modseq(&store, inbox);
+        assert_eq!(expired, expunged + 1);
+        assert_eq!(
+            reader.expunged_since(inbox, expunged).unwrap(),
+            Some(old.iter().map(|m| m.uid).collect())
+        );
+        assert_eq!(
+            reader.expunged_since(inbox, before).unwrap().unwrap().len(),
+            4
+        );
+    }
+
+    #[test]
+    fn expiry_keeps_the_newest_tombstones_and_then_cannot_tell_older_ones() {
+        let (_dir, store, alice) = store_with_user();
+        let stored: Vec<_> = (0..4)
+            .map(|_| deliver(&store, &alice, Class::Journal))
+            .collect();
+        let inbox = stored[0].mailbox_id;
+        let mut modseqs = Vec::new();
+        for message in &stored {
+            store.expunge(inbox, &[message.uid]).unwrap();
+            modseqs.push(highest_modseq(&store, inbox));
+        }
+        let dropped = store.forget_old_tombstones(2).unwrap();
+        assert_eq!(dropped, 2);
+        let reader = store.reader().unwrap();
+        assert_eq!(
+            reader.expunged_since(inbox, modseqs[1]).unwrap(),
+            Some(vec![stored[2].uid, stored[3].uid])
+        );
+        assert_eq!(reader.expunged_since(inbox, modseqs[1] - 1).unwrap(), None);
+        assert_eq!(reader.expunged_since(inbox, 0).unwrap(), None);
+        // Within the limit nothing goes.
+        assert_eq!(store.forget_old_tombstones(2).unwrap(), 0);
+    }
+
     #[test]
     fn a_file_renamed_by_a_flag_change_is_still_removed() {
         let (_dir, store, alice) = store_with_user();
@@ -581,7 +730,16 @@ mod tests {
             })
             .unwrap();
 
+        let before = highest_modseq(&store, kept.mailbox_id);
         assert_eq!(store.cancel_capture("AAA1").unwrap(), 2);
+        assert_eq!(
+            store
+                .reader()
+                .unwrap()
+                .expunged_since(kept.mailbox_id, before)
+                .unwrap(),
+            Some(vec![refused.uid, refused_journal.uid])
+        );
         assert_eq!(
             store.cancel_capture("CCC3").unwrap(),
             0,

@@ -370,6 +370,31 @@ impl Reader {
         self.query_messages(mailbox_id, "AND m.expunged_at IS NULL")
     }
 
+    /// The UIDs expunged from a mailbox after modseq `since`, ascending, from their
+    /// tombstones (see `Store::expunge`); `None` when expiry has dropped some of those
+    /// tombstones, so the store cannot tell exactly: RFC 7162 §3.2.6 then has the
+    /// server report every UID asked about that is not in the mailbox.
+    pub fn expunged_since(&self, mailbox_id: i64, since: i64) -> Result<Option<Vec<u32>>> {
+        let kept_above: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT tombstones_since FROM mailboxes WHERE id = ?1")?
+            .query_row([mailbox_id], |r| r.get(0))
+            .optional()?;
+        match kept_above {
+            Some(kept_above) if since >= kept_above => {}
+            _ => return Ok(None),
+        }
+        let uids = self
+            .conn
+            .prepare_cached(
+                "SELECT uid FROM expunged_uids WHERE mailbox_id = ?1 AND modseq > ?2
+                 ORDER BY uid",
+            )?
+            .query_map(params![mailbox_id, since], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(uids))
+    }
+
     fn query_messages(&self, mailbox_id: i64, filter: &str) -> Result<Vec<MessageRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT m.id, m.uid, m.basename, m.flags, m.keywords, m.modseq, m.internal_date,

@@ -210,6 +210,24 @@ CREATE TABLE directory_syncs (
 ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
 UPDATE mailboxes SET first_recent_uid = uidnext;
 "#,
+    r#"
+-- IMAP QRESYNC (RFC 7162 §3.2): which UIDs left a mailbox after which modseq. One
+-- tombstone per UID expunged (removed or hidden), written in the transaction that takes
+-- the message away, with the modseq that change gave the mailbox. Expiry keeps only the
+-- newest tombstones of a mailbox and raises tombstones_since to the highest modseq it
+-- dropped: every expunge above tombstones_since has its tombstone, and a client asking
+-- about an older modseq is told of every UID it names that is gone
+-- (Reader::expunged_since). Nothing recorded the expunges before this version.
+CREATE TABLE expunged_uids (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid        INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_uids_by_modseq ON expunged_uids(mailbox_id, modseq);
+ALTER TABLE mailboxes ADD COLUMN tombstones_since INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET tombstones_since = highestmodseq;
+"#,
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -331,5 +349,48 @@ mod tests {
             .query_row("SELECT first_recent_uid FROM mailboxes", [], |r| r.get(0))
             .unwrap();
         assert_eq!(first, 7);
+    }
+
+    #[test]
+    fn expunges_before_tombstones_were_kept_are_not_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..8] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 8;
+             INSERT INTO users (id, address, password_hash, created_at) VALUES (1, 'a@x', '', 0);
+             INSERT INTO mailboxes (id, user_id, name, uidvalidity, uidnext, highestmodseq)
+                 VALUES (1, 1, 'INBOX', 1, 7, 12);",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open_writer(&path).unwrap();
+        let since: i64 = conn
+            .query_row("SELECT tombstones_since FROM mailboxes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(since, 12);
+        // Tombstones go with their mailbox.
+        conn.execute_batch(
+            "INSERT INTO expunged_uids (mailbox_id, uid, modseq) VALUES (1, 3, 13);
+             INSERT INTO mailboxes (user_id, name, uidvalidity) VALUES (1, 'Archive', 2);",
+        )
+        .unwrap();
+        let fresh: i64 = conn
+            .query_row(
+                "SELECT tombstones_since FROM mailboxes WHERE name = 'Archive'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(fresh, 0, "a new mailbox has had no expunges");
+        conn.execute("DELETE FROM mailboxes WHERE id = 1", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM expunged_uids", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 }

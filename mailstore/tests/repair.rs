@@ -170,6 +170,13 @@ fn repair_keeps_known_uids_and_indexes_unknown_files_after_them() {
         }
     )));
 
+    let (inbox_id, _) = inbox(&store, &owner);
+    let reader = store.reader().unwrap();
+    let before = reader
+        .mailbox_by_id(inbox_id)
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
     store.check(true).unwrap();
     assert!(store.check(false).unwrap().is_consistent());
     let (_, messages) = inbox(&store, &owner);
@@ -178,6 +185,11 @@ fn repair_keeps_known_uids_and_indexes_unknown_files_after_them() {
         uids,
         [1, 3, 4],
         "known UIDs kept, UID 2 never reused, the new file gets 4"
+    );
+    // The row repair dropped is an expunge IMAP clients hear of, QRESYNC ones later too.
+    assert_eq!(
+        reader.expunged_since(inbox_id, before).unwrap(),
+        Some(vec![2])
     );
     let content = fs::read(store.message_path(&owner, "INBOX", &messages[2])).unwrap();
     assert_eq!(synthetic::verify(&content), Some(9));

@@ -1,7 +1,7 @@
 //! What every command works on: the store, the listener's settings, the login and
-//! selection state (RFC 3501 §3) and whether CONDSTORE is on. The session owns one and
-//! hands it to the command families in `command/`; it lives apart from the session
-//! because the commands need it and the session needs the commands.
+//! selection state (RFC 3501 §3) and whether CONDSTORE and QRESYNC are on. The session
+//! owns one and hands it to the command families in `command/`; it lives apart from the
+//! session because the commands need it and the session needs the commands.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +12,7 @@ use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::reader::{MailboxRecord, Reader};
 use lifeboat_mailstore::store::Store;
 
+pub use super::mailbox::Enabled;
 use super::mailbox::Selected;
 use super::names::mailbox_name;
 use super::response::{Outbox, Responses, bye};
@@ -50,6 +51,9 @@ pub struct Context {
     pub state: State,
     /// CONDSTORE was enabled (or used): FETCH responses carry MODSEQ.
     pub condstore: bool,
+    /// QRESYNC was enabled (RFC 7162 §3.2.3): expunges are reported as VANISHED, and
+    /// SELECT's QRESYNC parameter and UID FETCH's VANISHED modifier may be used.
+    pub qresync: bool,
     /// Where the running command sends responses it makes before its reply.
     pub outbox: Outbox,
     /// Set when the connection ends (shutdown, client gone) while a command runs.
@@ -79,8 +83,17 @@ impl Context {
             config,
             state: State::NotAuthenticated,
             condstore: false,
+            qresync: false,
             outbox: Outbox::default(),
             cancel: Cancel::default(),
+        }
+    }
+
+    /// How this session hears of changes.
+    pub fn enabled(&self) -> Enabled {
+        Enabled {
+            condstore: self.condstore,
+            qresync: self.qresync,
         }
     }
 
@@ -144,14 +157,15 @@ impl Context {
         }
     }
 
-    /// Untagged EXISTS / EXPUNGE / FETCH for what changed in the selected mailbox since
-    /// the client last heard, as NOOP, IDLE and the end of other commands report them.
+    /// Untagged EXISTS / EXPUNGE (or VANISHED) / FETCH for what changed in the selected
+    /// mailbox since the client last heard, as NOOP, IDLE and the end of other commands
+    /// report them.
     pub fn poll_changes(&mut self, reader: &Reader) -> StoreResult<Responses> {
-        let condstore = self.condstore;
+        let enabled = self.enabled();
         let State::Selected(_, selected) = &mut self.state else {
             return Ok(Vec::new());
         };
-        match selected.refresh(&self.store, reader, true, condstore, &[])? {
+        match selected.refresh(&self.store, reader, true, enabled, &[])? {
             Some(responses) => Ok(responses),
             None => Ok(vec![bye("the selected mailbox was deleted")]),
         }

@@ -1,8 +1,8 @@
 //! The selected mailbox as the client knows it: which messages have which sequence
 //! numbers and flags. Changes made by others (new mail, flags set in another session,
 //! messages removed) reach the client as untagged responses when the rules of RFC 3501
-//! §7 allow: EXISTS and FETCH at any command, EXPUNGE only where sequence numbers may
-//! shift (not during FETCH, STORE or SEARCH).
+//! §7 allow: EXISTS and FETCH at any command, EXPUNGE (VANISHED once QRESYNC is on)
+//! only where sequence numbers may shift (not during FETCH, STORE or SEARCH).
 
 use std::num::NonZeroU32;
 
@@ -11,11 +11,22 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::fetch;
 use super::flags::{mailbox_flags, new_keywords, permanent_flags};
-use super::response::{data, nz, untagged_ok};
+use super::response::{data, nz, nz64, untagged_ok};
+use super::vanished::{UidRanges, ranges};
 use lifeboat_mailstore::error::Result;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
 use lifeboat_mailstore::store::Store;
+
+/// The extensions that change how a session reports changes, as enabled (RFC 5161) or
+/// turned on by use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Enabled {
+    /// FETCH responses carry MODSEQ (RFC 7162 §3.1).
+    pub condstore: bool,
+    /// Expunges are reported as VANISHED (RFC 7162 §3.2.10).
+    pub qresync: bool,
+}
 
 pub struct Selected {
     pub record: MailboxRecord,
@@ -24,6 +35,9 @@ pub struct Selected {
     /// The keywords the client was told of in FLAGS (RFC 3501 §7.2.6): every keyword on
     /// a message of the mailbox, since a client may show only those (Thunderbird's tags).
     pub keywords: Vec<String>,
+    /// The mailbox's HIGHESTMODSEQ as of the last change report that held nothing
+    /// back: the client has heard of every change up to it, expunges included.
+    pub synced_modseq: i64,
 }
 
 impl Selected {
@@ -39,6 +53,7 @@ impl Selected {
         let first = first_recent(store, &record, read_only, &view.messages)?;
         view.recent = view.uids_from(first).collect();
         Ok(Selected {
+            synced_modseq: record.highest_modseq,
             record,
             read_only,
             view,
@@ -74,7 +89,7 @@ impl Selected {
         store: &Store,
         reader: &Reader,
         expunge_allowed: bool,
-        condstore: bool,
+        enabled: Enabled,
         reported: &[u32],
     ) -> Result<Option<Vec<Response<'static>>>> {
         let Some(record) = reader.mailbox_by_id(self.record.id)? else {
@@ -83,24 +98,42 @@ impl Selected {
         let unchanged = record.highest_modseq == self.record.highest_modseq
             && record.uidnext == self.record.uidnext
             && !(expunge_allowed && self.view.held_back_expunges);
-        if unchanged {
-            return Ok(Some(Vec::new()));
+        let mut responses = Vec::new();
+        if !unchanged {
+            let Some((record, fresh)) = MailboxView::load(reader, |r| r.mailbox_by_id(record.id))?
+            else {
+                return Ok(None);
+            };
+            let arrived = &fresh.messages[fresh
+                .messages
+                .partition_point(|m| m.uid <= self.view.max_uid())..];
+            let first_recent = first_recent(store, &record, self.read_only, arrived)?;
+            self.record = record;
+            responses.extend(self.announce_keywords(&fresh));
+            responses.extend(self.view.sync(
+                fresh,
+                expunge_allowed,
+                enabled,
+                reported,
+                first_recent,
+            ));
         }
-        let Some((record, fresh)) = MailboxView::load(reader, |r| r.mailbox_by_id(record.id))?
-        else {
-            return Ok(None);
-        };
-        let arrived = &fresh.messages[fresh
-            .messages
-            .partition_point(|m| m.uid <= self.view.max_uid())..];
-        let first_recent = first_recent(store, &record, self.read_only, arrived)?;
-        self.record = record;
-        let mut responses = self.announce_keywords(&fresh);
-        responses.extend(
-            self.view
-                .sync(fresh, expunge_allowed, condstore, reported, first_recent),
-        );
+        if !self.view.held_back_expunges {
+            self.synced_modseq = self.record.highest_modseq;
+        }
         Ok(Some(responses))
+    }
+
+    /// While expunges wait for a command that may report them, a QRESYNC client is told
+    /// `OK [HIGHESTMODSEQ n]` with the last modseq it has heard everything up to, after
+    /// the MODSEQ values a FETCH, STORE or SEARCH sent: RFC 7162 §3.2 requires it, or a
+    /// client that lost the connection would resume past the expunge and keep the
+    /// message forever.
+    pub fn withheld_expunges(&self, enabled: Enabled) -> Option<Response<'static>> {
+        (enabled.qresync && self.view.held_back_expunges).then(|| {
+            let code = Code::HighestModSeq(nz64(self.synced_modseq));
+            untagged_ok(code, "expunges not reported yet")
+        })
     }
 }
 
@@ -255,29 +288,42 @@ impl MailboxView {
     }
 
     /// Brings this view up to `fresh` and returns what to tell the client: EXPUNGE for
-    /// messages that are gone (only when `expunge_allowed`; otherwise they stay until a
-    /// command that may renumber), FETCH FLAGS for changed flags (not for the UIDs in
-    /// `reported`, which the caller answers itself), and EXISTS when mail arrived, with
-    /// RECENT when some of it (UIDs from `first_recent` on) is recent to this session.
+    /// messages that are gone, or one VANISHED with their UIDs once QRESYNC is on (only
+    /// when `expunge_allowed`; otherwise they stay until a command that may renumber),
+    /// FETCH FLAGS for changed flags (not for the UIDs in `reported`, which the caller
+    /// answers itself), and EXISTS when mail arrived, with RECENT when some of it (UIDs
+    /// from `first_recent` on) is recent to this session.
     pub fn sync(
         &mut self,
         fresh: MailboxView,
         expunge_allowed: bool,
-        condstore: bool,
+        enabled: Enabled,
         reported: &[u32],
         first_recent: u32,
     ) -> Vec<Response<'static>> {
         let mut responses = Vec::new();
-        // Expunged: highest sequence number first, so each number is valid when sent.
         let gone: Vec<usize> = (0..self.messages.len())
             .filter(|&i| fresh.by_uid(self.messages[i].uid).is_none())
             .collect();
-        if expunge_allowed {
-            for &i in gone.iter().rev() {
-                responses.push(data(Data::Expunge(nz(i as u32 + 1))));
-                let uid = self.messages.remove(i).uid;
-                self.recent.retain(|&r| r != uid);
+        if expunge_allowed && !gone.is_empty() {
+            let uids: Vec<u32> = gone.iter().map(|&i| self.messages[i].uid).collect();
+            if enabled.qresync {
+                let uids = UidRanges::from_ascending(&uids);
+                responses.push(data(Data::Vanished {
+                    earlier: false,
+                    known_uids: uids.sequence_set(),
+                }));
+            } else {
+                // Highest sequence number first, so each number is valid when sent.
+                responses.extend(
+                    gone.iter()
+                        .rev()
+                        .map(|&i| data(Data::Expunge(nz(i as u32 + 1)))),
+                );
             }
+            self.messages
+                .retain(|m| uids.binary_search(&m.uid).is_err());
+            self.recent.retain(|r| uids.binary_search(r).is_err());
         }
         self.held_back_expunges = !expunge_allowed && !gone.is_empty();
         for (i, message) in self.messages.iter_mut().enumerate() {
@@ -289,7 +335,7 @@ impl MailboxView {
                 let recent = self.recent.binary_search(&message.uid).is_ok();
                 responses.push(data(Data::Fetch {
                     seq: nz(i as u32 + 1),
-                    items: fetch::flags_update(now, recent, true, condstore),
+                    items: fetch::flags_update(now, recent, true, enabled.condstore),
                 }));
             }
             *message = now.clone();
@@ -316,23 +362,4 @@ impl MailboxView {
         }
         responses
     }
-}
-
-/// The set's ranges as inclusive `(low, high)` pairs, `*` taken as `largest`.
-fn ranges(set: &SequenceSet, largest: NonZeroU32) -> Vec<(u32, u32)> {
-    use imap_codec::imap_types::sequence::Sequence;
-    set.0
-        .as_ref()
-        .iter()
-        .map(|sequence| match sequence {
-            Sequence::Single(value) => {
-                let v = value.expand(largest).get();
-                (v, v)
-            }
-            Sequence::Range(a, b) => {
-                let (a, b) = (a.expand(largest).get(), b.expand(largest).get());
-                (a.min(b), a.max(b))
-            }
-        })
-        .collect()
 }

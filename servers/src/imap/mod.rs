@@ -5,6 +5,7 @@
 //!   fetch, store, copy, append, expunge, search, info), which work on the session's
 //!   `context` (store, login and selection state);
 //! - [`mailbox`]: the selected mailbox as the client knows it, and what changed in it;
+//!   [`vanished`]: what a QRESYNC client is told of messages expunged while it was away;
 //! - [`fetch`]: FETCH data items; [`mime`]: ENVELOPE, BODYSTRUCTURE and body sections;
 //!   [`search`]: SEARCH keys;
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
@@ -15,7 +16,7 @@
 //!   responses written as commands make them.
 //!
 //! The modules form layers without cycles: server → (input, session) → command →
-//! context → mailbox → fetch → (mime, flags, response).
+//! context → mailbox → (fetch, vanished) → (mime, flags, response).
 
 mod command;
 mod context;
@@ -32,3 +33,4 @@ pub mod server;
 pub mod session;
 #[cfg(test)]
 mod testing;
+pub mod vanished;

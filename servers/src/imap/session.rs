@@ -79,6 +79,7 @@ impl Session {
             Capability::Namespace,
             Capability::Unselect,
             Capability::CondStore,
+            Capability::QResync,
             Capability::UidPlus,
             Capability::Move,
             other_capability("SPECIAL-USE"),
@@ -342,7 +343,7 @@ mod tests {
     use crate::imap::testing::{Fixture, USER, encode};
 
     const COMMON: &str = "IMAP4REV1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
-                          CONDSTORE UIDPLUS MOVE SPECIAL-USE APPENDLIMIT=52428800";
+                          CONDSTORE QRESYNC UIDPLUS MOVE SPECIAL-USE APPENDLIMIT=52428800";
 
     #[test]
     fn capability_depends_on_the_listener_and_the_login() {

@@ -12,6 +12,7 @@ use lifeboat_mailstore::deliver::NewMessage;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
 
+use super::expunge::done;
 use crate::imap::context::Context;
 use crate::imap::response::{
     NoCode, Rejection, Reply, bad, no, nz, ok, ok_code, uid_set, untagged_ok,
@@ -84,7 +85,7 @@ pub fn copy(
             responses.push(untagged_ok(code, "moved"));
         }
         responses.extend(cx.poll_changes(reader)?);
-        responses.push(ok(tag, "MOVE completed"));
+        responses.push(done(cx, tag, !copied.is_empty(), "MOVE completed"));
     } else {
         responses.extend(cx.poll_changes(reader)?);
         responses.push(match code {

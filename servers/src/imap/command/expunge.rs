@@ -1,6 +1,9 @@
-//! EXPUNGE and UID EXPUNGE (RFC 4315), and the silent expunge CLOSE does.
+//! EXPUNGE and UID EXPUNGE (RFC 4315), and the silent expunge CLOSE does. Once QRESYNC
+//! is on, the client hears of the messages removed as VANISHED, and the tagged OK
+//! carries the HIGHESTMODSEQ it is now in step with (RFC 7162 §3.2.7, §3.2.9).
 
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::{Code, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::maildir::Flags;
@@ -8,7 +11,7 @@ use lifeboat_mailstore::reader::Reader;
 
 use crate::imap::context::Context;
 use crate::imap::mailbox::MailboxView;
-use crate::imap::response::{NoCode, Reply, no, ok};
+use crate::imap::response::{NoCode, Reply, no, nz64, ok, ok_code};
 
 /// EXPUNGE, or UID EXPUNGE of the UIDs in `only`: the client hears of each message
 /// removed through the change report, as of any other session's expunge.
@@ -25,28 +28,50 @@ pub fn expunge(
             "mailbox is read-only",
         )]));
     }
-    expunge_deleted(cx, reader, only)?;
+    let expunged = expunge_deleted(cx, reader, only)?;
     let mut responses = cx.poll_changes(reader)?;
-    responses.push(ok(tag, "EXPUNGE completed"));
+    responses.push(done(cx, tag, expunged, "EXPUNGE completed"));
     Ok(Reply::new(responses))
+}
+
+/// The tagged OK of a command that expunged (EXPUNGE, UID EXPUNGE, MOVE) once its
+/// changes are reported: with QRESYNC on and something expunged, it carries the
+/// HIGHESTMODSEQ the client has now heard everything up to.
+pub fn done(
+    cx: &mut Context,
+    tag: &Tag<'static>,
+    expunged: bool,
+    text: &'static str,
+) -> Response<'static> {
+    if !(cx.qresync && expunged && cx.is_selected()) {
+        return ok(tag, text);
+    }
+    let (_, _, selected) = cx.selected();
+    ok_code(tag, Code::HighestModSeq(nz64(selected.synced_modseq)), text)
 }
 
 /// Removes the `\Deleted` messages (of `only`, a UID set, when given) from the selected
 /// mailbox, unless it is read-only. Copies that still wait for replay are only hidden
-/// (see `Store::expunge`). The client hears of it at the next `poll_changes`.
+/// (see `Store::expunge`). The client hears of it at the next `poll_changes`. Whether
+/// anything was expunged.
+///
+/// CLOSE's tagged OK carries no HIGHESTMODSEQ even with QRESYNC (unlike RFC 7162
+/// §3.2.8): it goes by the current flags, so it may remove a message another session
+/// marked `\Deleted` that this client never heard of, and no VANISHED may tell it so.
+/// Its last known modseq stays, and its next SELECT (QRESYNC) reports the expunge.
 pub fn expunge_deleted(
     cx: &mut Context,
     reader: &Reader,
     only: Option<&SequenceSet>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let (store, _, selected) = cx.selected();
     if selected.read_only {
-        return Ok(());
+        return Ok(false);
     }
     // Decide on the current flags, not the client's possibly stale view.
     let Some((_, current)) = MailboxView::load(reader, |r| r.mailbox_by_id(selected.record.id))?
     else {
-        return Ok(());
+        return Ok(false);
     };
     let allowed: Option<Vec<usize>> = only.map(|set| current.resolve(set, true));
     let doomed: Vec<u32> = current
@@ -61,7 +86,7 @@ pub fn expunge_deleted(
     if !doomed.is_empty() {
         store.expunge(selected.record.id, &doomed)?;
     }
-    Ok(())
+    Ok(!doomed.is_empty())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4). What each data
-//! item says about a message is `imap::fetch`'s business; this is the command: which
-//! messages, reading them, and the `\Seen` that BODY[...] sets (RFC 3501 §6.4.5).
+//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4) and QRESYNC's
+//! VANISHED (§3.2.6). What each data item says about a message is `imap::fetch`'s
+//! business; this is the command: which messages, reading them, and the `\Seen` that
+//! BODY[...] sets (RFC 3501 §6.4.5).
 
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::Tag;
@@ -15,6 +16,7 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
 use crate::imap::response::{Gone, NoCode, Reply, bad, data, no, nz, ok};
+use crate::imap::vanished::{self, UidRanges};
 
 pub fn fetch(
     cx: &mut Context,
@@ -27,19 +29,44 @@ pub fn fetch(
 ) -> StoreResult<Reply> {
     let mut items = items::item_names(names, uid);
     let mut changed_since = None;
+    let mut vanished = false;
     for modifier in modifiers {
         match modifier {
             FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
-            // VANISHED needs QRESYNC, which is not offered.
-            FetchModifier::Vanished => {
-                return Ok(Reply::new(vec![bad(tag, "QRESYNC is not enabled")]));
-            }
+            FetchModifier::Vanished => vanished = true,
         }
+    }
+    // RFC 7162 §3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE, once enabled.
+    let refusal = if !vanished {
+        None
+    } else if !cx.qresync {
+        Some("QRESYNC is not enabled")
+    } else if !uid {
+        Some("VANISHED is for UID FETCH")
+    } else if changed_since.is_none() {
+        Some("VANISHED needs CHANGEDSINCE")
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        return Ok(Reply::new(vec![bad(tag, refusal)]));
     }
     if changed_since.is_some() && !items.contains(&Item::ModSeq) {
         items.push(Item::ModSeq);
     }
-    fetch_items(cx, reader, tag, set, &items, uid, changed_since)
+    let changes = changed_since.map(|since| Changes {
+        since: i64::try_from(since).unwrap_or(i64::MAX),
+        vanished,
+    });
+    fetch_items(cx, reader, tag, set, &items, uid, changes)
+}
+
+/// CHANGEDSINCE: only messages changed after the modseq, and with VANISHED, first the
+/// UIDs of the set expunged after it.
+#[derive(Clone, Copy)]
+struct Changes {
+    since: i64,
+    vanished: bool,
 }
 
 /// The FETCH responses for `items` of the messages `set` names, then others' changes.
@@ -52,11 +79,12 @@ fn fetch_items(
     set: &SequenceSet,
     items: &[Item],
     uid: bool,
-    changed_since: Option<u64>,
+    changes: Option<Changes>,
 ) -> StoreResult<Reply> {
     // Asking for MODSEQ turns CONDSTORE on, as enabling it does (RFC 7162 §3.1).
     let condstore = cx.condstore || items.contains(&Item::ModSeq);
     cx.condstore = condstore;
+    let enabled = cx.enabled();
     let mut outbox = std::mem::take(&mut cx.outbox);
     let cancel = cx.cancel.clone();
     let (store, user, selected) = cx.selected();
@@ -68,9 +96,25 @@ fn fetch_items(
         )]));
     }
     let mut positions = selected.view.resolve(set, uid);
-    if let Some(since) = changed_since {
+    if let Some(changes) = changes {
+        if changes.vanished {
+            // Before any FETCH, so message numbers stay as the client has them.
+            let (record, messages) = (&selected.record, &selected.view.messages[..]);
+            let star = record
+                .uidnext
+                .saturating_sub(1)
+                .max(selected.view.max_uid());
+            let asked = UidRanges::from_set(set, star);
+            let earlier = vanished::earlier(reader, record, messages, &asked, changes.since, None)?;
+            if let Some(response) = earlier
+                && outbox.send(response) == Err(Gone)
+            {
+                cx.outbox = outbox;
+                return Ok(Reply::new(vec![no(tag, None, "FETCH cancelled")]));
+            }
+        }
         // RFC 7162 §3.1.4: only messages changed after that modseq.
-        positions.retain(|&i| selected.view.messages[i].modseq > since as i64);
+        positions.retain(|&i| selected.view.messages[i].modseq > changes.since);
     }
     let marks_seen = !selected.read_only && items.iter().any(Item::marks_seen);
     let needs_bytes = items.iter().any(Item::needs_bytes);
@@ -146,9 +190,10 @@ fn fetch_items(
     // Others' changes (no EXPUNGE during FETCH); ours is already in the view, so only
     // what others changed meanwhile is news (a keyword another session added).
     let mut responses = Vec::new();
-    if let Some(changes) = selected.refresh(store, reader, false, condstore, &[])? {
+    if let Some(changes) = selected.refresh(store, reader, false, enabled, &[])? {
         responses.extend(changes);
     }
+    responses.extend(selected.withheld_expunges(enabled));
     responses.push(ok(tag, "FETCH completed"));
     Ok(Reply::new(responses))
 }
@@ -342,6 +387,15 @@ mod tests {
         assert_eq!(
             f.run(b"a4 UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n"),
             ["a4 BAD QRESYNC is not enabled\r\n"]
+        );
+        f.run(b"a5 ENABLE QRESYNC\r\n");
+        assert_eq!(
+            f.run(b"a6 FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n"),
+            ["a6 BAD VANISHED is for UID FETCH\r\n"]
+        );
+        assert_eq!(
+            f.run(b"a7 UID FETCH 1:* FLAGS (VANISHED)\r\n"),
+            ["a7 BAD VANISHED needs CHANGEDSINCE\r\n"]
         );
     }
 

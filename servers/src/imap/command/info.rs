@@ -39,8 +39,8 @@ pub fn namespace(tag: &Tag<'static>) -> Reply {
     ])
 }
 
-/// ENABLE: CONDSTORE is the only extension that can be enabled; others are left out of
-/// the ENABLED answer, as RFC 5161 §3.1 asks.
+/// ENABLE: CONDSTORE and QRESYNC (which turns CONDSTORE on too, RFC 7162 §3.2.3) can
+/// be enabled; others are left out of the ENABLED answer, as RFC 5161 §3.1 asks.
 pub fn enable(
     cx: &mut Context,
     tag: &Tag<'static>,
@@ -48,10 +48,15 @@ pub fn enable(
 ) -> Reply {
     let mut enabled = Vec::new();
     for capability in capabilities.into_inner() {
-        if matches!(capability, CapabilityEnable::CondStore) {
-            cx.condstore = true;
-            enabled.push(capability);
+        match &capability {
+            CapabilityEnable::CondStore => cx.condstore = true,
+            other if other.to_string().eq_ignore_ascii_case("QRESYNC") => {
+                cx.condstore = true;
+                cx.qresync = true;
+            }
+            _ => continue,
         }
+        enabled.push(capability);
     }
     Reply::new(vec![
         data(Data::Enabled {
@@ -87,7 +92,22 @@ mod tests {
     }
 
     #[test]
-    fn enable_turns_on_condstore_only() {
+    fn enable_qresync_turns_condstore_on_too() {
+        let mut f = Fixture::logged_in(1);
+        assert_eq!(
+            f.run(b"a1 ENABLE QRESYNC\r\n"),
+            ["* ENABLED QRESYNC\r\n", "a1 OK ENABLE completed\r\n"]
+        );
+        f.run(b"a2 SELECT INBOX\r\n");
+        let modseq = f.messages("INBOX")[0].modseq;
+        assert_eq!(
+            f.run(b"a3 FETCH 1 UID\r\n")[0],
+            format!("* 1 FETCH (UID 1 MODSEQ ({modseq}))\r\n")
+        );
+    }
+
+    #[test]
+    fn enable_turns_on_condstore_and_qresync_only() {
         let mut f = Fixture::logged_in(1);
         assert_eq!(
             f.run(b"a1 ENABLE X-UNKNOWN\r\n"),

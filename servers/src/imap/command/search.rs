@@ -26,12 +26,12 @@ pub fn search(
     }
     let criteria = criteria.into_inner();
     let cancel = cx.cancel.clone();
-    let condstore = cx.condstore;
+    let enabled = cx.enabled();
     let (store, user, selected) = cx.selected();
     // The search goes by the flags as they are now: others' changes first (no EXPUNGE
     // during SEARCH, RFC 3501 §7.4.1).
     let mut responses = selected
-        .refresh(store, reader, false, condstore, &[])?
+        .refresh(store, reader, false, enabled, &[])?
         .unwrap_or_default();
     let view = &selected.view;
     let needs_bytes = criteria.iter().any(needs_message);
@@ -65,6 +65,7 @@ pub fn search(
         }
     }
     responses.push(data(Data::Search(hits, None)));
+    responses.extend(selected.withheld_expunges(enabled));
     responses.push(ok(tag, "SEARCH completed"));
     Ok(Reply::new(responses))
 }

@@ -1,22 +1,26 @@
-//! Selecting a mailbox and leaving it: SELECT and EXAMINE (read-only), CLOSE, UNSELECT
-//! (RFC 3691), and NOOP/CHECK, which only report what changed meanwhile.
+//! Selecting a mailbox and leaving it: SELECT and EXAMINE (read-only) with CONDSTORE's
+//! and QRESYNC's parameters (RFC 7162 §3.1.8, §3.2.5), CLOSE, UNSELECT (RFC 3691), and
+//! NOOP/CHECK, which only report what changed meanwhile.
 
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data};
+use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::reader::Reader;
 
 use super::expunge::expunge_deleted;
 use crate::imap::context::{Context, State};
+use crate::imap::fetch::flags_update;
 use crate::imap::flags::{mailbox_flags, permanent_flags};
 use crate::imap::mailbox::{MailboxView, Selected};
 use crate::imap::response::{
     NoCode, Reply, Responses, bad, data, no, nz, nz64, ok, ok_code, untagged_ok,
 };
+use crate::imap::vanished::{self, SeqMatch, UidRanges, has_asterisk};
 
-/// SELECT, or EXAMINE (`read_only`). CONDSTORE is the only parameter (RFC 7162 §3.1.8).
+/// SELECT, or EXAMINE (`read_only`).
 pub fn select(
     cx: &mut Context,
     reader: &Reader,
@@ -25,23 +29,32 @@ pub fn select(
     parameters: &[SelectParameter],
     read_only: bool,
 ) -> StoreResult<Reply> {
-    if !parameters.is_empty() && !enable_condstore(cx, parameters) {
-        return Ok(Reply::new(vec![bad(
-            tag,
-            "only the CONDSTORE parameter is supported",
-        )]));
+    // Parameters are checked before anything changes (RFC 7162 §3.2.5).
+    let resync = match Resync::from_parameters(parameters, cx.qresync) {
+        Ok(resync) => resync,
+        Err(why) => return Ok(Reply::new(vec![bad(tag, why)])),
+    };
+    if !parameters.is_empty() {
+        cx.condstore = true;
+    }
+    // RFC 7162 §3.2.11: the responses before it were about the mailbox closed.
+    let mut responses = Vec::new();
+    if cx.is_selected() {
+        responses.push(untagged_ok(Code::Closed, "previous mailbox closed"));
     }
     // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
     cx.deselect();
     let Some((record, view)) = MailboxView::load(reader, |r| cx.find_mailbox(r, mailbox))? else {
-        return Ok(Reply::new(vec![no(
-            tag,
-            Some(NoCode::Nonexistent),
-            "no such mailbox",
-        )]));
+        responses.push(no(tag, Some(NoCode::Nonexistent), "no such mailbox"));
+        return Ok(Reply::new(responses));
     };
     let selected = Selected::open(&cx.store, record, read_only, view)?;
-    let mut responses = opening(&selected);
+    responses.extend(opening(&selected));
+    if let Some(resync) = resync
+        && resync.uid_validity == selected.record.uidvalidity
+    {
+        responses.extend(resync.changes(reader, &selected)?);
+    }
     let code = if read_only {
         Code::ReadOnly
     } else {
@@ -52,16 +65,87 @@ pub fn select(
     Ok(Reply::new(responses))
 }
 
-/// SELECT/EXAMINE parameters: all CONDSTORE turns CONDSTORE on; anything else is not
-/// supported (and changes nothing).
-fn enable_condstore(cx: &mut Context, parameters: &[SelectParameter]) -> bool {
-    let all_condstore = parameters
-        .iter()
-        .all(|p| matches!(p, SelectParameter::CondStore));
-    if all_condstore {
-        cx.condstore = true;
+/// What a client that was away knows of the mailbox: SELECT's QRESYNC parameter.
+struct Resync {
+    uid_validity: u32,
+    modseq: i64,
+    known_uids: Option<SequenceSet>,
+    matched: Option<SeqMatch>,
+}
+
+impl Resync {
+    /// The QRESYNC parameter, if given; CONDSTORE may come with it. Refused: QRESYNC
+    /// before `ENABLE QRESYNC` (RFC 7162 §3.2.5), `*` where UIDs or numbers must be
+    /// given, a parameter twice.
+    fn from_parameters(
+        parameters: &[SelectParameter],
+        qresync_enabled: bool,
+    ) -> Result<Option<Resync>, &'static str> {
+        let mut resync = None;
+        let mut condstore = false;
+        for parameter in parameters {
+            match parameter {
+                SelectParameter::CondStore if !condstore => condstore = true,
+                SelectParameter::QResync { .. } if !qresync_enabled => {
+                    return Err("QRESYNC is not enabled");
+                }
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    seq_match_data,
+                } if resync.is_none() => {
+                    let sets = known_uids
+                        .iter()
+                        .chain(seq_match_data.iter().flat_map(|(s, u)| [s, u]));
+                    if sets.into_iter().any(has_asterisk) {
+                        return Err("QRESYNC's UIDs and message numbers may not use *");
+                    }
+                    resync = Some(Resync {
+                        uid_validity: uid_validity.get(),
+                        modseq: i64::try_from(mod_sequence_value.get()).unwrap_or(i64::MAX),
+                        known_uids: known_uids.clone(),
+                        matched: seq_match_data
+                            .clone()
+                            .map(|(seqs, uids)| SeqMatch { seqs, uids }),
+                    });
+                }
+                _ => return Err("a SELECT parameter was given twice"),
+            }
+        }
+        Ok(resync)
     }
-    all_condstore
+
+    /// What changed since the client's modseq among the UIDs it knows (all up to the
+    /// mailbox's UIDNEXT when it named none): `VANISHED (EARLIER)` first, then a FETCH
+    /// with UID, FLAGS and MODSEQ per message changed (RFC 7162 §3.2.5.1).
+    fn changes(&self, reader: &Reader, selected: &Selected) -> StoreResult<Responses> {
+        let (record, view) = (&selected.record, &selected.view);
+        let last = record.uidnext.saturating_sub(1);
+        let known = match &self.known_uids {
+            Some(set) => UidRanges::from_set(set, last),
+            None => UidRanges::up_to(last),
+        };
+        let vanished = vanished::earlier(
+            reader,
+            record,
+            &view.messages,
+            &known,
+            self.modseq,
+            self.matched.as_ref(),
+        )?;
+        let mut responses: Responses = vanished.into_iter().collect();
+        for (index, message) in view.messages.iter().enumerate() {
+            if message.modseq > self.modseq && known.contains(message.uid) {
+                let recent = view.is_recent(message.uid);
+                responses.push(data(Data::Fetch {
+                    seq: nz(index as u32 + 1),
+                    items: flags_update(message, recent, true, true),
+                }));
+            }
+        }
+        Ok(responses)
+    }
 }
 
 /// The untagged responses RFC 3501 §6.3.1 requires of a SELECT, with HIGHESTMODSEQ
@@ -165,11 +249,12 @@ mod tests {
             )
         );
         let examine = f.run(b"a2 EXAMINE INBOX\r\n");
+        assert_eq!(examine[0], "* OK [CLOSED] previous mailbox closed\r\n");
         assert!(
-            examine[0].ends_with(&format!("{keywords})\r\n")),
+            examine[1].ends_with(&format!("{keywords})\r\n")),
             "{examine:?}"
         );
-        assert_eq!(examine[5], "* OK [PERMANENTFLAGS ()] flags permitted\r\n");
+        assert_eq!(examine[6], "* OK [PERMANENTFLAGS ()] flags permitted\r\n");
     }
 
     #[test]
@@ -230,7 +315,7 @@ mod tests {
             ]
         );
         let select = f.run(b"a2 SELECT INBOX\r\n");
-        assert_eq!(select[2], "* 0 RECENT\r\n");
+        assert_eq!(select[3], "* 0 RECENT\r\n");
         assert_eq!(
             f.run(b"a3 FETCH 1 FLAGS\r\n")[0],
             "* 1 FETCH (FLAGS ())\r\n"
@@ -285,7 +370,10 @@ mod tests {
         let mut f = Fixture::selected(1);
         assert_eq!(
             f.run(b"a1 SELECT Nowhere\r\n"),
-            ["a1 NO [NONEXISTENT] no such mailbox\r\n"]
+            [
+                "* OK [CLOSED] previous mailbox closed\r\n",
+                "a1 NO [NONEXISTENT] no such mailbox\r\n"
+            ]
         );
         assert!(!f.session.is_selected());
         assert_eq!(
@@ -299,7 +387,7 @@ mod tests {
         let mut f = Fixture::logged_in(1);
         assert_eq!(
             f.run(b"a1 SELECT INBOX (QRESYNC (1 1))\r\n"),
-            ["a1 BAD only the CONDSTORE parameter is supported\r\n"]
+            ["a1 BAD QRESYNC is not enabled\r\n"]
         );
         assert!(!f.session.is_selected());
         let select = f.run(b"a2 SELECT INBOX (CONDSTORE)\r\n");
@@ -395,7 +483,9 @@ mod tests {
         let mut f = Fixture::selected(2);
         f.deliver("Archive", 9);
         let examined = f.run(b"a1 EXAMINE Archive\r\n");
-        assert_eq!(examined[1], "* 1 EXISTS\r\n");
+        // RFC 7162 §3.2.11: what came before was about the mailbox closed.
+        assert_eq!(examined[0], "* OK [CLOSED] previous mailbox closed\r\n");
+        assert_eq!(examined[2], "* 1 EXISTS\r\n");
         assert_eq!(
             examined.last().unwrap(),
             "a1 OK [READ-ONLY] SELECT completed\r\n"

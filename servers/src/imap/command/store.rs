@@ -57,7 +57,8 @@ pub fn store(
     if update.unchanged_since.is_some() {
         cx.condstore = true;
     }
-    let condstore = cx.condstore;
+    let enabled = cx.enabled();
+    let condstore = enabled.condstore;
     let (store, user, selected) = cx.selected();
     if selected.read_only {
         return Ok(Reply::new(vec![no(
@@ -92,7 +93,7 @@ pub fn store(
     // Others' changes (no EXPUNGE during STORE), then ours unless .SILENT.
     let reported = if update.silent { &[][..] } else { &ours[..] };
     let mut responses = selected
-        .refresh(store, reader, false, condstore, reported)?
+        .refresh(store, reader, false, enabled, reported)?
         .unwrap_or_default();
     if !update.silent {
         for (index, message) in selected.view.messages.iter().enumerate() {
@@ -109,6 +110,7 @@ pub fn store(
             }
         }
     }
+    responses.extend(selected.withheld_expunges(enabled));
     responses.push(done(tag, &modified));
     Ok(Reply::new(responses))
 }
