@@ -11,13 +11,17 @@
 # Both servers get the same users with the same argon2id password hashes (Lifeboat's
 # default), and the same MESSAGES synthetic messages per user: Lifeboat's Maildir is
 # copied for Dovecot. If Lifeboat does not take APPEND yet, append and expunge are left
-# out of the mix for every server (the output says which operations ran). Three
+# out of the mix for every server (the output says which operations ran). Four
 # servers, measured REPEAT times each, alternating:
 #   lifeboat         `lifeboat serve` with an [imap] listener (plaintext: loopback)
 #   dovecot          Dovecot's imap with its default settings (auth cache off, a new
 #                    login process per connection)
 #   dovecot-tuned    the same with auth_cache_size = 10M (Dovecot's counterpart of
 #                    Lifeboat's login cache) and reused login processes
+#   dovecot-cheap    dovecot-tuned with {PLAIN} passwords: no hashing cost at all, the
+#                    fair match for Lifeboat's login cache, which spares argon2id after
+#                    a user's first login (Dovecot's auth cache still verifies argon2id
+#                    on every login)
 # Then, on Lifeboat and the default Dovecot:
 #   idle    IDLE_CONNECTIONS logged-in connections that SELECTed INBOX sit idle; RSS
 #           before and after, per connection (Lifeboat: the serve process; Dovecot: the
@@ -126,14 +130,18 @@ chown -R dovecot:dovecot "$work/dovecot/mail"
 bytes=$(du -sb "$work/data/mail" | cut -f1)
 echo "bench: $CONCURRENCY users x $MESSAGES messages, big@ x $BIG ($((bytes / 1024)) KiB in all), ${SECS}s per run, $REPEAT runs per server" >&2
 
-# dovecot_config NAME PORT TUNED: writes $work/NAME/dovecot.conf
+# The same users with the password in the clear, for dovecot-cheap.
+sed "s/:.*/:{PLAIN}$PASSWORD/" "$work/passwd" > "$work/passwd-plain"
+
+# dovecot_config NAME PORT default|tuned|cheap: writes $work/NAME/dovecot.conf
 # shellcheck source=bench/lib/dovecot.sh
 . bench/lib/dovecot.sh
 dovecot_config() {
-    local dir=$work/$1
+    local dir=$work/$1 passwd=$work/passwd
+    [ "$3" = cheap ] && passwd=$work/passwd-plain
     # Room for the idle measurement.
-    dovecot_write_config "$dir" "$2" "$work/dovecot/mail" "$work/passwd" "$IDLE"
-    if [ "$3" = tuned ]; then
+    dovecot_write_config "$dir" "$2" "$work/dovecot/mail" "$passwd" "$IDLE"
+    if [ "$3" != default ]; then
         cat >> "$dir/dovecot.conf" <<CONF
 auth_cache_size = 10M
 auth_cache_ttl = 15 mins
@@ -155,25 +163,21 @@ measure() {
     echo "$out"
 }
 
-start_lifeboat() {
-    "$lifeboat" serve >/dev/null 2>"$work/serve.log" & pids+=($!)
-    lifeboat_pid=$!
-    wait_port "$lifeboat_port"
-}
-
-start_dovecot() { # NAME PORT
-    dovecot -F -c "$work/$1/dovecot.conf" & pids+=($!)
-    eval "${1//-/_}_pid=$!"
-    wait_port "$2"
-}
-
-dovecot_port=$(free_port)
-tuned_port=$(free_port)
-dovecot_config dovecot "$dovecot_port" default
-dovecot_config dovecot-tuned "$tuned_port" tuned
-start_lifeboat
-start_dovecot dovecot "$dovecot_port"
-start_dovecot dovecot-tuned "$tuned_port"
+# Each server's port and the pid of its process tree's root.
+servers=(lifeboat dovecot dovecot-tuned dovecot-cheap)
+declare -A port pid
+port[lifeboat]=$lifeboat_port
+"$lifeboat" serve >/dev/null 2>"$work/serve.log" & pids+=($!)
+pid[lifeboat]=$!
+wait_port "${port[lifeboat]}"
+for server in dovecot dovecot-tuned dovecot-cheap; do
+    port[$server]=$(free_port)
+    kind=${server#dovecot-}
+    dovecot_config "$server" "${port[$server]}" "${kind/dovecot/default}"
+    dovecot -F -c "$work/$server/dovecot.conf" & pids+=($!)
+    pid[$server]=$!
+    wait_port "${port[$server]}"
+done
 
 # Which operations Lifeboat takes: APPEND and EXPUNGE come out of the mix when not.
 case ",$OPS," in
@@ -191,21 +195,17 @@ esac
 echo "bench: operations per session: LOGIN, SELECT, $OPS (BODY.PEEK[] x $BODIES), LOGOUT" >&2
 
 # Warm up each (page cache, Dovecot's index files, Lifeboat's login cache) once.
-SECS=2 measure lifeboat "$lifeboat_port" "$lifeboat_pid" >/dev/null
-SECS=2 measure dovecot "$dovecot_port" "$dovecot_pid" >/dev/null
-SECS=2 measure dovecot-tuned "$tuned_port" "$dovecot_tuned_pid" >/dev/null
+for server in "${servers[@]}"; do
+    SECS=2 measure "$server" "${port[$server]}" "${pid[$server]}" >/dev/null
+done
 
 field() { sed -n "s|.*[ ^]$1=\([^ ]*\).*|\1|p" <<<" $2"; }
 # Per server, the runs' sessions/s, commands/s, commands per server CPU-second and peak
 # RSS of the server's process tree (KiB), each a space-separated list.
 declare -A rates commands per_cpu peak
 for round in $(seq "$REPEAT"); do
-    for server in lifeboat dovecot dovecot-tuned; do
-        case $server in
-        lifeboat) line=$(measure lifeboat "$lifeboat_port" "$lifeboat_pid") ;;
-        dovecot) line=$(measure dovecot "$dovecot_port" "$dovecot_pid") ;;
-        dovecot-tuned) line=$(measure dovecot-tuned "$tuned_port" "$dovecot_tuned_pid") ;;
-        esac
+    for server in "${servers[@]}"; do
+        line=$(measure "$server" "${port[$server]}" "${pid[$server]}")
         rates[$server]+="$(field rate "$line") "
         commands[$server]+="$(field commands/s "$line") "
         per_cpu[$server]+="$(field commands_per_cpu_s "$line") "
@@ -214,9 +214,6 @@ for round in $(seq "$REPEAT"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-lb=$(median <<<"${rates[lifeboat]}")
-dc=$(median <<<"${rates[dovecot]}")
-dt=$(median <<<"${rates[dovecot-tuned]}")
 
 # ---- SELECT of a big mailbox ----
 select_line() { # SERVER PORT
@@ -226,8 +223,8 @@ select_line() { # SERVER PORT
     echo "$out"
 }
 if [ "$BIG" -gt 0 ]; then
-    sel_lb=$(select_line lifeboat "$lifeboat_port")
-    sel_dc=$(select_line dovecot "$dovecot_port")
+    sel_lb=$(select_line lifeboat "${port[lifeboat]}")
+    sel_dc=$(select_line dovecot "${port[dovecot]}")
 fi
 
 # ---- idle connections ----
@@ -237,22 +234,22 @@ idle_line() { # SERVER PORT PID COMM
     echo "bench: idle $1 $out" >&2
     echo "$out"
 }
-idle_lb=$(idle_line lifeboat "$lifeboat_port" "$lifeboat_pid" lifeboat)
-idle_dc=$(idle_line dovecot "$dovecot_port" "$dovecot_pid" imap)
+idle_lb=$(idle_line lifeboat "${port[lifeboat]}" "${pid[lifeboat]}" lifeboat)
+idle_dc=$(idle_line dovecot "${port[dovecot]}" "${pid[dovecot]}" imap)
 
-echo "operations per session: LOGIN SELECT ${OPS//,/ } LOGOUT; password hashes: the same argon2id on every server"
-printf '%-15s %10s %10s %14s %14s  %s\n' server sessions/s commands/s "cmds/server-cpu-s" "peak-rss-MiB" "runs (sessions/s)"
-for server in lifeboat dovecot dovecot-tuned; do
-    printf '%-15s %10.1f %10.1f %17.1f %14.1f  %s\n' "$server" "$(median <<<"${rates[$server]}")" \
+echo "operations per session: LOGIN SELECT ${OPS//,/ } LOGOUT; passwords: argon2id (Lifeboat's default) on every server but dovecot-cheap ({PLAIN})"
+printf '%-14s %10s %10s %17s %13s  %s\n' server sessions/s commands/s cmds/server-cpu-s peak-rss-MiB "runs (sessions/s)"
+for server in "${servers[@]}"; do
+    printf '%-14s %10.1f %10.1f %17.1f %13.1f  %s\n' "$server" "$(median <<<"${rates[$server]}")" \
         "$(median <<<"${commands[$server]}")" "$(median <<<"${per_cpu[$server]}")" \
         "$(median <<<"${peak[$server]}" | awk '{print $1 / 1024}')" "${rates[$server]}"
 done
-awk -v lb="$lb" -v dc="$dc" -v dt="$dt" \
-    -v lc="$(median <<<"${per_cpu[lifeboat]}")" -v dcc="$(median <<<"${per_cpu[dovecot]}")" \
-    -v dtc="$(median <<<"${per_cpu[dovecot-tuned]}")" 'BEGIN {
-    printf "lifeboat / dovecot       = %.2fx sessions/s, %.2fx commands per server CPU-second\n", lb / dc, lc / dcc
-    printf "lifeboat / dovecot-tuned = %.2fx sessions/s, %.2fx commands per server CPU-second\n", lb / dt, lc / dtc
-}'
+for server in "${servers[@]:1}"; do
+    awk -v name="$server" -v lb="$(median <<<"${rates[lifeboat]}")" -v other="$(median <<<"${rates[$server]}")" \
+        -v lc="$(median <<<"${per_cpu[lifeboat]}")" -v oc="$(median <<<"${per_cpu[$server]}")" 'BEGIN {
+        printf "lifeboat / %-13s = %.2fx sessions/s, %.2fx commands per server CPU-second\n", name, lb / other, lc / oc
+    }'
+done
 printf 'idle %s connections, KB per connection: lifeboat rss %s (pss %s); dovecot imap rss %s (pss %s), whole dovecot tree rss %s\n' \
     "$IDLE" "$(field rss_per_conn_kb "$idle_lb")" "$(field pss_per_conn_kb "$idle_lb")" \
     "$(field rss_per_conn_kb "$idle_dc")" "$(field pss_per_conn_kb "$idle_dc")" "$(field tree_rss_per_conn_kb "$idle_dc")"
