@@ -1,61 +1,93 @@
-//! APPEND (with UIDPLUS's APPENDUID, RFC 4315). A message appended to the `\Sent`
-//! mailbox while the user's origin is down is a sent copy, replayed to the origin later
+//! APPEND, with MULTIAPPEND's several messages (RFC 3502), BINARY's literal8 (RFC
+//! 3516) and UIDPLUS's APPENDUID (RFC 4315). A message appended to the `\Sent` mailbox
+//! while the user's origin is down is a sent copy, replayed to the origin later
 //! (docs/design.md §7); every other APPEND is just mail the user keeps.
+//!
+//! All the messages of one APPEND are stored in one transaction of the store
+//! ([`Store::deliver_together`](lifeboat_mailstore::store::Store)), read back from the
+//! spool one at a time as the store writes them: all or none, and an empty message
+//! cancels the lot (RFC 3502). A literal8 message with binary parts is stored with
+//! those parts base64-encoded ([`binary::storable`]); one whose NUL cannot be moved into
+//! a part is refused with `NO [UNKNOWN-CTE]`.
 
-use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::datetime::DateTime;
-use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
-use imap_codec::imap_types::flag::Flag;
-use imap_codec::imap_types::mailbox::Mailbox;
-use imap_codec::imap_types::response::Code;
 use lifeboat_mailstore::Class;
 use lifeboat_mailstore::deliver::{NewMessage, header_value};
-use lifeboat_mailstore::error::Result as StoreResult;
+use lifeboat_mailstore::error::{Error as StoreError, Result as StoreResult};
 use lifeboat_mailstore::reader::{MailboxRecord, Reader};
 
 use crate::imap::context::{Context, User};
 use crate::imap::flags::split_flags;
-use crate::imap::response::{NoCode, Reply, no, nz, ok_code};
+use crate::imap::mime::binary;
+use crate::imap::response::{NoCode, Rejection, Reply, append_uid, no, ok_code};
+use crate::imap::upload::Append;
 
-pub fn append(
-    cx: &mut Context,
-    reader: &Reader,
-    tag: &Tag<'static>,
-    mailbox: &Mailbox<'_>,
-    flags: &[Flag<'_>],
-    date: Option<DateTime>,
-    message: LiteralOrLiteral8<'static>,
-) -> StoreResult<Reply> {
-    let content = match message {
-        LiteralOrLiteral8::Literal(literal) => literal.into_inner().into_owned(),
-        LiteralOrLiteral8::Literal8(literal) => literal.data.into_owned(),
-    };
+pub fn append(cx: &mut Context, reader: &Reader, mut append: Append) -> StoreResult<Reply> {
+    let tag = append.tag.clone();
     let user = cx.logged_in_user();
-    let Some(target) = cx.find_mailbox(reader, mailbox)? else {
+    let Some(target) = cx.find_mailbox(reader, &append.mailbox)? else {
         return Ok(Reply::new(vec![no(
-            tag,
+            &tag,
             Some(NoCode::TryCreate),
             "no such mailbox",
         )]));
     };
-    let (system, keywords) = split_flags(flags);
-    let class = class(cx, reader, &user, &target, &content)?;
-    let mut message = NewMessage::new(user.address.clone(), &target.name, content, class);
-    message.flags = system;
-    message.keywords = keywords;
-    message.internal_date = date.map(|d| d.as_ref().timestamp());
-    if class == Class::Sent {
-        // Replayed into the user's own mailbox at the origin (docs/design.md, replay).
-        message.envelope_from = Some(user.address.to_string());
-        message.envelope_to = vec![user.address.clone()];
+    if append.messages.iter().any(|m| m.is_empty()) {
+        return Ok(Reply::new(vec![no(
+            &tag,
+            None,
+            "an empty message cancels the APPEND",
+        )]));
     }
-    let stored = cx.store.deliver(message)?;
-    let mut responses = cx.poll_changes(reader)?;
-    let code = Code::AppendUid {
-        uid_validity: nz(stored.uidvalidity),
-        uid: nz(stored.uid),
+    // Why the store was told to stop, when it is the message's fault.
+    let mut refusal = None;
+    let count = append.messages.len();
+    let cx_ref = &*cx;
+    let messages = (0..count).map(|index| {
+        let content = append.take(index).map_err(|source| StoreError::Io {
+            context: "reading back a spooled APPEND".into(),
+            source,
+        })?;
+        let upload = &append.messages[index];
+        let content = if upload.binary {
+            binary::storable(content).ok_or_else(|| {
+                refusal = Some(Rejection::new(
+                    Some(NoCode::UnknownCte),
+                    "binary data outside a body part cannot be stored",
+                ));
+                StoreError::Refused("binary content".into())
+            })?
+        } else {
+            content
+        };
+        let (system, keywords) = split_flags(&upload.flags);
+        let class = class(cx_ref, reader, &user, &target, &content)?;
+        let mut message = NewMessage::new(user.address.clone(), &target.name, content, class);
+        message.flags = system;
+        message.keywords = keywords;
+        message.internal_date = upload.date.as_ref().map(|d| d.as_ref().timestamp());
+        if class == Class::Sent {
+            // Replayed into the user's own mailbox at the origin (docs/design.md, replay).
+            message.envelope_from = Some(user.address.to_string());
+            message.envelope_to = vec![user.address.clone()];
+        }
+        Ok(message)
+    });
+    let stored = match cx_ref.store.deliver_together(messages) {
+        Ok(stored) => stored,
+        Err(_) if refusal.is_some() => {
+            let refusal = refusal.unwrap_or_else(|| Rejection::new(None, "refused"));
+            return Ok(Reply::new(vec![refusal.response(&tag)]));
+        }
+        Err(e) => return Err(e),
     };
-    responses.push(ok_code(tag, code, "APPEND completed"));
+    let uids: Vec<u32> = stored.iter().map(|s| s.uid).collect();
+    let uid_validity = stored.first().map_or(target.uidvalidity, |s| s.uidvalidity);
+    let mut responses = cx.poll_changes(reader)?;
+    responses.push(ok_code(
+        &tag,
+        append_uid(uid_validity, &uids),
+        "APPEND completed",
+    ));
     Ok(Reply::new(responses))
 }
 

@@ -1,11 +1,12 @@
-//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4). What each data
-//! item says about a message is `imap::fetch`'s business; this is the command: which
-//! messages, reading them, and the `\Seen` that BODY[...] sets (RFC 3501 §6.4.5).
+//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4) and BINARY
+//! (RFC 3516). What each data item says about a message is `imap::fetch`'s business;
+//! this is the command: which messages, reading them, the `\Seen` that BODY[...] and
+//! BINARY[...] set (RFC 3501 §6.4.5), and `NO [UNKNOWN-CTE]` for a BINARY section
+//! whose transfer encoding cannot be undone.
 
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
-use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::flags::{FlagEdit, FlagOp};
@@ -14,7 +15,8 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
-use crate::imap::response::{Gone, NoCode, Reply, bad, data, no, nz, ok};
+use crate::imap::mime::binary;
+use crate::imap::response::{Gone, NoCode, Reply, bad, no, ok};
 
 pub fn fetch(
     cx: &mut Context,
@@ -88,6 +90,7 @@ fn fetch_items(
     };
     let mut seen = SeenNow::default();
     let mut gone = false;
+    let mut unknown_cte = false;
     for index in positions {
         if cancel.is_cancelled() {
             gone = true;
@@ -113,6 +116,16 @@ fn fetch_items(
         } else {
             None
         };
+        let unknown = bytes.as_deref().is_some_and(|bytes| {
+            items
+                .iter()
+                .filter_map(Item::binary_part)
+                .any(|part| !binary::known(bytes, part))
+        });
+        if unknown {
+            unknown_cte = true;
+            break;
+        }
         let marked = marks_seen && seen.mark(&mut message);
         if marked {
             // What this answer tells the client is what its view holds now.
@@ -121,11 +134,8 @@ fn fetch_items(
         let items = if marked { items_and_flags } else { items };
         let recent = selected.view.is_recent(message.uid);
         let bytes = bytes.as_deref();
-        let sent = items::in_groups(items, &message, recent, bytes, grouping, |values| {
-            outbox.send(data(Data::Fetch {
-                seq: nz(index as u32 + 1),
-                items: values,
-            }))
+        let sent = items::in_groups(items, &message, recent, bytes, grouping, |group| {
+            outbox.send(items::response(index as u32 + 1, group))
         });
         if sent == Err(Gone) {
             gone = true;
@@ -142,6 +152,13 @@ fn fetch_items(
     }
     if gone {
         return Ok(Reply::new(vec![no(tag, None, "FETCH cancelled")]));
+    }
+    if unknown_cte {
+        return Ok(Reply::new(vec![no(
+            tag,
+            Some(NoCode::UnknownCte),
+            "cannot decode that section's Content-Transfer-Encoding",
+        )]));
     }
     // Others' changes (no EXPUNGE during FETCH); ours is already in the view, so only
     // what others changed meanwhile is news (a keyword another session added).
@@ -476,7 +493,7 @@ mod tests {
         let counted = sent.clone();
         let outbox = Outbox::streaming(move |response| {
             // The server writes it now; here the client reads one and goes away.
-            assert!(encode(&response).contains(" FETCH (BODY[] {"));
+            assert!(String::from_utf8_lossy(&response).contains(" FETCH (BODY[] {"));
             match counted.fetch_add(1, Ordering::Relaxed) {
                 0 => Ok(()),
                 _ => Err(Gone),
