@@ -117,6 +117,15 @@ impl Fixture {
         responses
     }
 
+    /// [`Fixture::run`], the responses as bytes (BINARY data need not be UTF-8).
+    pub fn run_raw(&mut self, command: &[u8]) -> Vec<Vec<u8>> {
+        let (_, command) = CommandCodec::default().decode_static(command).unwrap();
+        let reply = self.session.handle(command);
+        self.after = reply.after;
+        let encoded = reply.responses.iter().map(|r| super::response::encode(r));
+        reply.ahead.iter().cloned().chain(encoded).collect()
+    }
+
     /// A command as the server takes it: framed by [`Input`] after login (big APPEND
     /// literals spooled, several messages for MULTIAPPEND), then run; the answer to
     /// each step (continuation requests left out).
