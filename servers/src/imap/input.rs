@@ -326,15 +326,17 @@ impl Input {
     fn literal_announced(&mut self, line: Vec<u8>, announced: Announcement) -> Option<Step> {
         let Announcement { at, length, sync } = announced;
         let unbounded = |limit: usize| length.is_none_or(|n| n as usize > limit);
-        // An APPEND's literals, all its messages together (the mailbox name may be one).
-        let appending = self.message.append && self.limits.spooled > 0;
-        if appending {
+        // An APPEND's literals, all its messages together (the mailbox name may be one);
+        // once the message is broken nothing more is kept of it.
+        let append = self.message.append && self.message.broken.is_none();
+        if append {
             self.message.appended += u64::from(length.unwrap_or(u32::MAX));
             self.message.literal_ends.push(0);
         }
-        let too_much = appending
+        let too_much = append
             && (self.message.literal_ends.len() > upload::MAX_MESSAGES + 1
                 || self.message.appended > upload::MAX_TOTAL);
+        let appending = append && self.limits.spooled > 0;
         let (sink, why) = if self.message.broken.is_some() {
             (Sink::Discard, None)
         } else if appending && unbounded(self.limits.spooled as usize) {
@@ -849,6 +851,9 @@ mod tests {
             b"{70000+}\r\n",
             b"{9000}\r\n",
             b"{99999999999+}\r\n",
+            b"~{5}\r\n",
+            b"~{70000+}\r\n",
+            b" (\\Seen) {1+}\r\n",
             b"\r\n",
             b"\n",
             b"xxxxx",
@@ -883,6 +888,7 @@ mod tests {
                             return Ok(());
                         }
                         prop_assert!(input.message.bytes.len() <= limits.message + limits.line);
+                        prop_assert!(input.message.literal_ends.len() <= upload::MAX_MESSAGES + 1);
                     }
                     prop_assert!(input.message.bytes.len() <= limits.message + limits.line);
                     prop_assert!(input.line.len() <= limits.line + read_size);

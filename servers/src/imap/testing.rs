@@ -126,12 +126,14 @@ impl Fixture {
         reply.ahead.iter().cloned().chain(encoded).collect()
     }
 
-    /// A command as the server takes it: framed by [`Input`] after login (big APPEND
-    /// literals spooled, several messages for MULTIAPPEND), then run; the answer to
+    /// A command as the server takes it: framed by [`Input`] (after login: big APPEND
+    /// literals spooled), several messages for MULTIAPPEND, then run; the answer to
     /// each step (continuation requests left out).
     pub fn framed(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut input = Input::new();
-        input.logged_in(self._dir.path().to_path_buf());
+        if self.session.is_authenticated() {
+            input.logged_in(self._dir.path().to_path_buf());
+        }
         input.push(bytes, std::time::Instant::now());
         let mut answers = Vec::new();
         while let Some(step) = input.next_step() {

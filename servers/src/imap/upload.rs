@@ -194,11 +194,6 @@ impl Spool {
         }
         Ok(())
     }
-
-    /// Bytes announced so far, the literal being written included.
-    pub fn announced(&self) -> u64 {
-        self.literals.iter().map(|l| u64::from(l.length)).sum()
-    }
 }
 
 /// The APPEND in `bytes` (a whole command, CRLF included), whose literals end at
@@ -363,7 +358,6 @@ mod tests {
         spool.write(b"first").unwrap();
         spool.begin(ends[2], 4);
         spool.write(b"l\0st").unwrap();
-        assert_eq!(spool.announced(), 9);
         let mut append = parse(bytes, &ends, Some(spool)).unwrap();
         assert!(append.is_spooled());
         assert_eq!(

@@ -166,6 +166,10 @@ mod tests {
         );
         let mut f = Fixture::new();
         assert_eq!(f.run(&append("INBOX", "()")), ["a1 BAD log in first\r\n"]);
+        assert_eq!(
+            f.framed(&append("INBOX", "()")),
+            ["a1 BAD log in first\r\n"]
+        );
     }
 
     #[test]
