@@ -282,7 +282,8 @@ pub fn in_groups<E>(
     let mut group = Group::default();
     let mut size = 0;
     // Ranges of one section (BODY[]<0.100> BODY[]<100.100> ...) cut the section once;
-    // BINARY items of one section come together and decode it once.
+    // BINARY items of one section come together and decode it once, the message
+    // parsed once for them all.
     let mut cut = Cut::default();
     for item in items {
         if size >= grouping.limit && !group.is_empty() {
@@ -325,20 +326,23 @@ pub fn in_groups<E>(
     send(finish(group))
 }
 
-/// The section cut last (BODY[...]) and the part decoded last (BINARY[...]).
+/// The section cut last (BODY[...]), and for BINARY[...] the message's MIME tree and
+/// the part decoded last.
 #[derive(Default)]
-struct Cut {
+struct Cut<'a> {
     section: Option<(Option<Section<'static>>, Vec<u8>)>,
+    tree: Option<mime::tree::Entity<'a>>,
     binary: Option<(Vec<NonZeroU32>, Vec<u8>)>,
 }
 
-impl Cut {
+impl<'a> Cut<'a> {
     /// The decoded data of `BINARY[part]`; empty when its encoding is unknown (FETCH
     /// refuses such a part before it gets here).
-    fn binary(&mut self, message: &[u8], part: &[NonZeroU32]) -> &[u8] {
+    fn binary(&mut self, message: &'a [u8], part: &[NonZeroU32]) -> &[u8] {
         let cached = matches!(&self.binary, Some((p, _)) if p == part);
         if !cached {
-            let data = mime::binary::section(message, part).unwrap_or_default();
+            let root = self.tree.get_or_insert_with(|| mime::tree::parse(message));
+            let data = mime::binary::section(root, part).unwrap_or_default();
             self.binary = Some((part.to_vec(), data));
         }
         self.binary.as_ref().map_or(&[], |(_, data)| data)
@@ -350,7 +354,7 @@ fn value(
     message: &MessageRecord,
     recent: bool,
     bytes: &[u8],
-    cut: &mut Cut,
+    cut: &mut Cut<'_>,
 ) -> MessageDataItem<'static> {
     let last_section = &mut cut.section;
     match item {

@@ -32,8 +32,7 @@ use imap_codec::imap_types::response::{Code, Status, StatusKind};
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
 use super::response::{NoCode, bye_status, status};
-use super::session::MAX_LITERAL;
-use super::upload::{self, Append, Spool};
+use super::upload::{self, Append, MAX_LITERAL, Spool};
 
 const KIB: usize = 1024;
 

@@ -16,7 +16,8 @@
 //!   responses written as commands make them.
 //!
 //! The modules form layers without cycles: server → (input, session) → command →
-//! context → mailbox → fetch → (mime, flags, response).
+//! context → mailbox → fetch → (mime, flags, response); input, session and command
+//! → upload.
 
 mod command;
 mod context;

@@ -29,9 +29,7 @@ pub use super::response::{After, Outbox, Reply};
 use super::response::{NoCode, Rejection, Responses, bad, bye, data, no, ok, ok_code};
 use super::upload::Append;
 
-/// Largest literal (an APPEND) accepted: advertised as APPENDLIMIT, enforced by the
-/// server.
-pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
+pub use super::upload::MAX_LITERAL;
 
 pub struct Session {
     cx: Context,

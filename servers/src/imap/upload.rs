@@ -30,8 +30,9 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 
-use super::session::MAX_LITERAL;
-
+/// Largest literal (an APPEND's message) accepted: advertised as APPENDLIMIT (RFC 7889),
+/// enforced by the framing.
+pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
 /// Most messages in one APPEND.
 pub const MAX_MESSAGES: usize = 1000;
 /// Most bytes of literals in one APPEND, all messages together: twice APPENDLIMIT, so a

@@ -116,12 +116,10 @@ fn fetch_items(
         } else {
             None
         };
-        let unknown = bytes.as_deref().is_some_and(|bytes| {
-            items
-                .iter()
-                .filter_map(Item::binary_part)
-                .any(|part| !binary::known(bytes, part))
-        });
+        let binary_parts = items.iter().filter_map(Item::binary_part);
+        let unknown = bytes
+            .as_deref()
+            .is_some_and(|bytes| !binary::known(bytes, binary_parts));
         if unknown {
             unknown_cte = true;
             break;

@@ -70,26 +70,30 @@ pub fn decode(header: &[u8], body: &[u8]) -> Result<Vec<u8>, UnknownCte> {
     }
 }
 
-/// The data of `BINARY[part]`: the whole message for no part; what does not exist is
-/// empty.
-pub fn section(message: &[u8], part: &[NonZeroU32]) -> Result<Vec<u8>, UnknownCte> {
+/// The data of `BINARY[part]` of the message whose MIME tree is `root`: the whole
+/// message for no part; what does not exist is empty.
+pub fn section(root: &Entity<'_>, part: &[NonZeroU32]) -> Result<Vec<u8>, UnknownCte> {
     if part.is_empty() {
-        return Ok(message.to_vec());
+        // The root's header and body are the whole message, one after the other.
+        return Ok([root.header, root.body].concat());
     }
-    let root = tree::parse(message);
-    match super::resolve_path(&root, part) {
+    match super::resolve_path(root, part) {
         Some(entity) => decode(entity.header, entity.body),
         None => Ok(Vec::new()),
     }
 }
 
-/// Whether `BINARY[part]` can be served (its encoding is known, or it does not exist).
-pub fn known(message: &[u8], part: &[NonZeroU32]) -> bool {
-    if part.is_empty() {
+/// Whether every `BINARY[part]` can be served (its encoding is known, or it does not
+/// exist): the message is parsed once for them all.
+pub fn known<'p>(message: &[u8], parts: impl IntoIterator<Item = &'p [NonZeroU32]>) -> bool {
+    let mut parts = parts.into_iter().filter(|part| !part.is_empty()).peekable();
+    if parts.peek().is_none() {
         return true;
     }
     let root = tree::parse(message);
-    super::resolve_path(&root, part).is_none_or(|entity| cte(entity.header) != Cte::Unknown)
+    parts.all(|part| {
+        super::resolve_path(&root, part).is_none_or(|entity| cte(entity.header) != Cte::Unknown)
+    })
 }
 
 /// An APPENDed message as the store can keep it: leaf parts whose body holds a NUL or
@@ -194,6 +198,14 @@ mod tests {
             .iter()
             .map(|&n| NonZeroU32::new(n).unwrap())
             .collect()
+    }
+
+    fn section(message: &[u8], part: &[NonZeroU32]) -> Result<Vec<u8>, UnknownCte> {
+        super::section(&tree::parse(message), part)
+    }
+
+    fn known(message: &[u8], part: &[NonZeroU32]) -> bool {
+        super::known(message, [part])
     }
 
     const MIXED: &str = "Subject: parts\r\nMIME-Version: 1.0\r\n\
