@@ -525,8 +525,7 @@ impl Client {
             Step::Refused(refusal) => Ok(self.refused(refusal)),
             Step::Received(Received::Command(command)) => self.command(command).await,
             Step::Received(Received::Append(append)) => {
-                self.shell.last_command = Instant::now();
-                if self.shell.user.is_some() && !self.user_still_valid().await {
+                if self.user_revoked().await {
                     return Ok(self.revoked());
                 }
                 self.run(Job::Append(append)).await
@@ -570,8 +569,7 @@ impl Client {
     /// A command: LOGIN, AUTHENTICATE and IDLE are driven here, everything else goes to
     /// the session on the blocking pool.
     async fn command(&mut self, command: Command<'static>) -> std::io::Result<Flow> {
-        self.shell.last_command = Instant::now();
-        if self.shell.user.is_some() && !self.user_still_valid().await {
+        if self.user_revoked().await {
             return Ok(self.revoked());
         }
         match command.body {
@@ -841,6 +839,13 @@ impl Client {
             }
             Err(e) => tracing::warn!(error = %e, "imap: cannot look for changes"),
         }
+    }
+
+    /// A command came (the autologout starts again): whether its user lost the right to
+    /// run it meanwhile.
+    async fn user_revoked(&mut self) -> bool {
+        self.shell.last_command = Instant::now();
+        self.shell.user.is_some() && !self.user_still_valid().await
     }
 
     /// Whether the logged-in user is still who logged in (active, same password).

@@ -72,13 +72,10 @@ pub fn append(cx: &mut Context, reader: &Reader, mut append: Append) -> StoreRes
         }
         Ok(message)
     });
-    let stored = match cx_ref.store.deliver_together(messages) {
-        Ok(stored) => stored,
-        Err(_) if refusal.is_some() => {
-            let refusal = refusal.unwrap_or_else(|| Rejection::new(None, "refused"));
-            return Ok(Reply::new(vec![refusal.response(&tag)]));
-        }
-        Err(e) => return Err(e),
+    let stored = match (cx_ref.store.deliver_together(messages), refusal) {
+        (Ok(stored), _) => stored,
+        (Err(_), Some(refusal)) => return Ok(Reply::new(vec![refusal.response(&tag)])),
+        (Err(e), None) => return Err(e),
     };
     let uids: Vec<u32> = stored.iter().map(|s| s.uid).collect();
     let uid_validity = stored.first().map_or(target.uidvalidity, |s| s.uidvalidity);
