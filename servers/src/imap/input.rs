@@ -785,6 +785,28 @@ mod tests {
     }
 
     #[test]
+    fn a_literal8_is_framed_like_any_literal_under_the_same_limits() {
+        let (_dir, mut input) = logged_in();
+        // Over APPENDLIMIT, or more than 32 bits: refused before it comes.
+        let got = steps(&mut input, b"a1 APPEND INBOX ~{60000000}\r\n");
+        assert_eq!(refusal(&got[0]), "a1 NO [TOOBIG] literal too big\r\n");
+        let got = steps(&mut input, b"a2 APPEND INBOX ~{99999999999}\r\n");
+        assert_eq!(refusal(&got[0]), "a2 NO [TOOBIG] literal too big\r\n");
+        // Its bytes are never commands, NUL or not.
+        let got = steps(&mut input, b"a3 APPEND INBOX ~{12+}\r\na4 LOGOUT\r\n\0\r\n");
+        let mut append = append(got.into_iter().next().unwrap());
+        assert_eq!(append.take(0).unwrap(), b"a4 LOGOUT\r\n\0");
+        assert!(append.messages[0].binary);
+        // Before login a literal8 is no bigger than a literal.
+        let mut input = self::input();
+        let got = steps(&mut input, b"a5 APPEND INBOX ~{9000+}\r\n");
+        assert_eq!(
+            refusal(&got[0]),
+            "* BYE [TOOBIG] literal too big; closing\r\n"
+        );
+    }
+
+    #[test]
     fn small_appends_and_literal_mailbox_names_stay_in_memory() {
         let (_dir, mut input) = logged_in();
         let got = steps(
