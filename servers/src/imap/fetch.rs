@@ -182,7 +182,7 @@ pub fn values(
         uid: false,
         limit: usize::MAX,
     };
-    let _ = in_groups(items, message, recent, bytes, whole, |group| {
+    let _ = in_groups(items, message, recent, bytes, None, whole, |group| {
         all = Some(group.items);
         Ok::<(), ()>(())
     });
@@ -257,12 +257,14 @@ pub fn response(seq: u32, group: Group) -> Vec<u8> {
 
 /// The FETCH values for one message, handed to `send` a group at a time, each group
 /// with at most about `grouping.limit` bytes of message data: only one group is ever
-/// built at a time. Stops at the first error `send` returns.
+/// built at a time. `tree` is the message's MIME tree, which BINARY items need. Stops
+/// at the first error `send` returns.
 pub fn in_groups<E>(
     items: &[Item],
     message: &MessageRecord,
     recent: bool,
     bytes: Option<&[u8]>,
+    tree: Option<&mime::tree::Entity<'_>>,
     grouping: Grouping,
     mut send: impl FnMut(Group) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -281,11 +283,15 @@ pub fn in_groups<E>(
     };
     let mut group = Group::default();
     let mut size = 0;
-    // Ranges of one section (BODY[]<0.100> BODY[]<100.100> ...) cut the section once;
-    // BINARY items of one section come together and decode it once, the message
-    // parsed once for them all.
-    let mut cut = Cut::default();
-    for item in items {
+    // Ranges of one section (BODY[]<0.100> BODY[]<100.100> ...) cut the section once,
+    // and BINARY ranges of one part (they come together) decode it once; one BINARY
+    // range alone decodes only itself.
+    let mut cut = Cut {
+        tree,
+        ..Cut::default()
+    };
+    let shared = shared_parts(items);
+    for (item, shared) in items.iter().zip(shared) {
         if size >= grouping.limit && !group.is_empty() {
             send(finish(std::mem::take(&mut group)))?;
             size = 0;
@@ -295,22 +301,16 @@ pub fn in_groups<E>(
         }
         match item {
             Item::Binary { part, partial, .. } => {
-                let whole = cut.binary(bytes, part);
-                let (origin, data) = match partial {
-                    Some((start, length)) => {
-                        (Some(*start), mime::partial(whole, *start, *length).to_vec())
-                    }
-                    None => (None, whole.to_vec()),
-                };
+                let data = cut.binary(part, *partial, shared);
                 size += data.len();
                 group.binary.push(Binary {
                     part: part.clone(),
-                    origin,
+                    origin: partial.map(|(start, _)| start),
                     data,
                 });
             }
             Item::BinarySize { part } => {
-                let size = cut.binary(bytes, part).len();
+                let size = cut.binary_size(part);
                 group.items.push(MessageDataItem::BinarySize {
                     section: part.clone(),
                     size: u32::try_from(size).unwrap_or(u32::MAX),
@@ -326,26 +326,62 @@ pub fn in_groups<E>(
     send(finish(group))
 }
 
-/// The section cut last (BODY[...]), and for BINARY[...] the message's MIME tree and
-/// the part decoded last.
+/// For each item, whether it is a BINARY item whose part another BINARY item (next to
+/// it: [`item_names`] puts them together) asks for too.
+fn shared_parts(items: &[Item]) -> Vec<bool> {
+    let part = |i: usize| items.get(i).and_then(Item::binary_part);
+    (0..items.len())
+        .map(|i| {
+            let this = part(i);
+            this.is_some() && (i > 0 && part(i - 1) == this || part(i + 1) == this)
+        })
+        .collect()
+}
+
+/// The section cut last (BODY[...]); for BINARY[...] the message's MIME tree and the
+/// part decoded whole last.
 #[derive(Default)]
-struct Cut<'a> {
+struct Cut<'t, 'a> {
     section: Option<(Option<Section<'static>>, Vec<u8>)>,
-    tree: Option<mime::tree::Entity<'a>>,
+    tree: Option<&'t mime::tree::Entity<'a>>,
     binary: Option<(Vec<NonZeroU32>, Vec<u8>)>,
 }
 
-impl<'a> Cut<'a> {
-    /// The decoded data of `BINARY[part]`; empty when its encoding is unknown (FETCH
+impl Cut<'_, '_> {
+    /// The decoded data of `BINARY[part]<range>`: decoded whole once when `shared` by
+    /// several items, else only the range. Empty when its encoding is unknown (FETCH
     /// refuses such a part before it gets here).
-    fn binary(&mut self, message: &'a [u8], part: &[NonZeroU32]) -> &[u8] {
+    fn binary(
+        &mut self,
+        part: &[NonZeroU32],
+        range: Option<(u32, NonZeroU32)>,
+        shared: bool,
+    ) -> Vec<u8> {
+        let Some(root) = self.tree else {
+            return Vec::new();
+        };
+        if !shared {
+            return mime::binary::section(root, part, range).unwrap_or_default();
+        }
         let cached = matches!(&self.binary, Some((p, _)) if p == part);
         if !cached {
-            let root = self.tree.get_or_insert_with(|| mime::tree::parse(message));
-            let data = mime::binary::section(root, part).unwrap_or_default();
-            self.binary = Some((part.to_vec(), data));
+            let whole = mime::binary::section(root, part, None).unwrap_or_default();
+            self.binary = Some((part.to_vec(), whole));
         }
-        self.binary.as_ref().map_or(&[], |(_, data)| data)
+        let whole = self.binary.as_ref().map_or(&[][..], |(_, data)| data);
+        match range {
+            Some((start, length)) => mime::partial(whole, start, length).to_vec(),
+            None => whole.to_vec(),
+        }
+    }
+
+    /// `BINARY.SIZE[part]`: the length of what is decoded already, else counted.
+    fn binary_size(&self, part: &[NonZeroU32]) -> usize {
+        match (&self.binary, self.tree) {
+            (Some((p, data)), _) if p == part => data.len(),
+            (_, Some(root)) => mime::binary::size(root, part).unwrap_or_default(),
+            (_, None) => 0,
+        }
     }
 }
 
@@ -354,7 +390,7 @@ fn value(
     message: &MessageRecord,
     recent: bool,
     bytes: &[u8],
-    cut: &mut Cut<'_>,
+    cut: &mut Cut<'_, '_>,
 ) -> MessageDataItem<'static> {
     let last_section = &mut cut.section;
     match item {

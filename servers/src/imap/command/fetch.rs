@@ -15,7 +15,7 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
-use crate::imap::mime::binary;
+use crate::imap::mime::{self, binary};
 use crate::imap::response::{Gone, NoCode, Reply, bad, no, ok};
 
 pub fn fetch(
@@ -116,11 +116,16 @@ fn fetch_items(
         } else {
             None
         };
-        let binary_parts = items.iter().filter_map(Item::binary_part);
-        let unknown = bytes
-            .as_deref()
-            .is_some_and(|bytes| !binary::known(bytes, binary_parts));
-        if unknown {
+        // BINARY items work on the message's MIME tree, parsed once for them all.
+        let mut binary_parts = items.iter().filter_map(Item::binary_part).peekable();
+        let tree = match (&bytes, binary_parts.peek()) {
+            (Some(bytes), Some(_)) => Some(mime::tree::parse(bytes)),
+            _ => None,
+        };
+        if tree
+            .as_ref()
+            .is_some_and(|root| !binary::known(root, binary_parts))
+        {
             unknown_cte = true;
             break;
         }
@@ -132,9 +137,15 @@ fn fetch_items(
         let items = if marked { items_and_flags } else { items };
         let recent = selected.view.is_recent(message.uid);
         let bytes = bytes.as_deref();
-        let sent = items::in_groups(items, &message, recent, bytes, grouping, |group| {
-            outbox.send(items::response(index as u32 + 1, group))
-        });
+        let sent = items::in_groups(
+            items,
+            &message,
+            recent,
+            bytes,
+            tree.as_ref(),
+            grouping,
+            |group| outbox.send(items::response(index as u32 + 1, group)),
+        );
         if sent == Err(Gone) {
             gone = true;
             break;

@@ -18,7 +18,6 @@
 use std::num::NonZeroU32;
 
 use base64::Engine;
-use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 
 use super::header;
@@ -54,46 +53,142 @@ pub fn cte(header: &[u8]) -> Cte {
 
 /// An entity's body with its transfer encoding undone.
 pub fn decode(header: &[u8], body: &[u8]) -> Result<Vec<u8>, UnknownCte> {
+    decode_range(header, body, 0, usize::MAX)
+}
+
+/// Bytes `start..start + length` of an entity's body with its transfer encoding
+/// undone, decoding no more of it than that takes: base64 up to the end of the range
+/// (what comes before is only counted), identity bodies only the range copied.
+fn decode_range(
+    header: &[u8],
+    body: &[u8],
+    start: usize,
+    length: usize,
+) -> Result<Vec<u8>, UnknownCte> {
     match cte(header) {
-        Cte::Identity => Ok(body.to_vec()),
-        Cte::Base64 => {
-            // RFC 2045 §6.8: characters outside the alphabet are ignored.
-            let kept: Vec<u8> = body
-                .iter()
-                .copied()
-                .filter(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-                .collect();
-            Ok(base64_decode(&kept).unwrap_or_default())
+        Cte::Identity => Ok(range(body, start, length).to_vec()),
+        Cte::Base64 => Ok(base64_range(body, start, length)),
+        Cte::QuotedPrintable => {
+            let decoded = quoted_printable_decode(body).unwrap_or_else(|| body.to_vec());
+            Ok(range(&decoded, start, length).to_vec())
         }
-        Cte::QuotedPrintable => Ok(quoted_printable_decode(body).unwrap_or_else(|| body.to_vec())),
         Cte::Unknown => Err(UnknownCte),
     }
 }
 
-/// The data of `BINARY[part]` of the message whose MIME tree is `root`: the whole
-/// message for no part; what does not exist is empty.
-pub fn section(root: &Entity<'_>, part: &[NonZeroU32]) -> Result<Vec<u8>, UnknownCte> {
-    if part.is_empty() {
-        // The root's header and body are the whole message, one after the other.
-        return Ok([root.header, root.body].concat());
+/// The decoded size of an entity's body: counted, not decoded, for base64.
+fn decoded_size(header: &[u8], body: &[u8]) -> Result<usize, UnknownCte> {
+    match cte(header) {
+        Cte::Identity => Ok(body.len()),
+        Cte::Base64 => {
+            let chars = base64_chars(body).count();
+            Ok(chars / 4 * 3 + [0, 0, 1, 2][chars % 4])
+        }
+        Cte::QuotedPrintable | Cte::Unknown => decode(header, body).map(|d| d.len()),
     }
-    match super::resolve_path(root, part) {
-        Some(entity) => decode(entity.header, entity.body),
+}
+
+fn range(bytes: &[u8], start: usize, length: usize) -> &[u8] {
+    let start = start.min(bytes.len());
+    let end = start.saturating_add(length).min(bytes.len());
+    &bytes[start..end]
+}
+
+/// The values of a base64 body's characters (RFC 2045 §6.8): characters outside the
+/// alphabet are ignored, and `=` ends the data.
+fn base64_chars(body: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    body.iter()
+        .take_while(|&&b| b != b'=')
+        .filter_map(|&b| match b {
+            b'A'..=b'Z' => Some(b - b'A'),
+            b'a'..=b'z' => Some(b - b'a' + 26),
+            b'0'..=b'9' => Some(b - b'0' + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        })
+}
+
+/// Decoded bytes `start..start + length` of a base64 body. Every 4 characters are 3
+/// bytes, so the characters before the range's first group are skipped uncounted
+/// into bytes; a last group of 2 or 3 characters is 1 or 2 bytes.
+fn base64_range(body: &[u8], start: usize, length: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(length.min(body.len() / 4 * 3 + 3));
+    let mut chars = base64_chars(body).skip(start / 3 * 4);
+    let mut drop = start % 3;
+    let mut group = [0u8; 4];
+    while out.len() < length {
+        let mut n = 0;
+        for slot in group.iter_mut() {
+            match chars.next() {
+                Some(value) => {
+                    *slot = value;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        let bits = group[..n]
+            .iter()
+            .fold(0u32, |acc, &v| acc << 6 | u32::from(v))
+            << (6 * (4 - n));
+        let bytes = bits.to_be_bytes();
+        let produced = [0, 0, 1, 2, 3][n];
+        for &byte in &bytes[1..1 + produced] {
+            if drop > 0 {
+                drop -= 1;
+            } else if out.len() < length {
+                out.push(byte);
+            }
+        }
+        if n < 4 {
+            break;
+        }
+    }
+    out
+}
+
+/// The header and body of the entity a (non-empty) part number names.
+fn entity_of<'a>(root: &Entity<'a>, part: &[NonZeroU32]) -> Option<(&'a [u8], &'a [u8])> {
+    super::resolve_path(root, part).map(|entity| (entity.header, entity.body))
+}
+
+/// The data of `BINARY[part]<range>` (the whole section without a range) of the message
+/// whose MIME tree is `root`: the whole message for no part; what does not exist is
+/// empty.
+pub fn section(
+    root: &Entity<'_>,
+    part: &[NonZeroU32],
+    range: Option<(u32, NonZeroU32)>,
+) -> Result<Vec<u8>, UnknownCte> {
+    let (start, length) = range.map_or((0, usize::MAX), |(start, length)| {
+        (start as usize, length.get() as usize)
+    });
+    if part.is_empty() {
+        let whole = [root.header, root.body].concat();
+        return Ok(self::range(&whole, start, length).to_vec());
+    }
+    match entity_of(root, part) {
+        Some((header, body)) => decode_range(header, body, start, length),
         None => Ok(Vec::new()),
     }
 }
 
-/// Whether every `BINARY[part]` can be served (its encoding is known, or it does not
-/// exist): the message is parsed once for them all.
-pub fn known<'p>(message: &[u8], parts: impl IntoIterator<Item = &'p [NonZeroU32]>) -> bool {
-    let mut parts = parts.into_iter().filter(|part| !part.is_empty()).peekable();
-    if parts.peek().is_none() {
-        return true;
+/// The size `BINARY[part]` has (`BINARY.SIZE`), decoding only what must be.
+pub fn size(root: &Entity<'_>, part: &[NonZeroU32]) -> Result<usize, UnknownCte> {
+    if part.is_empty() {
+        return Ok(root.header.len() + root.body.len());
     }
-    let root = tree::parse(message);
-    parts.all(|part| {
-        super::resolve_path(&root, part).is_none_or(|entity| cte(entity.header) != Cte::Unknown)
-    })
+    match entity_of(root, part) {
+        Some((header, body)) => decoded_size(header, body),
+        None => Ok(0),
+    }
+}
+
+/// Whether every `BINARY[part]` can be served: its encoding is known, or it does not
+/// exist.
+pub fn known<'p>(root: &Entity<'_>, mut parts: impl Iterator<Item = &'p [NonZeroU32]>) -> bool {
+    parts.all(|part| entity_of(root, part).is_none_or(|(header, _)| cte(header) != Cte::Unknown))
 }
 
 /// An APPENDed message as the store can keep it: leaf parts whose body holds a NUL or
@@ -201,11 +296,11 @@ mod tests {
     }
 
     fn section(message: &[u8], part: &[NonZeroU32]) -> Result<Vec<u8>, UnknownCte> {
-        super::section(&tree::parse(message), part)
+        super::section(&tree::parse(message), part, None)
     }
 
     fn known(message: &[u8], part: &[NonZeroU32]) -> bool {
-        super::known(message, [part])
+        super::known(&tree::parse(message), [part].into_iter())
     }
 
     const MIXED: &str = "Subject: parts\r\nMIME-Version: 1.0\r\n\
@@ -270,5 +365,48 @@ mod tests {
         );
         // A NUL in a header cannot be re-encoded.
         assert_eq!(storable(b"Subject: a\0b\r\n\r\nbody\r\n".to_vec()), None);
+    }
+
+    mod ranges {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// `data` base64-encoded in lines of `width`, with `junk` (outside the
+        /// alphabet) sprinkled in, as a single-part message.
+        fn encoded(data: &[u8], width: usize, junk: &[(usize, u8)]) -> Vec<u8> {
+            let text = base64::engine::general_purpose::STANDARD.encode(data);
+            let mut body: Vec<u8> = Vec::new();
+            for line in text.as_bytes().chunks(width) {
+                body.extend_from_slice(line);
+                body.extend_from_slice(b"\r\n");
+            }
+            for &(at, byte) in junk {
+                body.insert(at % (body.len() + 1), byte);
+            }
+            [&b"Content-Transfer-Encoding: base64\r\n\r\n"[..], &body].concat()
+        }
+
+        proptest! {
+            #[test]
+            fn a_range_decodes_to_the_same_bytes_as_the_whole_and_the_size_matches(
+                data in prop::collection::vec(any::<u8>(), 0..300),
+                width in 1..100usize,
+                junk in prop::collection::vec((any::<usize>(), prop::sample::select(vec![b' ', b'*', b'\t', b'-', b'\n'])), 0..5),
+                start in 0..320u32,
+                length in 1..320u32,
+            ) {
+                let message = encoded(&data, width, &junk);
+                let root = tree::parse(&message);
+                let one = part(&[1]);
+                prop_assert_eq!(super::super::section(&root, &one, None).unwrap(), data.clone());
+                prop_assert_eq!(size(&root, &one).unwrap(), data.len());
+                let length = NonZeroU32::new(length).unwrap();
+                let range = super::super::section(&root, &one, Some((start, length))).unwrap();
+                let from = (start as usize).min(data.len());
+                let to = (from + length.get() as usize).min(data.len());
+                prop_assert_eq!(range, data[from..to].to_vec());
+            }
+        }
     }
 }
