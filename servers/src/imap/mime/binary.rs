@@ -8,6 +8,12 @@
 //!   alphabet are ignored); quoted-printable that cannot be decoded at all is served as
 //!   stored. `BINARY[]` is the whole message as stored: the message as a whole has no
 //!   transfer encoding (its body's is its part 1's).
+//! - Cost: a range (`BINARY[2]<0.65536>`, how clients page through a big attachment, one
+//!   command each) decodes no more than it returns: base64 characters before it are
+//!   counted, not decoded, and `BINARY.SIZE` counts them too. So paging costs what
+//!   `BODY[2]<...>` costs: the message read and its MIME tree parsed once per command.
+//!   Several ranges of one part in one FETCH decode the part once (`imap::fetch`).
+//!   Quoted-printable (text, small) is decoded whole.
 //! - APPEND with a literal8: a part whose body holds a NUL or says
 //!   `Content-Transfer-Encoding: binary` is stored base64-encoded instead, its header
 //!   saying so ([`storable`]): RFC 3516 §4.4 lets a server change the encoding without
