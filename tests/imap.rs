@@ -652,3 +652,101 @@ back.logout()
         "{out}"
     );
 }
+
+/// MULTIAPPEND (RFC 3502) and BINARY (RFC 3516) over a real socket, from Python: several
+/// messages in one APPEND with synchronizing literals and a literal8, the UID set in
+/// APPENDUID, BINARY data back as a literal8, all or nothing, and the limits.
+#[test]
+fn multiappend_and_binary_over_the_wire() {
+    let lifeboat = lifeboat_with_mail(0);
+    let script = r#"
+import re, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+f = s.makefile("rb")
+
+def until(tag):
+    out = b""
+    while True:
+        line = f.readline()
+        assert line, ("closed", out)
+        out += line
+        m = re.search(rb"\{(\d+)\}\r\n$", line)
+        if m:
+            out += f.read(int(m.group(1)))
+            continue
+        if line.startswith(tag + b" "):
+            return out
+
+def command(tag, text):
+    s.sendall(tag + b" " + text + b"\r\n")
+    return until(tag)
+
+def go_ahead():
+    line = f.readline()
+    assert line.startswith(b"+"), line
+
+assert f.readline().startswith(b"* OK")
+assert b" OK " in command(b"a1", b"LOGIN " + sys.argv[3].encode() + b" " + sys.argv[4].encode())
+caps = command(b"a2", b"CAPABILITY")
+assert b" MULTIAPPEND" in caps and b" BINARY" in caps, caps
+
+data = bytes(range(256))
+first = b"Subject: one\r\n\r\nfirst message\r\n"
+second = (b"Subject: two\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+          b"--x\r\nContent-Type: text/plain\r\n\r\nattached\r\n"
+          b"--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+          + data + b"\r\n--x--\r\n")
+s.sendall(b"a3 APPEND Archive (\\Seen) {%d}\r\n" % len(first))
+go_ahead()
+s.sendall(first + b' (\\Flagged) "20-Nov-2026 12:00:00 +0100" ~{%d}\r\n' % len(second))
+go_ahead()
+s.sendall(second + b"\r\n")
+answer = until(b"a3")
+print("multiappend", answer)
+assert re.search(rb"a3 OK \[APPENDUID \d+ 1:2\]", answer), answer
+
+command(b"a4", b"SELECT Archive")
+answer = command(b"a5", b"UID FETCH 2 (BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[2]<254.10> FLAGS)")
+print("binary", answer[:60])
+# BINARY items come last, by section; BINARY.SIZE with the other items.
+expected = (b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) BINARY.SIZE[2] 256 BINARY[2] ~{256}\r\n"
+            + data + b" BINARY[2]<254> {2}\r\n\xfe\xff)\r\n")
+assert answer.startswith(expected), answer
+body = command(b"a6", b"UID FETCH 2 BODY.PEEK[2]")
+assert b"Content-Transfer-Encoding" not in body and b"\x00" not in body, body
+
+# All or nothing: an empty message cancels the lot.
+answer = command(b"a7", b"APPEND Archive {5+}\r\nthird {0+}\r\n")
+assert answer.startswith(b"a7 NO "), answer
+assert b"MESSAGES 2" in command(b"a8", b"STATUS Archive (MESSAGES)")
+
+# An encoding nobody knows.
+odd = b"Subject: odd\r\nContent-Transfer-Encoding: x-odd\r\n\r\n???\r\n"
+answer = command(b"a9", b"APPEND Archive {%d+}\r\n" % len(odd) + odd)
+assert b"a9 OK [APPENDUID" in answer, answer
+answer = command(b"b1", b"FETCH 3 BINARY.PEEK[1]")
+print("odd", answer)
+assert b"b1 NO [UNKNOWN-CTE]" in answer, answer
+
+# Hostile: a plain literal with NUL, then 1001 tiny messages; the session goes on.
+answer = command(b"b2", b"APPEND Archive {3+}\r\na\x00b")
+assert answer.startswith(b"b2 BAD"), answer
+many = b"".join(b" {1+}\r\nm" for _ in range(1001))
+answer = command(b"b3", b"APPEND Archive" + many)
+print("many", answer)
+assert answer.startswith(b"b3 NO [TOOBIG]"), answer
+assert b"b4 OK" in command(b"b4", b"NOOP")
+assert b"MESSAGES 3" in command(b"b5", b"STATUS Archive (MESSAGES)")
+print("done")
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    assert!(out.contains("done"), "{out}");
+}

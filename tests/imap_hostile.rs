@@ -395,6 +395,56 @@ fn appends_are_spooled_not_held_in_memory() {
     drop(held);
 }
 
+/// MULTIAPPEND (RFC 3502): many messages in one APPEND go to one spool file, not to
+/// memory, are stored together, and one command carries no more than its limits.
+#[test]
+fn a_multiappend_is_spooled_and_bounded() {
+    let g = Gateway::start(vec![]);
+    let pid = g.pid();
+    drop(g.logged_in());
+    let before = rss_mib(pid);
+    let peak = PeakRss::watch(pid);
+
+    // Twelve messages of 8 MiB in one APPEND: 96 MiB, under the 100 MiB a command may
+    // carry, stored in one transaction.
+    let message = big_message(8 * MIB);
+    let mut raw = g.logged_in();
+    raw.send(b"a1 APPEND Archive");
+    for _ in 0..12 {
+        raw.send(format!(" (\\Seen) {{{}+}}\r\n", message.len()).as_bytes());
+        raw.send(&message);
+    }
+    raw.send(b"\r\n");
+    let appended = raw.until_tagged("a1");
+    assert!(
+        tagged(&appended).starts_with("a1 OK [APPENDUID ") && tagged(&appended).contains(" 1:12]"),
+        "{appended:?}"
+    );
+    // One more message would be past 100 MiB: refused before it is sent.
+    raw.send(b"a2 APPEND Archive");
+    for _ in 0..12 {
+        raw.send(format!(" {{{}+}}\r\n", message.len()).as_bytes());
+        raw.send(&message);
+    }
+    raw.send(format!(" {{{}}}\r\n", message.len()).as_bytes());
+    let refused = raw.until_tagged("a2");
+    assert!(
+        tagged(&refused).starts_with("a2 NO [TOOBIG]"),
+        "{refused:?}"
+    );
+    let peak = peak.peak();
+    assert_bounded("a 96 MiB MULTIAPPEND", before, peak);
+
+    let store = g.lifeboat.store();
+    let reader = store.reader().unwrap();
+    let user = reader.user(ALICE).unwrap().unwrap();
+    let archive = reader.mailbox(user.id, "Archive").unwrap().unwrap();
+    assert_eq!(reader.messages(archive.id).unwrap().len(), 12);
+    // The session goes on.
+    let noop = raw.command("a3 NOOP");
+    assert!(noop.starts_with("a3 OK"), "{noop:?}");
+}
+
 #[test]
 fn fetch_with_hundreds_of_ranges_is_streamed() {
     let message = big_message(MIB);

@@ -1,7 +1,8 @@
 //! Client bytes through IMAP's input framing (`imap::input`), in pieces of a size the
 //! input picks, before or after login (APPEND literals spooled to a temp dir), waiting
 //! for DONE or AUTHENTICATE data as the server would. Every refusal must encode to one
-//! status line, a spooled APPEND must read back; nothing may panic.
+//! status line; an APPEND (several messages with MULTIAPPEND, literal8 or not) must be
+//! within the per-command limits and read back whole; nothing may panic.
 #![no_main]
 
 use std::time::Instant;
@@ -12,6 +13,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::response::Response;
 use libfuzzer_sys::fuzz_target;
 use lifeboat_servers::imap::input::{Expect, Input, Received, Step};
+use lifeboat_servers::imap::upload::{MAX_MESSAGES, MAX_TOTAL};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
@@ -37,17 +39,23 @@ fuzz_target!(|data: &[u8]| {
                         return;
                     }
                 }
-                Step::Received(Received::Command { command, spooled }) => {
-                    match &command.body {
-                        CommandBody::Idle => input.expect(Expect::IdleDone),
-                        CommandBody::Authenticate {
-                            initial_response: None,
-                            ..
-                        } => input.expect(Expect::AuthenticateData),
-                        _ => {}
-                    }
-                    if let Some(spooled) = spooled {
-                        let _ = spooled.into_command(command).unwrap();
+                Step::Received(Received::Command(command)) => match &command.body {
+                    CommandBody::Idle => input.expect(Expect::IdleDone),
+                    CommandBody::Authenticate {
+                        initial_response: None,
+                        ..
+                    } => input.expect(Expect::AuthenticateData),
+                    _ => {}
+                },
+                Step::Received(Received::Append(mut append)) => {
+                    assert!(!append.messages.is_empty() && append.messages.len() <= MAX_MESSAGES);
+                    let total: u64 = append.messages.iter().map(|m| m.len()).sum();
+                    assert!(total <= MAX_TOTAL);
+                    for index in 0..append.messages.len() {
+                        let length = append.messages[index].len();
+                        let bytes = append.take(index).unwrap();
+                        assert_eq!(bytes.len() as u64, length);
+                        assert!(append.messages[index].binary || !bytes.contains(&0));
                     }
                 }
                 Step::Received(Received::IdleDone | Received::AuthenticateData(_)) => {

@@ -166,6 +166,10 @@ fuzz_target!(|data: &[u8]| {
         let reply = session.handle(command);
         assert!(!reply.responses.is_empty());
         check_encodes(&reply.responses);
+        // FETCH responses, encoded by the command (BINARY data among them).
+        for bytes in &reply.ahead {
+            assert!(bytes.starts_with(b"* ") && bytes.ends_with(b")\r\n"));
+        }
         match reply.after {
             After::Continue => {}
             After::StartTls => session.tls_started(),

@@ -8,30 +8,31 @@
 //!   literal over it is refused before the client sends it (RFC 7888 §4 lets a server
 //!   limit literals, with `TOOBIG`).
 //! - After login ([`Limits::AFTER_LOGIN`]) lines and the part of a message kept in memory
-//!   stay small too; the big literal of an APPEND goes to a spool file (in the user's
-//!   Maildir `tmp/`, unnamed), so a message being uploaded costs no memory however
-//!   slowly it comes. A message over a limit is read to its end without being kept and
-//!   refused with a tagged BAD, so the connection stays in step.
+//!   stay small too; the big literals of an APPEND go to a spool file (in the user's
+//!   Maildir `tmp/`, unnamed; one file for all the messages of a MULTIAPPEND), so a
+//!   message being uploaded costs no memory however slowly it comes. An APPEND has at
+//!   most [`upload::MAX_MESSAGES`] messages and [`upload::MAX_TOTAL`] bytes of them. A
+//!   message over a limit is read to its end without being kept and refused with a
+//!   tagged BAD (or NO), so the connection stays in step.
+//! - Literals are `{N}`, `{N+}` (RFC 7888) and, for APPEND, `~{N}` (RFC 3516's literal8,
+//!   which may hold NUL): all framed alike, under the same limits.
 //!
 //! Sans-I/O but for the spool file: bytes in ([`Input::push`]), [`Step`]s out
 //! ([`Input::next_step`]). Which message the connection waits for (a command, AUTHENTICATE
 //! data, IDLE's DONE) is the server's to say ([`Input::expect`]).
 
-use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthenticateData;
-use imap_codec::imap_types::command::{Command, CommandBody};
-use imap_codec::imap_types::core::{Literal, Tag};
-use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, Status, StatusKind};
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
 use super::response::{NoCode, bye_status, status};
-use super::session::MAX_LITERAL;
+use super::upload::{self, Append, MAX_LITERAL, Spool};
 
 const KIB: usize = 1024;
 
@@ -91,12 +92,9 @@ pub enum Step {
 
 #[derive(Debug)]
 pub enum Received {
-    /// A command; an APPEND's big literal is in `spooled` (the command holds an empty
-    /// one in its place until [`Spooled::into_command`]).
-    Command {
-        command: Command<'static>,
-        spooled: Option<Spooled>,
-    },
+    Command(Command<'static>),
+    /// An APPEND, with one message or several (MULTIAPPEND), big ones spooled.
+    Append(Append),
     AuthenticateData(AuthenticateData<'static>),
     IdleDone,
 }
@@ -117,6 +115,8 @@ pub enum Why {
     LiteralTooBig,
     /// Lines and literals together are over the limit.
     MessageTooBig,
+    /// An APPEND with more messages or bytes than one command may carry.
+    AppendTooBig,
     /// Not a message of the kind expected (or not IMAP at all).
     Malformed,
     /// The spool file could not be written.
@@ -131,6 +131,11 @@ impl Refusal {
             Why::LineTooLong => (StatusKind::Bad, None, "line too long"),
             Why::LiteralTooBig => (StatusKind::No, Some(too_big()), "literal too big"),
             Why::MessageTooBig => (StatusKind::Bad, Some(too_big()), "command too big"),
+            Why::AppendTooBig => (
+                StatusKind::No,
+                Some(too_big()),
+                "too much for one APPEND (at most 1000 messages, 100 MiB)",
+            ),
             Why::Malformed => (StatusKind::Bad, None, "could not parse that command"),
             Why::SpoolFailed => (
                 StatusKind::No,
@@ -150,50 +155,6 @@ fn too_big() -> Code<'static> {
     Code::Other(imap_codec::imap_types::response::CodeOther::unvalidated(
         &b"TOOBIG"[..],
     ))
-}
-
-/// An APPEND literal in an unnamed file (gone when dropped, or if the process dies).
-#[derive(Debug)]
-pub struct Spooled {
-    file: File,
-    length: u32,
-}
-
-impl Spooled {
-    /// The APPEND as the client sent it, its message read back from the spool (the
-    /// store takes a message as bytes); `None` when the message holds a NUL, which no
-    /// IMAP literal may (RFC 3501 `CHAR8`), as parsing would have found.
-    pub fn into_command(
-        mut self,
-        command: Command<'static>,
-    ) -> std::io::Result<Option<Command<'static>>> {
-        let CommandBody::Append {
-            mailbox,
-            flags,
-            date,
-            ..
-        } = command.body
-        else {
-            return Ok(None);
-        };
-        self.file.rewind()?;
-        let mut bytes = Vec::with_capacity(self.length as usize);
-        (&mut self.file)
-            .take(self.length.into())
-            .read_to_end(&mut bytes)?;
-        let Ok(literal) = Literal::try_from(bytes) else {
-            return Ok(None);
-        };
-        Ok(Some(Command {
-            tag: command.tag,
-            body: CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message: LiteralOrLiteral8::Literal(literal),
-            },
-        }))
-    }
 }
 
 /// Where a literal's bytes go.
@@ -219,10 +180,14 @@ struct Message {
     /// When its first byte arrived.
     started: Option<Instant>,
     tag: Option<Tag<'static>>,
-    /// Its first line is an APPEND: a big literal is the message to append.
+    /// Its first line is an APPEND: a big literal is a message to append.
     append: bool,
     lines: usize,
-    spooled: Option<Spooled>,
+    /// An APPEND's literals: how many, and where each ends in `bytes`.
+    literal_ends: Vec<usize>,
+    /// Bytes of an APPEND's literals announced so far.
+    appended: u64,
+    spool: Option<Spool>,
     /// The limit it broke: it is read to its end and refused.
     broken: Option<Why>,
 }
@@ -355,20 +320,32 @@ impl Input {
         }
     }
 
-    /// A line ending in `{N}` or `{N+}`: where its literal goes, or why it may not come.
+    /// A line ending in `{N}`, `{N+}` or `~{N}`: where its literal goes, or why it may
+    /// not come.
     fn literal_announced(&mut self, line: Vec<u8>, announced: Announcement) -> Option<Step> {
         let Announcement { at, length, sync } = announced;
         let unbounded = |limit: usize| length.is_none_or(|n| n as usize > limit);
+        // An APPEND's literals, all its messages together (the mailbox name may be one);
+        // once the message is broken nothing more is kept of it.
+        let append = self.message.append && self.message.broken.is_none();
+        if append {
+            self.message.appended += u64::from(length.unwrap_or(u32::MAX));
+            self.message.literal_ends.push(0);
+        }
+        let too_much = append
+            && (self.message.literal_ends.len() > upload::MAX_MESSAGES + 1
+                || self.message.appended > upload::MAX_TOTAL);
+        let appending = append && self.limits.spooled > 0;
         let (sink, why) = if self.message.broken.is_some() {
             (Sink::Discard, None)
-        } else if self.message.append && unbounded(self.limits.literal) && self.limits.spooled > 0 {
-            if unbounded(self.limits.spooled as usize) || self.message.spooled.is_some() {
-                (Sink::Discard, Some(Why::LiteralTooBig))
-            } else {
-                match self.open_spool(length.unwrap_or_default()) {
-                    Ok(()) => (Sink::Spool, None),
-                    Err(_) => (Sink::Discard, Some(Why::SpoolFailed)),
-                }
+        } else if appending && unbounded(self.limits.spooled as usize) {
+            (Sink::Discard, Some(Why::LiteralTooBig))
+        } else if too_much {
+            (Sink::Discard, Some(Why::AppendTooBig))
+        } else if appending && unbounded(self.limits.literal) {
+            match self.open_spool() {
+                Ok(()) => (Sink::Spool, None),
+                Err(_) => (Sink::Discard, Some(Why::SpoolFailed)),
             }
         } else if unbounded(self.limits.literal) {
             (Sink::Discard, Some(Why::LiteralTooBig))
@@ -401,6 +378,17 @@ impl Input {
             }
             _ => self.keep(&line),
         }
+        // Where the literal ends in the command's bytes.
+        let end = match sink {
+            Sink::Memory => self.message.bytes.len() + length.unwrap_or_default() as usize,
+            Sink::Spool | Sink::Discard => self.message.bytes.len(),
+        };
+        if let Some(last) = self.message.literal_ends.last_mut() {
+            *last = end;
+        }
+        if let (Sink::Spool, Some(spool)) = (&sink, &mut self.message.spool) {
+            spool.begin(end, length.unwrap_or_default());
+        }
         self.fragment = Fragment::Literal {
             remaining: length.unwrap_or_default(),
             sink,
@@ -418,13 +406,13 @@ impl Input {
         match sink {
             Sink::Memory => self.message.bytes.extend_from_slice(bytes),
             Sink::Spool => {
-                let written = match &mut self.message.spooled {
-                    Some(spooled) => spooled.file.write_all(bytes).is_ok(),
+                let written = match &mut self.message.spool {
+                    Some(spool) => spool.write(bytes).is_ok(),
                     None => false,
                 };
                 if !written {
                     *sink = Sink::Discard;
-                    self.message.spooled = None;
+                    self.message.spool = None;
                     self.message.broken.get_or_insert(Why::SpoolFailed);
                 }
             }
@@ -438,13 +426,15 @@ impl Input {
         None
     }
 
-    fn open_spool(&mut self, length: u32) -> std::io::Result<()> {
-        let dir = self
-            .spool_dir
-            .as_ref()
-            .ok_or(std::io::ErrorKind::NotFound)?;
-        let file = tempfile::tempfile_in(dir)?;
-        self.message.spooled = Some(Spooled { file, length });
+    /// The command's spool file, opened for its first big literal.
+    fn open_spool(&mut self) -> std::io::Result<()> {
+        if self.message.spool.is_none() {
+            let dir = self
+                .spool_dir
+                .as_ref()
+                .ok_or(std::io::ErrorKind::NotFound)?;
+            self.message.spool = Some(Spool::open(dir)?);
+        }
         Ok(())
     }
 
@@ -458,7 +448,8 @@ impl Input {
     fn break_message(&mut self, why: Why) {
         self.message.broken.get_or_insert(why);
         self.message.bytes = Vec::new();
-        self.message.spooled = None;
+        self.message.spool = None;
+        self.message.literal_ends = Vec::new();
     }
 
     /// Refuses the message now; the next byte starts a new one.
@@ -489,11 +480,17 @@ impl Input {
         }
         let bytes = &message.bytes[..];
         let received = match self.expect {
+            Expect::Command if message.append => {
+                match upload::parse(bytes, &message.literal_ends, message.spool) {
+                    Some(append) if append.messages.len() > upload::MAX_MESSAGES => {
+                        return refused(Why::AppendTooBig);
+                    }
+                    Some(append) => Received::Append(append),
+                    None => return refused(Why::Malformed),
+                }
+            }
             Expect::Command => match CommandCodec::default().decode_static(bytes) {
-                Ok((&[], command)) => Received::Command {
-                    command,
-                    spooled: message.spooled,
-                },
+                Ok((&[], command)) => Received::Command(command),
                 _ => return refused(Why::Malformed),
             },
             Expect::AuthenticateData => match AuthenticateDataCodec::default().decode_static(bytes)
@@ -579,7 +576,14 @@ mod tests {
 
     fn command(step: &Step) -> String {
         match step {
-            Step::Received(Received::Command { command, .. }) => format!("{:?}", command.body),
+            Step::Received(Received::Command(command)) => format!("{:?}", command.body),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn append(step: Step) -> Append {
+        match step {
+            Step::Received(Received::Append(append)) => append,
             other => panic!("{other:?}"),
         }
     }
@@ -697,29 +701,109 @@ mod tests {
         }
         assert!(input.message.bytes.len() < 100, "kept in memory");
         let mut got = steps(&mut input, b"\r\n");
-        let Some(Step::Received(Received::Command { command, spooled })) = got.pop() else {
-            panic!("{got:?}");
-        };
-        let command = spooled.unwrap().into_command(command).unwrap().unwrap();
-        let CommandBody::Append { message, flags, .. } = command.body else {
-            panic!("not an APPEND");
-        };
-        assert_eq!(flags.len(), 1);
-        let LiteralOrLiteral8::Literal(message) = message else {
-            panic!("literal8");
-        };
-        assert_eq!(message.data().len(), size);
+        let mut append = append(got.pop().unwrap());
+        assert!(append.is_spooled());
+        assert_eq!(append.messages.len(), 1);
+        assert_eq!(append.messages[0].flags.len(), 1);
+        assert!(!append.messages[0].binary);
+        assert_eq!(append.take(0).unwrap(), vec![b'm'; size]);
         // The spool file has no name.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        // Over APPENDLIMIT, or a second message (MULTIAPPEND is not offered).
+        // Over APPENDLIMIT.
         let got = steps(&mut input, b"a2 APPEND INBOX {60000000}\r\n");
         assert_eq!(refusal(&got[0]), "a2 NO [TOOBIG] literal too big\r\n");
-        let got = steps(&mut input, b"a3 APPEND INBOX {70000+}\r\n");
+    }
+
+    #[test]
+    fn a_multiappend_spools_its_big_messages_in_one_file_and_keeps_small_ones_in_memory() {
+        let (dir, mut input) = logged_in();
+        let got = steps(&mut input, b"a3 APPEND INBOX (\\Seen) {70000+}\r\n");
         assert!(got.is_empty());
-        let mut rest = vec![b'y'; 70_000];
-        rest.extend_from_slice(b" {70000}\r\n");
+        let mut rest = vec![b'x'; 70_000];
+        rest.extend_from_slice(b" ~{5+}\r\nt\0iny {70001}\r\n");
         let got = steps(&mut input, &rest);
-        assert_eq!(refusal(&got[0]), "a3 NO [TOOBIG] literal too big\r\n");
+        assert!(matches!(got[..], [Step::GoAhead]), "{got:?}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut rest = vec![b'y'; 70_001];
+        rest.extend_from_slice(b"\r\n");
+        let mut got = steps(&mut input, &rest);
+        let mut append = append(got.pop().unwrap());
+        assert!(append.is_spooled());
+        assert!(input.message.bytes.is_empty());
+        let sizes: Vec<u64> = append.messages.iter().map(|m| m.len()).collect();
+        assert_eq!(sizes, [70_000, 5, 70_001]);
+        assert_eq!(append.take(1).unwrap(), b"t\0iny");
+        assert_eq!(append.take(2).unwrap(), vec![b'y'; 70_001]);
+        assert_eq!(append.take(0).unwrap(), vec![b'x'; 70_000]);
+        assert!(append.messages[1].binary);
+    }
+
+    #[test]
+    fn a_multiappend_is_bounded_in_messages_and_bytes() {
+        let (_dir, mut input) = logged_in();
+        // The biggest messages, past the total: refused before they come.
+        let big = upload::MAX_TOTAL / 2;
+        let got = steps(
+            &mut input,
+            format!("a1 APPEND INBOX {{{big}+}}\r\n").as_bytes(),
+        );
+        assert!(got.is_empty());
+        input.push(&vec![b'x'; big as usize], Instant::now());
+        assert!(input.next_step().is_none());
+        let got = steps(&mut input, format!(" {{{big}}}\r\n").as_bytes());
+        assert!(matches!(got[..], [Step::GoAhead]), "{got:?}");
+        input.push(&vec![b'y'; big as usize], Instant::now());
+        assert!(input.next_step().is_none());
+        let got = steps(&mut input, b" {1}\r\n");
+        assert_eq!(
+            refusal(&got[0]),
+            "a1 NO [TOOBIG] too much for one APPEND (at most 1000 messages, 100 MiB)\r\n"
+        );
+        // Many tiny ones: the 1001st message ends it (read to its end, not kept).
+        let mut bytes = b"a2 APPEND INBOX".to_vec();
+        for _ in 0..=upload::MAX_MESSAGES {
+            bytes.extend_from_slice(b" {1+}\r\nm");
+        }
+        bytes.extend_from_slice(b"\r\na3 NOOP\r\n");
+        let got = steps(&mut input, &bytes);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(refusal(&got[0]).starts_with("a2 NO [TOOBIG] too much for one APPEND"));
+        assert_eq!(command(&got[1]), "Noop");
+        // 1000 is fine.
+        bytes.truncate(b"a2 APPEND INBOX".len() + 8 * upload::MAX_MESSAGES);
+        bytes.extend_from_slice(b"\r\n");
+        let got = steps(&mut input, &bytes);
+        assert_eq!(append(got.into_iter().next().unwrap()).messages.len(), 1000);
+        // A literal8 with NUL is a message; a plain literal with NUL is not.
+        let got = steps(&mut input, b"a4 APPEND INBOX ~{3+}\r\na\0b\r\n");
+        assert!(
+            matches!(got[..], [Step::Received(Received::Append(_))]),
+            "{got:?}"
+        );
+        let got = steps(&mut input, b"a5 APPEND INBOX {3+}\r\na\0b\r\n");
+        assert_eq!(refusal(&got[0]), "a5 BAD could not parse that command\r\n");
+    }
+
+    #[test]
+    fn a_literal8_is_framed_like_any_literal_under_the_same_limits() {
+        let (_dir, mut input) = logged_in();
+        // Over APPENDLIMIT, or more than 32 bits: refused before it comes.
+        let got = steps(&mut input, b"a1 APPEND INBOX ~{60000000}\r\n");
+        assert_eq!(refusal(&got[0]), "a1 NO [TOOBIG] literal too big\r\n");
+        let got = steps(&mut input, b"a2 APPEND INBOX ~{99999999999}\r\n");
+        assert_eq!(refusal(&got[0]), "a2 NO [TOOBIG] literal too big\r\n");
+        // Its bytes are never commands, NUL or not.
+        let got = steps(&mut input, b"a3 APPEND INBOX ~{12+}\r\na4 LOGOUT\r\n\0\r\n");
+        let mut append = append(got.into_iter().next().unwrap());
+        assert_eq!(append.take(0).unwrap(), b"a4 LOGOUT\r\n\0");
+        assert!(append.messages[0].binary);
+        // Before login a literal8 is no bigger than a literal.
+        let mut input = self::input();
+        let got = steps(&mut input, b"a5 APPEND INBOX ~{9000+}\r\n");
+        assert_eq!(
+            refusal(&got[0]),
+            "* BYE [TOOBIG] literal too big; closing\r\n"
+        );
     }
 
     #[test]
@@ -729,11 +813,12 @@ mod tests {
             &mut input,
             b"a1 APPEND {5+}\r\nINBOX {11+}\r\nSubject: x\n\r\n",
         );
-        let Step::Received(Received::Command { spooled, command }) = &got[0] else {
-            panic!("{got:?}");
-        };
-        assert!(spooled.is_none());
-        assert!(format!("{command:?}").contains("Inbox"), "{command:?}");
+        let append = append(got.into_iter().next().unwrap());
+        assert!(!append.is_spooled());
+        assert!(
+            format!("{:?}", append.mailbox).contains("Inbox"),
+            "{append:?}"
+        );
     }
 
     #[test]
@@ -787,6 +872,9 @@ mod tests {
             b"{70000+}\r\n",
             b"{9000}\r\n",
             b"{99999999999+}\r\n",
+            b"~{5}\r\n",
+            b"~{70000+}\r\n",
+            b" (\\Seen) {1+}\r\n",
             b"\r\n",
             b"\n",
             b"xxxxx",
@@ -821,6 +909,7 @@ mod tests {
                             return Ok(());
                         }
                         prop_assert!(input.message.bytes.len() <= limits.message + limits.line);
+                        prop_assert!(input.message.literal_ends.len() <= upload::MAX_MESSAGES + 1);
                     }
                     prop_assert!(input.message.bytes.len() <= limits.message + limits.line);
                     prop_assert!(input.line.len() <= limits.line + read_size);

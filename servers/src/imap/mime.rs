@@ -19,8 +19,10 @@
 //! | `BODY[s]<o.n>` | [`partial`]`(&section(m, s), o, n)`, answered as `BODY[s]<o>` |
 //! | `RFC822` / `.HEADER` / `.TEXT` | `m` / `section(m, HEADER)` / `section(m, TEXT)` |
 //! | `RFC822.SIZE` | `m.len()` |
+//! | `BINARY[p]`, `BINARY.SIZE[p]` | [`binary::section`]`(m, p)`, its length |
 
 pub mod address;
+pub mod binary;
 pub mod header;
 pub mod tree;
 
@@ -34,9 +36,7 @@ use imap_codec::imap_types::core::{AString, IString, NString, Quoted, Vec1};
 use imap_codec::imap_types::envelope::{Address, Envelope};
 use imap_codec::imap_types::fetch::{Part, Section};
 use mail_parser::HeaderValue;
-use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 
 use tree::{Content, Entity, MediaType};
 
@@ -294,7 +294,12 @@ fn message_of<'e, 'a>(root: &'e Entity<'a>, part: Option<&Part>) -> Option<&'e E
 
 /// The entity a part number (`1.2.3`) names.
 fn resolve<'e, 'a>(root: &'e Entity<'a>, path: &Vec1<NonZeroU32>) -> Option<&'e Entity<'a>> {
-    let (first, rest) = path.as_ref().split_first()?;
+    resolve_path(root, path.as_ref())
+}
+
+/// [`resolve`] for a path that may be empty (which names nothing).
+fn resolve_path<'e, 'a>(root: &'e Entity<'a>, path: &[NonZeroU32]) -> Option<&'e Entity<'a>> {
+    let (first, rest) = path.split_first()?;
     let mut current = message_child(root, *first)?;
     for &number in rest {
         current = match &current.content {
@@ -424,14 +429,10 @@ pub fn decode_text(entity: &Entity<'_>) -> String {
     decode_charset(&entity.media, &bytes)
 }
 
-/// The body with its Content-Transfer-Encoding undone; as stored when that fails.
+/// The body with its Content-Transfer-Encoding undone; as stored when the encoding is
+/// unknown.
 pub fn decode_transfer(header: &[u8], body: &[u8]) -> Vec<u8> {
-    let decoded = match transfer_encoding(header).to_ascii_lowercase().as_str() {
-        "base64" => base64_decode(body),
-        "quoted-printable" => quoted_printable_decode(body),
-        _ => None,
-    };
-    decoded.unwrap_or_else(|| body.to_vec())
+    binary::decode(header, body).unwrap_or_else(|_| body.to_vec())
 }
 
 fn decode_charset(media: &MediaType, bytes: &[u8]) -> String {

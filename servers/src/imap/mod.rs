@@ -11,12 +11,14 @@
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
 //!   flags and mailbox names between the wire and the store ([`mutf7`]);
 //! - [`input`]: the client's bytes into messages (lines and literals), with the limits
-//!   before and after login, APPEND literals spooled to a file;
+//!   before and after login, APPEND literals spooled to a file; [`upload`]: the
+//!   messages of an APPEND (several with MULTIAPPEND);
 //! - [`server`]: the tokio shell: listeners, TLS and STARTTLS, logins, IDLE, time limits,
 //!   responses written as commands make them.
 //!
 //! The modules form layers without cycles: server → (input, session) → command →
-//! context → mailbox → (fetch, vanished) → (mime, flags, response).
+//! context → mailbox → (fetch, vanished) → (mime, flags, response); input, session and
+//! command → upload.
 
 mod command;
 mod context;
@@ -33,4 +35,5 @@ pub mod server;
 pub mod session;
 #[cfg(test)]
 mod testing;
+pub mod upload;
 pub mod vanished;

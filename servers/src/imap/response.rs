@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::num::{NonZeroU32, NonZeroU64};
 
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status, StatusKind};
@@ -20,6 +22,9 @@ pub enum After {
 
 #[derive(Debug)]
 pub struct Reply {
+    /// What the command sent ahead, encoded, when its outbox kept it (tests, fuzzing):
+    /// these come first.
+    pub ahead: Vec<Vec<u8>>,
     pub responses: Vec<Response<'static>>,
     pub after: After,
     /// A login failed: the server delays the answer (and counts it for rate limits).
@@ -29,11 +34,17 @@ pub struct Reply {
 impl Reply {
     pub fn new(responses: Vec<Response<'static>>) -> Reply {
         Reply {
+            ahead: Vec::new(),
             responses,
             after: After::Continue,
             auth_failed: false,
         }
     }
+}
+
+/// A response as the wire has it.
+pub fn encode(response: &Response<'_>) -> Vec<u8> {
+    ResponseCodec::default().encode(response).dump()
 }
 
 pub type Responses = Vec<Response<'static>>;
@@ -43,12 +54,15 @@ pub type Responses = Vec<Response<'static>>;
 /// holds back the command while the client is slow to read, so a long answer never sits
 /// in memory whole (600 ranges of a 1 MB message made one 600 MB reply). Tests and the
 /// fuzz target keep them instead, in front of the reply.
+///
+/// They are encoded already (on the command's thread): a FETCH response with BINARY
+/// data (RFC 3516) has what imap-codec cannot write, `BINARY[1]<0>` and `~{n}`.
 pub struct Outbox {
     stream: Option<SendResponse>,
-    kept: Responses,
+    kept: Vec<Vec<u8>>,
 }
 
-type SendResponse = Box<dyn FnMut(Response<'static>) -> Result<(), Gone> + Send>;
+type SendResponse = Box<dyn FnMut(Vec<u8>) -> Result<(), Gone> + Send>;
 
 /// Nobody reads the answer any more (the connection is closing): the command may stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,16 +70,15 @@ pub struct Gone;
 
 impl Outbox {
     /// Responses go to `send` as they come; it may wait for the client.
-    pub fn streaming(
-        send: impl FnMut(Response<'static>) -> Result<(), Gone> + Send + 'static,
-    ) -> Outbox {
+    pub fn streaming(send: impl FnMut(Vec<u8>) -> Result<(), Gone> + Send + 'static) -> Outbox {
         Outbox {
             stream: Some(Box::new(send)),
             kept: Vec::new(),
         }
     }
 
-    pub fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+    /// One encoded response.
+    pub fn send(&mut self, response: Vec<u8>) -> Result<(), Gone> {
         match &mut self.stream {
             Some(send) => send(response),
             None => {
@@ -76,7 +89,7 @@ impl Outbox {
     }
 
     /// What was kept (none when streaming).
-    pub fn into_kept(self) -> Responses {
+    pub fn into_kept(self) -> Vec<Vec<u8>> {
         self.kept
     }
 }
@@ -105,6 +118,9 @@ pub enum NoCode {
     ServerBug,
     TryCreate,
     Unavailable,
+    /// RFC 3516: a section's transfer encoding that cannot be undone, or binary
+    /// content that cannot be stored.
+    UnknownCte,
 }
 
 impl NoCode {
@@ -112,6 +128,7 @@ impl NoCode {
         let atom: &'static [u8] = match self {
             NoCode::ReadOnly => return Code::ReadOnly,
             NoCode::TryCreate => return Code::TryCreate,
+            NoCode::UnknownCte => return Code::UnknownCte,
             // RFC 5530's codes, which imap-codec has no variants for.
             NoCode::AlreadyExists => b"ALREADYEXISTS",
             NoCode::AuthenticationFailed => b"AUTHENTICATIONFAILED",
@@ -254,6 +271,28 @@ pub fn uid_set(uids: impl Iterator<Item = u32>) -> UidSet {
     UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
 }
 
+/// UIDPLUS's APPENDUID (RFC 4315): with MULTIAPPEND, the UIDs of every message
+/// appended, in order (RFC 3502), which imap-codec's code has no room for.
+pub fn append_uid(uid_validity: u32, uids: &[u32]) -> Code<'static> {
+    if let [uid] = uids {
+        return Code::AppendUid {
+            uid_validity: nz(uid_validity),
+            uid: nz(*uid),
+        };
+    }
+    let set: Vec<String> = uid_set(uids.iter().copied())
+        .0
+        .as_ref()
+        .iter()
+        .map(|element| match element {
+            UidElement::Single(uid) => uid.to_string(),
+            UidElement::Range(first, last) => format!("{first}:{last}"),
+        })
+        .collect();
+    let code = format!("APPENDUID {uid_validity} {}", set.join(","));
+    Code::Other(CodeOther::unvalidated(code.into_bytes()))
+}
+
 /// A count or number the protocol wants non-zero; 0 (which the store never hands out
 /// for a UID, UIDVALIDITY or sequence number) becomes 1.
 pub fn nz(n: u32) -> NonZeroU32 {
@@ -284,6 +323,7 @@ mod tests {
             (NoCode::ServerBug, "SERVERBUG"),
             (NoCode::TryCreate, "TRYCREATE"),
             (NoCode::Unavailable, "UNAVAILABLE"),
+            (NoCode::UnknownCte, "UNKNOWN-CTE"),
         ];
         for (code, atom) in codes {
             assert_eq!(
@@ -311,6 +351,18 @@ mod tests {
         );
         assert_eq!(encode(&no(&tag, None, "")), "a1 NO -\r\n");
         assert_eq!(encode(&bye("ünïcode")), "* BYE ?n?code\r\n");
+    }
+
+    #[test]
+    fn appenduid_names_every_message_appended() {
+        let tag = Tag::try_from("a1").unwrap();
+        let answer = |uids: &[u32]| encode_str(&ok_code(&tag, append_uid(9, uids), "done"));
+        assert_eq!(answer(&[4]), "a1 OK [APPENDUID 9 4] done\r\n");
+        assert_eq!(answer(&[4, 5, 6, 8]), "a1 OK [APPENDUID 9 4:6,8] done\r\n");
+    }
+
+    fn encode_str(response: &Response<'static>) -> String {
+        String::from_utf8(super::encode(response)).unwrap()
     }
 
     #[test]

@@ -34,11 +34,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::input::{Expect, Input, Received, Refusal, Spooled, Step};
-use super::response::{
-    After, Gone, NoCode, Outbox, Rejection, Reply, bad, bye_status, no, status, text,
-};
+use super::input::{Expect, Input, Received, Refusal, Step};
+use super::response::{After, Gone, NoCode, Outbox, Rejection, bye_status, status, text};
 use super::session::{Session, SessionConfig};
+use super::upload::Append;
 use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal as LimitRefusal};
 use crate::listener::{self, Accepted, HANDSHAKE_TIMEOUT, LOGIN_TIMEOUT, Stream};
@@ -74,9 +73,10 @@ const IN_FLIGHT: usize = 2;
 /// How long the last words (a `* BYE`) may take to write.
 const LAST_WORDS: Duration = Duration::from_secs(5);
 
-/// One APPEND at a time reads its message back from the spool: the store takes a
-/// message as bytes (held twice while it is written), so ten 50 MiB uploads finishing
-/// together would need a gigabyte. The others wait their turn.
+/// One APPEND at a time reads its messages back from the spool (a MULTIAPPEND one
+/// message at a time): the store takes a message as bytes (held twice while it is
+/// written), so ten 50 MiB uploads finishing together would need a gigabyte. The
+/// others wait their turn.
 static SPOOLED_APPENDS: Mutex<()> = Mutex::new(());
 
 pub const DEFAULT_LIMITS: ConnectionLimits = ConnectionLimits {
@@ -281,6 +281,15 @@ impl Connection {
                     self.out.extend_from_slice(&data)
                 }
             }
+        }
+    }
+
+    /// A response encoded already (what a command sent ahead).
+    fn queue_encoded(&mut self, response: Vec<u8>) {
+        if self.out.is_empty() {
+            self.out = response;
+        } else {
+            self.out.extend_from_slice(&response);
         }
     }
 
@@ -514,8 +523,12 @@ impl Client {
                 Ok(Flow::Go)
             }
             Step::Refused(refusal) => Ok(self.refused(refusal)),
-            Step::Received(Received::Command { command, spooled }) => {
-                self.command(command, spooled).await
+            Step::Received(Received::Command(command)) => self.command(command).await,
+            Step::Received(Received::Append(append)) => {
+                if self.user_revoked().await {
+                    return Ok(self.revoked());
+                }
+                self.run(Job::Append(append)).await
             }
             Step::Received(Received::AuthenticateData(data)) => {
                 self.authenticate_data(data).await;
@@ -555,13 +568,8 @@ impl Client {
 
     /// A command: LOGIN, AUTHENTICATE and IDLE are driven here, everything else goes to
     /// the session on the blocking pool.
-    async fn command(
-        &mut self,
-        command: Command<'static>,
-        spooled: Option<Spooled>,
-    ) -> std::io::Result<Flow> {
-        self.shell.last_command = Instant::now();
-        if self.shell.user.is_some() && !self.user_still_valid().await {
+    async fn command(&mut self, command: Command<'static>) -> std::io::Result<Flow> {
+        if self.user_revoked().await {
             return Ok(self.revoked());
         }
         match command.body {
@@ -589,35 +597,29 @@ impl Client {
                     tag: command.tag,
                     body,
                 };
-                self.run(command, spooled).await
+                self.run(Job::Command(command)).await
             }
         }
     }
 
     /// Runs a command on the blocking pool, writing the responses it sends ahead as
     /// they come; at shutdown the command is cancelled and the client told.
-    async fn run(
-        &mut self,
-        command: Command<'static>,
-        spooled: Option<Spooled>,
-    ) -> std::io::Result<Flow> {
+    async fn run(&mut self, job: Job) -> std::io::Result<Flow> {
         let mut session = self.session.take().ok_or_else(closed)?;
         let cancel = CancelOnDrop(Some(session.cancel()));
         let (sender, mut responses) = mpsc::channel(IN_FLIGHT);
         let outbox =
             Outbox::streaming(move |response| sender.blocking_send(response).map_err(|_| Gone));
         let task = tokio::task::spawn_blocking(move || {
-            let reply = match spooled {
-                Some(spooled) => {
+            let reply = match job {
+                Job::Append(append) if append.is_spooled() => {
                     let _turn = SPOOLED_APPENDS
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    match read_spooled(spooled, command) {
-                        Ok(command) => session.handle_with(command, outbox),
-                        Err(refusal) => refusal,
-                    }
+                    session.handle_append(append, outbox)
                 }
-                None => session.handle_with(command, outbox),
+                Job::Append(append) => session.handle_append(append, outbox),
+                Job::Command(command) => session.handle_with(command, outbox),
             };
             (session, reply)
         });
@@ -631,7 +633,7 @@ impl Client {
                 }
             };
             let Some(response) = next else { break };
-            self.conn.queue(response);
+            self.conn.queue_encoded(response);
             let written = tokio::select! {
                 written = self.conn.write_out() => Some(written),
                 () = self.stop.requested() => None,
@@ -654,6 +656,9 @@ impl Client {
         self.session = Some(session);
         if stopped {
             return Ok(Flow::Stop);
+        }
+        for response in reply.ahead {
+            self.conn.queue_encoded(response);
         }
         for response in reply.responses {
             self.conn.queue(response);
@@ -836,6 +841,13 @@ impl Client {
         }
     }
 
+    /// A command came (the autologout starts again): whether its user lost the right to
+    /// run it meanwhile.
+    async fn user_revoked(&mut self) -> bool {
+        self.shell.last_command = Instant::now();
+        self.shell.user.is_some() && !self.user_still_valid().await
+    }
+
     /// Whether the logged-in user is still who logged in (active, same password).
     async fn user_still_valid(&mut self) -> bool {
         match &self.shell.user {
@@ -876,21 +888,10 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// The APPEND with its message read back from the spool, or the reply refusing it.
-fn read_spooled(spooled: Spooled, command: Command<'static>) -> Result<Command<'static>, Reply> {
-    let tag = command.tag.clone();
-    match spooled.into_command(command) {
-        Ok(Some(command)) => Ok(command),
-        Ok(None) => Err(Reply::new(vec![bad(&tag, "could not parse that command")])),
-        Err(e) => {
-            tracing::error!(error = %e, "imap: cannot read back a spooled APPEND");
-            Err(Reply::new(vec![no(
-                &tag,
-                Some(NoCode::Unavailable),
-                "cannot take the message now; try again later",
-            )]))
-        }
-    }
+/// What runs on the blocking pool: a command, or an APPEND the input framed.
+enum Job {
+    Command(Command<'static>),
+    Append(Append),
 }
 
 /// Where a user's APPEND literals are spooled: their INBOX's `tmp/`, on the store's

@@ -27,10 +27,9 @@ use super::context::{Context, State};
 // Where the server and the fuzz target have always found them.
 pub use super::response::{After, Outbox, Reply};
 use super::response::{NoCode, Rejection, Responses, bad, bye, data, no, ok, ok_code};
+use super::upload::Append;
 
-/// Largest literal (an APPEND) accepted: advertised as APPENDLIMIT, enforced by the
-/// server.
-pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
+pub use super::upload::MAX_LITERAL;
 
 pub struct Session {
     cx: Context,
@@ -82,6 +81,8 @@ impl Session {
             Capability::QResync,
             Capability::UidPlus,
             Capability::Move,
+            other_capability("MULTIAPPEND"),
+            Capability::Binary,
             other_capability("SPECIAL-USE"),
             other_capability(&format!("APPENDLIMIT={MAX_LITERAL}")),
         ];
@@ -112,20 +113,43 @@ impl Session {
     /// [`Session::handle`], with the responses a command sends ahead going to `outbox`
     /// as they are made.
     pub fn handle_with(&mut self, command: Command<'static>, outbox: Outbox) -> Reply {
-        self.cx.outbox = outbox;
         let tag = command.tag;
+        self.answer(&tag.clone(), outbox, |this, reader| {
+            this.dispatch(reader, &tag, command.body)
+        })
+    }
+
+    /// An APPEND the server framed itself (MULTIAPPEND's several messages, big ones in a
+    /// spool file), like [`Session::handle_with`].
+    pub fn handle_append(&mut self, append: Append, outbox: Outbox) -> Reply {
+        let tag = append.tag.clone();
+        self.answer(&tag, outbox, |this, reader| {
+            if !this.is_authenticated() {
+                return Ok(Reply::new(vec![bad(&append.tag, "log in first")]));
+            }
+            append::append(&mut this.cx, reader, append)
+        })
+    }
+
+    /// Runs a command on a reader of the index, with `outbox` for what it sends ahead; a
+    /// store error is a tagged NO.
+    fn answer(
+        &mut self,
+        tag: &Tag<'static>,
+        outbox: Outbox,
+        run: impl FnOnce(&mut Self, &Reader) -> StoreResult<Reply>,
+    ) -> Reply {
+        self.cx.outbox = outbox;
         let store = self.cx.store.clone();
-        let mut reply = match store.with_reader(|reader| self.dispatch(reader, &tag, command.body))
-        {
+        let mut reply = match store.with_reader(|reader| run(self, reader)) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(error = %e, "imap: store error");
-                Reply::new(vec![no(&tag, None, "server error; try again")])
+                Reply::new(vec![no(tag, None, "server error; try again")])
             }
         };
         // A streaming outbox goes now: the server knows the command is over when it does.
-        let sent_ahead = std::mem::take(&mut self.cx.outbox).into_kept();
-        reply.responses.splice(0..0, sent_ahead);
+        reply.ahead = std::mem::take(&mut self.cx.outbox).into_kept();
         reply
     }
 
@@ -265,12 +289,16 @@ fn authenticated(
         C::Create { mailbox } => mailboxes::create(cx, reader, tag, &mailbox),
         C::Delete { mailbox } => mailboxes::delete(cx, reader, tag, &mailbox),
         C::Rename { from, to } => mailboxes::rename(cx, reader, tag, &from, &to),
-        C::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        } => append::append(cx, reader, tag, &mailbox, &flags, date, message),
+        body @ C::Append { .. } => {
+            let command = Command {
+                tag: tag.clone(),
+                body,
+            };
+            match Append::from_command(command) {
+                Some(append) => append::append(cx, reader, append),
+                None => Ok(Reply::new(vec![bad(tag, "could not parse that command")])),
+            }
+        }
         _ if !cx.is_selected() => Ok(Reply::new(vec![bad(tag, "select a mailbox first")])),
         body => selected(cx, reader, tag, body),
     }
@@ -343,7 +371,8 @@ mod tests {
     use crate::imap::testing::{Fixture, USER, encode};
 
     const COMMON: &str = "IMAP4REV1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
-                          CONDSTORE QRESYNC UIDPLUS MOVE SPECIAL-USE APPENDLIMIT=52428800";
+                          CONDSTORE QRESYNC UIDPLUS MOVE MULTIAPPEND BINARY SPECIAL-USE \
+                          APPENDLIMIT=52428800";
 
     #[test]
     fn capability_depends_on_the_listener_and_the_login() {

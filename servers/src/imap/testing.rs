@@ -5,16 +5,16 @@
 
 use std::sync::Arc;
 
+use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::response::Response;
-use imap_codec::{CommandCodec, ResponseCodec};
 use lifeboat_mailstore::{
     Address, Class, MailboxRecord, MessageRecord, NewMessage, NewUser, Routes, Store, UserRecord,
     password,
 };
 
-use super::session::{After, Session, SessionConfig};
+use super::input::{Input, Received, Step};
+use super::session::{After, Reply, Session, SessionConfig};
 
 pub const USER: &str = "a@example.test";
 
@@ -117,6 +117,44 @@ impl Fixture {
         responses
     }
 
+    /// [`Fixture::run`], the responses as bytes (BINARY data need not be UTF-8).
+    pub fn run_raw(&mut self, command: &[u8]) -> Vec<Vec<u8>> {
+        let (_, command) = CommandCodec::default().decode_static(command).unwrap();
+        let reply = self.session.handle(command);
+        self.after = reply.after;
+        let encoded = reply.responses.iter().map(|r| super::response::encode(r));
+        reply.ahead.iter().cloned().chain(encoded).collect()
+    }
+
+    /// A command as the server takes it: framed by [`Input`] (after login: big APPEND
+    /// literals spooled), several messages for MULTIAPPEND, then run; the answer to
+    /// each step (continuation requests left out).
+    pub fn framed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut input = Input::new();
+        if self.session.is_authenticated() {
+            input.logged_in(self._dir.path().to_path_buf());
+        }
+        input.push(bytes, std::time::Instant::now());
+        let mut answers = Vec::new();
+        while let Some(step) = input.next_step() {
+            let reply = match step {
+                Step::GoAhead => continue,
+                Step::Received(Received::Append(append)) => {
+                    self.session.handle_append(append, Default::default())
+                }
+                Step::Received(Received::Command(command)) => self.session.handle(command),
+                Step::Refused(refusal) => {
+                    answers.push(encode_status(&refusal.status()));
+                    continue;
+                }
+                Step::Received(other) => panic!("{other:?}"),
+            };
+            self.after = reply.after;
+            answers.extend(strings(&reply));
+        }
+        answers
+    }
+
     pub fn mailbox(&self, name: &str) -> MailboxRecord {
         let reader = self.store.reader().unwrap();
         reader.mailbox(self.user.id, name).unwrap().unwrap()
@@ -142,14 +180,22 @@ pub fn exchange(session: &mut Session, command: &[u8]) -> (Vec<String>, After) {
         .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(command)));
     assert!(rest.is_empty(), "one command at a time");
     let reply = session.handle(command);
-    let responses = reply.responses.iter().map(encode).collect();
-    (responses, reply.after)
+    (strings(&reply), reply.after)
+}
+
+/// A reply as the server writes it, one string per response: what the command sent
+/// ahead, then the rest.
+pub fn strings(reply: &Reply) -> Vec<String> {
+    let ahead = reply
+        .ahead
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    ahead.chain(reply.responses.iter().map(encode)).collect()
 }
 
 /// A response as the server writes it.
 pub fn encode(response: &Response<'static>) -> String {
-    let bytes = ResponseCodec::default().encode(response).dump();
-    String::from_utf8(bytes).expect("the fixtures encode to UTF-8")
+    String::from_utf8(super::response::encode(response)).expect("the fixtures encode to UTF-8")
 }
 
 /// A status line as the server writes it.

@@ -1,12 +1,12 @@
-//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4) and QRESYNC's
-//! VANISHED (§3.2.6). What each data item says about a message is `imap::fetch`'s
-//! business; this is the command: which messages, reading them, and the `\Seen` that
-//! BODY[...] sets (RFC 3501 §6.4.5).
+//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE (RFC 7162 §3.1.4), QRESYNC's
+//! VANISHED (§3.2.6) and BINARY (RFC 3516). What each data item says about a message is
+//! `imap::fetch`'s business; this is the command: which messages, reading them, the
+//! `\Seen` that BODY[...] and BINARY[...] set (RFC 3501 §6.4.5), and `NO [UNKNOWN-CTE]`
+//! for a BINARY section whose transfer encoding cannot be undone.
 
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
-use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::flags::{FlagEdit, FlagOp};
@@ -15,6 +15,7 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
+use crate::imap::mime::{self, binary};
 use crate::imap::response::{Gone, NoCode, Reply, bad, data, no, nz, ok};
 use crate::imap::vanished::{self, UidRanges};
 
@@ -132,6 +133,7 @@ fn fetch_items(
     };
     let mut seen = SeenNow::default();
     let mut gone = false;
+    let mut unknown_cte = false;
     for index in positions {
         if cancel.is_cancelled() {
             gone = true;
@@ -157,6 +159,19 @@ fn fetch_items(
         } else {
             None
         };
+        // BINARY items work on the message's MIME tree, parsed once for them all.
+        let mut binary_parts = items.iter().filter_map(Item::binary_part).peekable();
+        let tree = match (&bytes, binary_parts.peek()) {
+            (Some(bytes), Some(_)) => Some(mime::tree::parse(bytes)),
+            _ => None,
+        };
+        if tree
+            .as_ref()
+            .is_some_and(|root| !binary::known(root, binary_parts))
+        {
+            unknown_cte = true;
+            break;
+        }
         let marked = marks_seen && seen.mark(&mut message);
         if marked {
             // What this answer tells the client is what its view holds now.
@@ -165,12 +180,15 @@ fn fetch_items(
         let items = if marked { items_and_flags } else { items };
         let recent = selected.view.is_recent(message.uid);
         let bytes = bytes.as_deref();
-        let sent = items::in_groups(items, &message, recent, bytes, grouping, |values| {
-            outbox.send(data(Data::Fetch {
-                seq: nz(index as u32 + 1),
-                items: values,
-            }))
-        });
+        let sent = items::in_groups(
+            items,
+            &message,
+            recent,
+            bytes,
+            tree.as_ref(),
+            grouping,
+            |group| outbox.send(items::response(index as u32 + 1, group)),
+        );
         if sent == Err(Gone) {
             gone = true;
             break;
@@ -186,6 +204,13 @@ fn fetch_items(
     }
     if gone {
         return Ok(Reply::new(vec![no(tag, None, "FETCH cancelled")]));
+    }
+    if unknown_cte {
+        return Ok(Reply::new(vec![no(
+            tag,
+            Some(NoCode::UnknownCte),
+            "cannot decode that section's Content-Transfer-Encoding",
+        )]));
     }
     // Others' changes (no EXPUNGE during FETCH); ours is already in the view, so only
     // what others changed meanwhile is news (a keyword another session added).
@@ -530,7 +555,7 @@ mod tests {
         let counted = sent.clone();
         let outbox = Outbox::streaming(move |response| {
             // The server writes it now; here the client reads one and goes away.
-            assert!(encode(&response).contains(" FETCH (BODY[] {"));
+            assert!(String::from_utf8_lossy(&response).contains(" FETCH (BODY[] {"));
             match counted.fetch_add(1, Ordering::Relaxed) {
                 0 => Ok(()),
                 _ => Err(Gone),
@@ -554,5 +579,101 @@ mod tests {
             ["a2 NO FETCH cancelled\r\n"]
         );
         assert_eq!(f.run(b"a3 SEARCH ALL\r\n"), ["a3 NO SEARCH cancelled\r\n"]);
+    }
+
+    const PARTS: &str = "Subject: parts\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+        --b\r\nContent-Type: text/plain; charset=utf-8\r\n\
+        Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n\
+        --b\r\nContent-Type: application/octet-stream\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\nAGFiYwBk\r\n\
+        --b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-unknown\r\n\r\n???\r\n\
+        --b--\r\n";
+
+    /// INBOX with [`PARTS`] as its one message, selected.
+    fn with_parts() -> Fixture {
+        let mut f = Fixture::logged_in(0);
+        let owner = Address::parse(USER).unwrap();
+        let message = NewMessage::new(owner, "INBOX", PARTS.as_bytes().to_vec(), Class::Other);
+        f.store.deliver(message).unwrap();
+        f.run(b"s1 SELECT INBOX\r\n");
+        f
+    }
+
+    #[test]
+    fn binary_decodes_the_section_and_peek_leaves_it_unseen() {
+        let mut f = with_parts();
+        assert_eq!(
+            f.run(b"a1 FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])\r\n"),
+            [
+                "* 1 FETCH (BINARY.SIZE[1] 5 BINARY[1] {5}\r\ncaf\u{e9})\r\n",
+                "a1 OK FETCH completed\r\n"
+            ]
+        );
+        assert!(f.messages("INBOX")[0].flags == lifeboat_mailstore::Flags::empty());
+        // NUL in the decoded data: a literal8. BINARY (not PEEK) sets \Seen.
+        assert_eq!(
+            f.run(b"a2 FETCH 1 BINARY[2]\r\n"),
+            [
+                "* 1 FETCH (FLAGS (\\Seen \\Recent) BINARY[2] ~{6}\r\n\0abc\0d)\r\n",
+                "a2 OK FETCH completed\r\n"
+            ]
+        );
+        assert_eq!(
+            f.messages("INBOX")[0].flags,
+            lifeboat_mailstore::Flags::SEEN
+        );
+        // A part that is not there is empty; BINARY[] is the message as stored.
+        assert_eq!(
+            f.run(b"a3 FETCH 1 (BINARY.SIZE[9] BINARY.PEEK[9])\r\n")[0],
+            "* 1 FETCH (BINARY.SIZE[9] 0 BINARY[9] {0}\r\n)\r\n"
+        );
+        let whole = f.stored("INBOX", 0);
+        assert_eq!(
+            f.run(b"a4 FETCH 1 BINARY.SIZE[]\r\n")[0],
+            format!("* 1 FETCH (BINARY.SIZE[] {})\r\n", whole.len())
+        );
+    }
+
+    #[test]
+    fn binary_ranges_name_their_origin_and_each_section_is_decoded_once_per_message() {
+        let mut f = with_parts();
+        // Asked alternately, answered section by section (RFC 3516 §4.3, RFC 9051's
+        // `BINARY[1]<0>`), UID first as UID FETCH wants.
+        assert_eq!(
+            f.run(
+                b"a1 UID FETCH 1 (BINARY.PEEK[1]<0.1> BINARY.PEEK[2]<1.2> BINARY.PEEK[1]<3.9>)\r\n"
+            ),
+            [
+                "* 1 FETCH (UID 1 BINARY[1]<0> {1}\r\nc BINARY[1]<3> {2}\r\n\u{e9} \
+                 BINARY[2]<1> {2}\r\nab)\r\n",
+                "a1 OK FETCH completed\r\n"
+            ]
+        );
+        // Past the end: empty.
+        assert_eq!(
+            f.run(b"a2 FETCH 1 BINARY.PEEK[2]<100.5>\r\n")[0],
+            "* 1 FETCH (BINARY[2]<100> {0}\r\n)\r\n"
+        );
+    }
+
+    #[test]
+    fn an_unknown_transfer_encoding_is_refused_with_unknown_cte() {
+        let mut f = with_parts();
+        for item in ["BINARY[3]", "BINARY.PEEK[3]<0.1>", "BINARY.SIZE[3]"] {
+            assert_eq!(
+                f.run(format!("a1 FETCH 1 (FLAGS {item})\r\n").as_bytes()),
+                ["a1 NO [UNKNOWN-CTE] cannot decode that section's Content-Transfer-Encoding\r\n"]
+            );
+        }
+        assert!(
+            f.messages("INBOX")[0].flags == lifeboat_mailstore::Flags::empty(),
+            "refused: not seen"
+        );
+        // BODY[3] is still there, as stored.
+        assert_eq!(
+            f.run(b"a2 FETCH 1 BODY.PEEK[3]\r\n")[0],
+            "* 1 FETCH (BODY[3] {3}\r\n???)\r\n"
+        );
     }
 }
