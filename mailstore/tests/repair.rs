@@ -289,6 +289,14 @@ fn a_torn_diverted_copy_is_reported_and_kept() {
 /// store.
 fn lose_index_and_repair(dir: &std::path::Path, store: Store) -> Store {
     drop(store);
+    // The writer thread closes its connection after the store is dropped, and closing
+    // the last connection checkpoints and deletes the WAL: removing the files before it
+    // has done so lets it write into the new index (SQLite then reports a short read).
+    let wal = dir.join("index.sqlite-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     for suffix in ["", "-wal", "-shm"] {
         let _ = fs::remove_file(dir.join(format!("index.sqlite{suffix}")));
     }
