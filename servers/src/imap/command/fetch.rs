@@ -16,7 +16,7 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
 use crate::imap::mime::{self, binary};
-use crate::imap::response::{Gone, NoCode, Reply, bad, data, no, nz, ok};
+use crate::imap::response::{Gone, NoCode, Reply, bad, encode, no, ok};
 use crate::imap::vanished::{self, UidRanges};
 
 pub fn fetch(
@@ -108,7 +108,7 @@ fn fetch_items(
             let asked = UidRanges::from_set(set, star);
             let earlier = vanished::earlier(reader, record, messages, &asked, changes.since, None)?;
             if let Some(response) = earlier
-                && outbox.send(response) == Err(Gone)
+                && outbox.send(encode(&response)) == Err(Gone)
             {
                 cx.outbox = outbox;
                 return Ok(Reply::new(vec![no(tag, None, "FETCH cancelled")]));
