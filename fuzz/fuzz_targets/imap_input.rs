@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
                         return;
                     }
                 }
-                Step::Received(Received::Command { command, spooled }) => {
+                Step::Received(Received::Command { request, spooled }) => {
+                    let command = request.command;
                     match &command.body {
                         CommandBody::Idle => input.expect(Expect::IdleDone),
                         CommandBody::Authenticate {

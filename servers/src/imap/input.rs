@@ -28,8 +28,9 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Literal, Tag};
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::response::{Code, Status, StatusKind};
-use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
+use imap_codec::{AuthenticateDataCodec, IdleDoneCodec};
 
+use super::preparse::{self, Request};
 use super::response::{NoCode, bye_status, status};
 use super::session::MAX_LITERAL;
 
@@ -91,10 +92,11 @@ pub enum Step {
 
 #[derive(Debug)]
 pub enum Received {
-    /// A command; an APPEND's big literal is in `spooled` (the command holds an empty
-    /// one in its place until [`Spooled::into_command`]).
+    /// A command (with what imap-codec does not parse, see [`preparse`]); an APPEND's
+    /// big literal is in `spooled` (the command holds an empty one in its place until
+    /// [`Spooled::into_command`]).
     Command {
-        command: Command<'static>,
+        request: Request,
         spooled: Option<Spooled>,
     },
     AuthenticateData(AuthenticateData<'static>),
@@ -489,12 +491,12 @@ impl Input {
         }
         let bytes = &message.bytes[..];
         let received = match self.expect {
-            Expect::Command => match CommandCodec::default().decode_static(bytes) {
-                Ok((&[], command)) => Received::Command {
-                    command,
+            Expect::Command => match preparse::decode(bytes) {
+                Some(request) => Received::Command {
+                    request,
                     spooled: message.spooled,
                 },
-                _ => return refused(Why::Malformed),
+                None => return refused(Why::Malformed),
             },
             Expect::AuthenticateData => match AuthenticateDataCodec::default().decode_static(bytes)
             {
@@ -579,7 +581,9 @@ mod tests {
 
     fn command(step: &Step) -> String {
         match step {
-            Step::Received(Received::Command { command, .. }) => format!("{:?}", command.body),
+            Step::Received(Received::Command { request, .. }) => {
+                format!("{:?}", request.command.body)
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -697,10 +701,14 @@ mod tests {
         }
         assert!(input.message.bytes.len() < 100, "kept in memory");
         let mut got = steps(&mut input, b"\r\n");
-        let Some(Step::Received(Received::Command { command, spooled })) = got.pop() else {
+        let Some(Step::Received(Received::Command { request, spooled })) = got.pop() else {
             panic!("{got:?}");
         };
-        let command = spooled.unwrap().into_command(command).unwrap().unwrap();
+        let command = spooled
+            .unwrap()
+            .into_command(request.command)
+            .unwrap()
+            .unwrap();
         let CommandBody::Append { message, flags, .. } = command.body else {
             panic!("not an APPEND");
         };
@@ -729,11 +737,11 @@ mod tests {
             &mut input,
             b"a1 APPEND {5+}\r\nINBOX {11+}\r\nSubject: x\n\r\n",
         );
-        let Step::Received(Received::Command { spooled, command }) = &got[0] else {
+        let Step::Received(Received::Command { spooled, request }) = &got[0] else {
             panic!("{got:?}");
         };
         assert!(spooled.is_none());
-        assert!(format!("{command:?}").contains("Inbox"), "{command:?}");
+        assert!(format!("{request:?}").contains("Inbox"), "{request:?}");
     }
 
     #[test]

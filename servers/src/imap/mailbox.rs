@@ -11,6 +11,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::fetch;
 use super::flags::{mailbox_flags, new_keywords, permanent_flags};
+use super::preparse;
 use super::response::{data, nz, untagged_ok};
 use lifeboat_mailstore::error::Result;
 use lifeboat_mailstore::maildir::Flags;
@@ -133,6 +134,30 @@ pub struct MailboxView {
     /// UIDs of the messages that are `\Recent` to this session, ascending: it stays so
     /// for as long as the mailbox is selected.
     pub recent: Vec<u32>,
+    /// UIDs of the messages the last `SEARCH RETURN (SAVE)` kept, ascending: what `$`
+    /// stands for (RFC 5182). Empty when the mailbox is selected; messages leave it as
+    /// the client hears they were expunged.
+    pub saved: Vec<u32>,
+}
+
+/// The messages a command names: a sequence set as written, or the UIDs `$` stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageSet {
+    Set(SequenceSet),
+    /// Ascending.
+    Uids(Vec<u32>),
+}
+
+impl MessageSet {
+    /// The set a command names, with `$` ([`preparse::is_saved`]) as the view's saved
+    /// result.
+    pub fn named(set: SequenceSet, view: &MailboxView) -> MessageSet {
+        if preparse::is_saved(&set) {
+            MessageSet::Uids(view.saved.clone())
+        } else {
+            MessageSet::Set(set)
+        }
+    }
 }
 
 impl MailboxView {
@@ -151,6 +176,7 @@ impl MailboxView {
                 messages: reader.visible_messages(record.id)?,
                 held_back_expunges: false,
                 recent: Vec::new(),
+                saved: Vec::new(),
             };
             Ok(Some((record, view)))
         })
@@ -210,10 +236,20 @@ impl MailboxView {
             .map(|i| &self.messages[i])
     }
 
-    /// Indexes (0-based positions) of the messages a sequence set names, ascending.
-    /// With `uid`, `*` is the highest UID and UIDs that do not exist are skipped; a
-    /// sequence number past the end names nothing.
-    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+    /// Indexes (0-based positions) of the messages a set names, ascending. With `uid`,
+    /// `*` is the highest UID and UIDs that do not exist are skipped; a sequence number
+    /// past the end names nothing. `$` names its messages still in the view, whether
+    /// `uid` or not (RFC 5182 §2.1).
+    pub fn resolve(&self, set: &MessageSet, uid: bool) -> Vec<usize> {
+        let set = match set {
+            MessageSet::Set(set) => set,
+            MessageSet::Uids(uids) => {
+                return uids
+                    .iter()
+                    .filter_map(|&uid| self.messages.binary_search_by_key(&uid, |m| m.uid).ok())
+                    .collect();
+            }
+        };
         let mut positions: Vec<usize> = if uid {
             let Some(largest) = NonZeroU32::new(self.max_uid()) else {
                 return Vec::new();
@@ -244,8 +280,12 @@ impl MailboxView {
     }
 
     /// Whether every message number in a (non-UID) set exists: RFC 3501 §9 makes a
-    /// number past the end, or any number in an empty mailbox, an error.
-    pub fn valid_sequence(&self, set: &SequenceSet) -> bool {
+    /// number past the end, or any number in an empty mailbox, an error. `$` is always
+    /// valid, empty or not (RFC 5182 §2.1).
+    pub fn valid_sequence(&self, set: &MessageSet) -> bool {
+        let MessageSet::Set(set) = set else {
+            return true;
+        };
         let Some(largest) = NonZeroU32::new(self.exists()) else {
             return false;
         };
@@ -275,8 +315,19 @@ impl MailboxView {
         if expunge_allowed {
             for &i in gone.iter().rev() {
                 responses.push(data(Data::Expunge(nz(i as u32 + 1))));
-                let uid = self.messages.remove(i).uid;
-                self.recent.retain(|&r| r != uid);
+            }
+            let mut index = 0;
+            self.messages.retain(|_| {
+                index += 1;
+                gone.binary_search(&(index - 1)).is_err()
+            });
+            // What is gone is neither recent nor in `$` (RFC 5182 §2.1: it loses messages
+            // as the client hears they are gone).
+            if !gone.is_empty() {
+                let messages = &self.messages;
+                let kept = |uid: &u32| messages.binary_search_by_key(uid, |m| m.uid).is_ok();
+                self.recent.retain(kept);
+                self.saved.retain(kept);
             }
         }
         self.held_back_expunges = !expunge_allowed && !gone.is_empty();

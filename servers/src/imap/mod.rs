@@ -19,6 +19,7 @@
 
 mod command;
 mod context;
+pub mod esearch;
 pub mod fetch;
 pub mod flags;
 pub mod input;
@@ -26,9 +27,12 @@ pub mod mailbox;
 pub mod mime;
 pub mod mutf7;
 pub mod names;
+pub mod preparse;
 pub mod response;
 pub mod search;
 pub mod server;
 pub mod session;
+pub mod sort;
 #[cfg(test)]
 mod testing;
+pub mod thread;

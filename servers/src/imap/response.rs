@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::num::{NonZeroU32, NonZeroU64};
 
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status, StatusKind};
@@ -20,19 +22,46 @@ pub enum After {
 
 #[derive(Debug)]
 pub struct Reply {
-    pub responses: Vec<Response<'static>>,
+    pub responses: Vec<Outgoing>,
     pub after: After,
     /// A login failed: the server delays the answer (and counts it for rate limits).
     pub auth_failed: bool,
 }
 
 impl Reply {
-    pub fn new(responses: Vec<Response<'static>>) -> Reply {
+    pub fn new<T: Into<Outgoing>>(responses: Vec<T>) -> Reply {
         Reply {
-            responses,
+            responses: responses.into_iter().map(Into::into).collect(),
             after: After::Continue,
             auth_failed: false,
         }
+    }
+}
+
+/// A response as a command returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// What imap-types expresses, encoded by imap-codec.
+    Imap(Response<'static>),
+    /// One untagged line, CRLF included, that imap-types has no type for (ESEARCH,
+    /// RFC 4731) or would hold as a tree as deep as the answer (THREAD, RFC 5256):
+    /// encoded by the module that makes it (`esearch`, `thread`).
+    Line(Vec<u8>),
+}
+
+impl Outgoing {
+    /// The bytes the server writes.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Outgoing::Imap(response) => ResponseCodec::default().encode(response).dump(),
+            Outgoing::Line(line) => line.clone(),
+        }
+    }
+}
+
+impl From<Response<'static>> for Outgoing {
+    fn from(response: Response<'static>) -> Outgoing {
+        Outgoing::Imap(response)
     }
 }
 
@@ -240,18 +269,26 @@ pub fn bye_status(
 
 /// UIDs (ascending as given) as a UID set, runs folded into ranges.
 pub fn uid_set(uids: impl Iterator<Item = u32>) -> UidSet {
-    let mut elements: Vec<UidElement> = Vec::new();
-    for uid in uids {
-        let uid = nz(uid);
-        match elements.last_mut() {
-            Some(UidElement::Single(last)) if last.get() + 1 == uid.get() => {
-                *elements.last_mut().expect("present") = UidElement::Range(*last, uid);
-            }
-            Some(UidElement::Range(_, last)) if last.get() + 1 == uid.get() => *last = uid,
-            _ => elements.push(UidElement::Single(uid)),
+    let elements: Vec<UidElement> = runs(uids)
+        .into_iter()
+        .map(|(first, last)| match first == last {
+            true => UidElement::Single(nz(first)),
+            false => UidElement::Range(nz(first), nz(last)),
+        })
+        .collect();
+    UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
+}
+
+/// Ascending numbers as runs of consecutive ones, `(first, last)` each.
+pub fn runs(numbers: impl Iterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for n in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(n) => *last = n,
+            _ => runs.push((n, n)),
         }
     }
-    UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
+    runs
 }
 
 /// A count or number the protocol wants non-zero; 0 (which the store never hands out

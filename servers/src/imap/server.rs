@@ -35,8 +35,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::input::{Expect, Input, Received, Refusal, Spooled, Step};
+use super::preparse::Request;
 use super::response::{
-    After, Gone, NoCode, Outbox, Rejection, Reply, bad, bye_status, no, status, text,
+    After, Gone, NoCode, Outbox, Outgoing, Rejection, Reply, bad, bye_status, no, status, text,
 };
 use super::session::{Session, SessionConfig};
 use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
@@ -514,8 +515,8 @@ impl Client {
                 Ok(Flow::Go)
             }
             Step::Refused(refusal) => Ok(self.refused(refusal)),
-            Step::Received(Received::Command { command, spooled }) => {
-                self.command(command, spooled).await
+            Step::Received(Received::Command { request, spooled }) => {
+                self.command(request, spooled).await
             }
             Step::Received(Received::AuthenticateData(data)) => {
                 self.authenticate_data(data).await;
@@ -557,13 +558,17 @@ impl Client {
     /// the session on the blocking pool.
     async fn command(
         &mut self,
-        command: Command<'static>,
+        request: Request,
         spooled: Option<Spooled>,
     ) -> std::io::Result<Flow> {
         self.shell.last_command = Instant::now();
         if self.shell.user.is_some() && !self.user_still_valid().await {
             return Ok(self.revoked());
         }
+        let Request {
+            command,
+            search_return,
+        } = request;
         match command.body {
             CommandBody::Login { username, password } => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
@@ -585,22 +590,21 @@ impl Client {
                 Ok(Flow::Go)
             }
             body => {
-                let command = Command {
-                    tag: command.tag,
-                    body,
+                let request = Request {
+                    command: Command {
+                        tag: command.tag,
+                        body,
+                    },
+                    search_return,
                 };
-                self.run(command, spooled).await
+                self.run(request, spooled).await
             }
         }
     }
 
     /// Runs a command on the blocking pool, writing the responses it sends ahead as
     /// they come; at shutdown the command is cancelled and the client told.
-    async fn run(
-        &mut self,
-        command: Command<'static>,
-        spooled: Option<Spooled>,
-    ) -> std::io::Result<Flow> {
+    async fn run(&mut self, request: Request, spooled: Option<Spooled>) -> std::io::Result<Flow> {
         let mut session = self.session.take().ok_or_else(closed)?;
         let cancel = CancelOnDrop(Some(session.cancel()));
         let (sender, mut responses) = mpsc::channel(IN_FLIGHT);
@@ -612,12 +616,12 @@ impl Client {
                     let _turn = SPOOLED_APPENDS
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    match read_spooled(spooled, command) {
+                    match read_spooled(spooled, request.command) {
                         Ok(command) => session.handle_with(command, outbox),
                         Err(refusal) => refusal,
                     }
                 }
-                None => session.handle_with(command, outbox),
+                None => session.handle_with(request, outbox),
             };
             (session, reply)
         });
@@ -656,7 +660,10 @@ impl Client {
             return Ok(Flow::Stop);
         }
         for response in reply.responses {
-            self.conn.queue(response);
+            match response {
+                Outgoing::Imap(response) => self.conn.queue(response),
+                Outgoing::Line(line) => self.conn.out.extend_from_slice(&line),
+            }
         }
         match reply.after {
             After::Continue => Ok(Flow::Go),

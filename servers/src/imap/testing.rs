@@ -1,19 +1,21 @@
 //! Fixtures for the IMAP command tests: a store with one user in a temp dir and a
-//! [`Session`] on it. Commands go in as the bytes a client sends (parsed by imap-codec's
-//! `CommandCodec`, as the server's `imap::input` decodes them) and responses come out as the
-//! bytes the server writes (`ResponseCodec`), so tests pin down the wire, not our types.
+//! [`Session`] on it. Commands go in as the bytes a client sends (decoded as the
+//! server's `imap::input` decodes them: `imap::preparse`, then imap-codec) and
+//! responses come out as the bytes the server writes, so tests pin down the wire, not
+//! our types.
 
 use std::sync::Arc;
 
-use imap_codec::decode::Decoder;
+use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
 use imap_codec::imap_types::response::Response;
-use imap_codec::{CommandCodec, ResponseCodec};
 use lifeboat_mailstore::{
     Address, Class, MailboxRecord, MessageRecord, NewMessage, NewUser, Routes, Store, UserRecord,
     password,
 };
 
+use super::preparse;
+use super::response::Outgoing;
 use super::session::{After, Session, SessionConfig};
 
 pub const USER: &str = "a@example.test";
@@ -102,6 +104,18 @@ impl Fixture {
         self.store.deliver(new).unwrap().uid
     }
 
+    /// Stores `content` in INBOX as inbound mail with this internal date; its UID.
+    pub fn deliver_bytes(&self, content: &str, internal_date: i64) -> u32 {
+        let mut new = NewMessage::new(
+            Address::parse(USER).unwrap(),
+            "INBOX",
+            content.as_bytes().to_vec(),
+            Class::Journal,
+        );
+        new.internal_date = Some(internal_date);
+        self.store.deliver(new).unwrap().uid
+    }
+
     /// Another session of the same user on the same store (another client).
     pub fn other_session(&self) -> Session {
         let mut session = Session::new(self.store.clone(), config(true, false), false);
@@ -135,15 +149,21 @@ impl Fixture {
     }
 }
 
-/// [`Fixture::run`] on any session.
+/// [`Fixture::run`] on any session: the command decoded as the server's input does
+/// (imap-codec, after `preparse`).
 pub fn exchange(session: &mut Session, command: &[u8]) -> (Vec<String>, After) {
-    let (rest, command) = CommandCodec::default()
-        .decode_static(command)
-        .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(command)));
-    assert!(rest.is_empty(), "one command at a time");
-    let reply = session.handle(command);
-    let responses = reply.responses.iter().map(encode).collect();
-    (responses, reply.after)
+    let request = preparse::decode(command)
+        .unwrap_or_else(|| panic!("not one command: {}", String::from_utf8_lossy(command)));
+    let reply = session.handle(request);
+    (encode_all(&reply.responses), reply.after)
+}
+
+/// A reply's responses as the server writes them, one string each.
+pub fn encode_all(responses: &[Outgoing]) -> Vec<String> {
+    responses
+        .iter()
+        .map(|r| String::from_utf8(r.encode()).expect("the fixtures encode to UTF-8"))
+        .collect()
 }
 
 /// A response as the server writes it.

@@ -1,13 +1,12 @@
 //! EXPUNGE and UID EXPUNGE (RFC 4315), and the silent expunge CLOSE does.
 
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::Reader;
 
 use crate::imap::context::Context;
-use crate::imap::mailbox::MailboxView;
+use crate::imap::mailbox::{MailboxView, MessageSet};
 use crate::imap::response::{NoCode, Reply, no, ok};
 
 /// EXPUNGE, or UID EXPUNGE of the UIDs in `only`: the client hears of each message
@@ -16,7 +15,7 @@ pub fn expunge(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    only: Option<&SequenceSet>,
+    only: Option<&MessageSet>,
 ) -> StoreResult<Reply> {
     if cx.is_read_only() {
         return Ok(Reply::new(vec![no(
@@ -37,7 +36,7 @@ pub fn expunge(
 pub fn expunge_deleted(
     cx: &mut Context,
     reader: &Reader,
-    only: Option<&SequenceSet>,
+    only: Option<&MessageSet>,
 ) -> StoreResult<()> {
     let (store, _, selected) = cx.selected();
     if selected.read_only {
@@ -54,7 +53,8 @@ pub fn expunge_deleted(
         .iter()
         .enumerate()
         .filter(|(i, m)| {
-            m.flags.contains(Flags::DELETED) && allowed.as_ref().is_none_or(|a| a.contains(i))
+            m.flags.contains(Flags::DELETED)
+                && allowed.as_ref().is_none_or(|a| a.binary_search(i).is_ok())
         })
         .map(|(_, m)| m.uid)
         .collect();

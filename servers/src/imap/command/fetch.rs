@@ -6,7 +6,6 @@ use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
 use imap_codec::imap_types::response::Data;
-use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::flags::{FlagEdit, FlagOp};
 use lifeboat_mailstore::maildir::Flags;
@@ -14,13 +13,14 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
+use crate::imap::mailbox::MessageSet;
 use crate::imap::response::{Gone, NoCode, Reply, bad, data, no, nz, ok};
 
 pub fn fetch(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    set: &SequenceSet,
+    set: &MessageSet,
     names: MacroOrMessageDataItemNames<'static>,
     uid: bool,
     modifiers: &[FetchModifier],
@@ -49,7 +49,7 @@ fn fetch_items(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    set: &SequenceSet,
+    set: &MessageSet,
     items: &[Item],
     uid: bool,
     changed_since: Option<u64>,
@@ -182,7 +182,7 @@ mod tests {
     use lifeboat_mailstore::{Address, Class, NewMessage};
 
     use crate::imap::response::{Gone, Outbox};
-    use crate::imap::testing::{DATE, Fixture, USER, encode, exchange};
+    use crate::imap::testing::{DATE, Fixture, USER, encode, encode_all, exchange};
 
     /// Message `index` of INBOX as stored (the store adds a header), as a literal.
     fn literal(f: &Fixture, index: usize) -> String {
@@ -491,7 +491,7 @@ mod tests {
             2,
             "stopped at the first refusal"
         );
-        let reply: Vec<String> = reply.responses.iter().map(encode).collect();
+        let reply = encode_all(&reply.responses);
         assert_eq!(reply, ["a1 NO FETCH cancelled\r\n"]);
         // A cancelled session (shutdown) answers nothing more.
         f.session.cancel().cancel();
