@@ -745,6 +745,29 @@ mod tests {
     }
 
     #[test]
+    fn search_return_and_the_saved_result_are_read_before_imap_codec() {
+        let (_dir, mut input) = logged_in();
+        let got = steps(
+            &mut input,
+            b"a1 UID SEARCH RETURN (MIN SAVE) SUBJECT {1+}\r\n$ $\r\n\
+              a2 FETCH 1,$ FLAGS\r\na3 SEARCH RETURN (MIN\r\na4 FETCH $ FLAGS\r\n",
+        );
+        let Step::Received(Received::Command { request, .. }) = &got[0] else {
+            panic!("{got:?}");
+        };
+        let options = request.search_return.expect("RETURN read");
+        assert!(options.min && options.save && !options.count);
+        let sets = preparse::sequence_sets(&request.command.body);
+        assert!(
+            sets.len() == 1 && preparse::is_saved(sets[0]),
+            "{request:?}"
+        );
+        assert_eq!(refusal(&got[1]), "a2 BAD could not parse that command\r\n");
+        assert_eq!(refusal(&got[2]), "a3 BAD could not parse that command\r\n");
+        assert!(command(&got[3]).starts_with("Fetch"), "{got:?}");
+    }
+
+    #[test]
     fn the_expected_message_decides_the_parse() {
         let mut input = input();
         input.expect(Expect::IdleDone);

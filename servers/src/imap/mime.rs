@@ -501,51 +501,64 @@ pub(crate) fn message_ids(message: &[u8], name: &str) -> Vec<String> {
 
 fn parse_message_ids(value: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
-    let mut rest = value;
-    while let Some(open) = rest.iter().position(|&b| b == b'<') {
-        rest = &rest[open + 1..];
-        let mut id = Vec::new();
-        let mut quoted = false;
-        let mut comment = 0usize;
-        let mut closed = false;
-        let mut i = 0;
-        while i < rest.len() {
-            let b = rest[i];
-            i += 1;
-            match b {
-                b'\\' if quoted || comment > 0 => {
-                    if quoted && let Some(&escaped) = rest.get(i) {
-                        id.push(escaped);
-                    }
-                    i += 1;
-                }
-                b'"' if comment == 0 => quoted = !quoted,
-                _ if quoted => id.push(b),
-                b'(' => comment += 1,
-                b')' if comment > 0 => comment -= 1,
-                _ if comment > 0 => {}
-                b'>' => {
-                    closed = true;
-                    break;
-                }
-                // A new `<`: what came before was no ID.
-                b'<' => {
-                    id.clear();
-                }
-                b' ' | b'\t' | b'\r' | b'\n' => {}
-                _ => id.push(b),
+    let (mut quoted, mut comment) = (false, 0usize);
+    let mut i = 0;
+    while i < value.len() {
+        let b = value[i];
+        i += 1;
+        match b {
+            b'\\' if quoted || comment > 0 => i += 1,
+            b'"' if comment == 0 => quoted = !quoted,
+            _ if quoted => {}
+            b'(' => comment += 1,
+            b')' if comment > 0 => comment -= 1,
+            _ if comment > 0 => {}
+            b'<' => {
+                let (id, end) = message_id(value, i);
+                i = end;
+                ids.extend(id);
             }
-        }
-        rest = &rest[i.min(rest.len())..];
-        let valid = match id.iter().rposition(|&b| b == b'@') {
-            Some(at) => at > 0 && at + 1 < id.len(),
-            None => false,
-        };
-        if closed && valid {
-            ids.push(String::from_utf8_lossy(&id).into_owned());
+            _ => {}
         }
     }
     ids
+}
+
+/// The message ID whose `<` is just before `start`, and where it ends; `None` when it
+/// is not a valid one (no `>`, or not `left@right`).
+fn message_id(value: &[u8], start: usize) -> (Option<String>, usize) {
+    let mut id = Vec::new();
+    let (mut quoted, mut comment) = (false, 0usize);
+    let mut i = start;
+    while i < value.len() {
+        let b = value[i];
+        i += 1;
+        match b {
+            b'\\' if quoted || comment > 0 => {
+                if quoted && let Some(&escaped) = value.get(i) {
+                    id.push(escaped);
+                }
+                i += 1;
+            }
+            b'"' if comment == 0 => quoted = !quoted,
+            _ if quoted => id.push(b),
+            b'(' => comment += 1,
+            b')' if comment > 0 => comment -= 1,
+            _ if comment > 0 => {}
+            b'>' => {
+                let valid = id
+                    .iter()
+                    .rposition(|&b| b == b'@')
+                    .is_some_and(|at| at > 0 && at + 1 < id.len());
+                return (valid.then(|| String::from_utf8_lossy(&id).into_owned()), i);
+            }
+            // A new `<`: what came before was no ID.
+            b'<' => id.clear(),
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ => id.push(b),
+        }
+    }
+    (None, value.len())
 }
 
 #[cfg(test)]
