@@ -13,6 +13,9 @@
 //!   slowly it comes. A message over a limit is read to its end without being kept and
 //!   refused with a tagged BAD, so the connection stays in step.
 //!
+//! A complete command goes to imap-codec after [`preparse`] took out what imap-codec
+//! does not read (`SEARCH RETURN (...)`, `$`).
+//!
 //! Sans-I/O but for the spool file: bytes in ([`Input::push`]), [`Step`]s out
 //! ([`Input::next_step`]). Which message the connection waits for (a command, AUTHENTICATE
 //! data, IDLE's DONE) is the server's to say ([`Input::expect`]).

@@ -6,7 +6,10 @@
 //!   `context` (store, login and selection state);
 //! - [`mailbox`]: the selected mailbox as the client knows it, and what changed in it;
 //! - [`fetch`]: FETCH data items; [`mime`]: ENVELOPE, BODYSTRUCTURE and body sections;
-//!   [`search`]: SEARCH keys;
+//!   [`search`]: SEARCH keys; [`esearch`]: ESEARCH result options and SAVE; [`sort`] and
+//!   [`thread`]: SORT keys and THREAD's algorithms;
+//! - [`preparse`]: what imap-codec does not parse (`SEARCH RETURN (...)`, `$`), taken
+//!   out of a command before it does;
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
 //!   flags and mailbox names between the wire and the store ([`mutf7`]);
 //! - [`input`]: the client's bytes into messages (lines and literals), with the limits

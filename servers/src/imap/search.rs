@@ -12,6 +12,10 @@
 //!   falling back to the internal date when it is missing or unreadable.
 //! - RECENT, NEW and OLD go by whether the message is `\Recent` to the session.
 //! - Keywords compare case-insensitively.
+//! - Sequence sets and UID sets are resolved once per command ([`Criteria`]) and looked
+//!   up by halving; `$` (RFC 5182) is the saved result's UIDs.
+//!
+//! [`need`] says how much of a message the keys read: nothing, its header, or all.
 
 use std::cell::OnceCell;
 
