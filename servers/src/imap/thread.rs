@@ -11,7 +11,7 @@
 //!   it would is a question about a forest whose links also get cut (step 1B), asked
 //!   up to three times per message; a walk up the parents answers it in as many steps
 //!   as the thread is deep, which a crafted mailbox makes quadratic (tens of billions
-//!   of steps for 100,000 messages). A link-cut tree ([`Forest`]) answers in
+//!   of steps for 100,000 messages). A link-cut tree (`Forest`) answers in
 //!   logarithmic time;
 //! - pruning, sorting and writing the threads out use explicit stacks.
 
