@@ -7,7 +7,10 @@
 //! - [`mailbox`]: the selected mailbox as the client knows it, and what changed in it;
 //!   [`vanished`]: what a QRESYNC client is told of messages expunged while it was away;
 //! - [`fetch`]: FETCH data items; [`mime`]: ENVELOPE, BODYSTRUCTURE and body sections;
-//!   [`search`]: SEARCH keys;
+//!   [`search`]: SEARCH keys; [`esearch`]: ESEARCH result options and SAVE; [`sort`] and
+//!   [`thread`]: SORT keys and THREAD's algorithms;
+//! - [`preparse`]: what imap-codec does not parse (`SEARCH RETURN (...)`, `$`), taken
+//!   out of a command before it does;
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
 //!   flags and mailbox names between the wire and the store ([`mutf7`]);
 //! - [`input`]: the client's bytes into messages (lines and literals), with the limits
@@ -22,6 +25,7 @@
 
 mod command;
 mod context;
+pub mod esearch;
 pub mod fetch;
 pub mod flags;
 pub mod input;
@@ -29,11 +33,14 @@ pub mod mailbox;
 pub mod mime;
 pub mod mutf7;
 pub mod names;
+pub mod preparse;
 pub mod response;
 pub mod search;
 pub mod server;
 pub mod session;
+pub mod sort;
 #[cfg(test)]
 mod testing;
+pub mod thread;
 pub mod upload;
 pub mod vanished;
