@@ -50,6 +50,9 @@ fuzz_target!(|data: &[u8]| {
                         let _ = spooled.into_command(command).unwrap();
                     }
                 }
+                Step::Received(Received::List(list)) => {
+                    assert!(!list.patterns.is_empty());
+                }
                 Step::Received(Received::IdleDone | Received::AuthenticateData(_)) => {
                     input.expect(Expect::Command)
                 }

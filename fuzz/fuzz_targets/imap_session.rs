@@ -1,4 +1,5 @@
-//! IMAP command bytes through imap-codec's `CommandCodec` and the session state machine,
+//! IMAP command bytes through imap-codec's `CommandCodec` (a line it refuses through the
+//! extended LIST parse, as the server's input does) and the session state machine,
 //! on a real (temp) store with one user and a few messages in INBOX and Archive. The
 //! session logs in after a few commands (as the server does once a password checked
 //! out, with [`Session::logged_in`]), and any LOGIN/AUTHENTICATE logs in at once, so the
@@ -13,11 +14,11 @@
 use std::sync::{Arc, OnceLock};
 
 use imap_codec::decode::{CommandDecodeError, Decoder};
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::command::CommandBody;
-use imap_codec::{CommandCodec, ResponseCodec};
+use imap_codec::CommandCodec;
 use libfuzzer_sys::fuzz_target;
-use lifeboat_servers::imap::session::{After, Session, SessionConfig};
+use lifeboat_servers::imap::list;
+use lifeboat_servers::imap::session::{After, Line, Session, SessionConfig};
 use lifeboat_mailstore::{Address, Class, NewMessage, NewUser, Store, UserRecord, password};
 
 const USER: &str = "a@example.test";
@@ -87,8 +88,13 @@ fn top_up(world: &World) {
 }
 
 fn check_encodes(responses: &[imap_codec::imap_types::response::Response<'static>]) {
-    for response in responses {
-        let bytes = ResponseCodec::default().encode(response).dump();
+    let lines: Vec<Line> = responses.iter().cloned().map(Line::from).collect();
+    check_lines(&lines);
+}
+
+fn check_lines(lines: &[Line]) {
+    for line in lines {
+        let bytes = line.encode();
         assert!(
             bytes.ends_with(b"\r\n"),
             "{:?}",
@@ -132,11 +138,19 @@ fuzz_target!(|data: &[u8]| {
             Err(CommandDecodeError::Incomplete | CommandDecodeError::LiteralFound { .. }) => {
                 return;
             }
-            // BAD; the server resumes after the line.
+            // An extended LIST (on one line here), or BAD; the server resumes after the
+            // line.
             Err(CommandDecodeError::Failed) => {
-                match input.iter().position(|&b| b == b'\n') {
-                    Some(at) => input = &input[at + 1..],
-                    None => return,
+                let Some(at) = input.iter().position(|&b| b == b'\n') else {
+                    return;
+                };
+                let line = &input[..at + 1];
+                input = &input[at + 1..];
+                if let Some(list) = list::parse(line) {
+                    handled = handled.saturating_add(1);
+                    let reply = session.handle(list);
+                    assert!(!reply.responses.is_empty());
+                    check_lines(&reply.responses);
                 }
                 continue;
             }
@@ -165,7 +179,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let reply = session.handle(command);
         assert!(!reply.responses.is_empty());
-        check_encodes(&reply.responses);
+        check_lines(&reply.responses);
         match reply.after {
             After::Continue => {}
             After::StartTls => session.tls_started(),

@@ -30,6 +30,7 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::response::{Code, Status, StatusKind};
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 
+use super::list::{self, ListCommand};
 use super::response::{NoCode, bye_status, status};
 use super::session::MAX_LITERAL;
 
@@ -97,6 +98,8 @@ pub enum Received {
         command: Command<'static>,
         spooled: Option<Spooled>,
     },
+    /// A LIST in RFC 5258's syntax, which imap-codec does not parse.
+    List(ListCommand),
     AuthenticateData(AuthenticateData<'static>),
     IdleDone,
 }
@@ -494,7 +497,10 @@ impl Input {
                     command,
                     spooled: message.spooled,
                 },
-                _ => return refused(Why::Malformed),
+                _ => match list::parse(bytes) {
+                    Some(list) => Received::List(list),
+                    None => return refused(Why::Malformed),
+                },
             },
             Expect::AuthenticateData => match AuthenticateDataCodec::default().decode_static(bytes)
             {
@@ -734,6 +740,29 @@ mod tests {
         };
         assert!(spooled.is_none());
         assert!(format!("{command:?}").contains("Inbox"), "{command:?}");
+    }
+
+    #[test]
+    fn an_extended_list_imap_codec_refuses_is_read_here_literals_and_all() {
+        let (_dir, mut input) = logged_in();
+        let got = steps(
+            &mut input,
+            b"a1 LIST \"\" *\r\na2 LIST (SUBSCRIBED) \"\" ({3}\r\n",
+        );
+        assert!(command(&got[0]).starts_with("List"), "{got:?}");
+        assert!(matches!(got[1], Step::GoAhead));
+        let got = steps(
+            &mut input,
+            b"a.b %) RETURN (STATUS (SIZE))\r\na3 LIST (BOGUS) \"\" *\r\n",
+        );
+        let Step::Received(Received::List(list)) = &got[0] else {
+            panic!("{got:?}");
+        };
+        assert_eq!(list.tag.as_ref(), "a2");
+        assert_eq!(list.patterns, ["a.b", "%"]);
+        assert!(list.select.subscribed && !list.returns.status.is_empty());
+        // RFC 5258 §3: an option the server does not know is a BAD.
+        assert_eq!(refusal(&got[1]), "a3 BAD could not parse that command\r\n");
     }
 
     #[test]

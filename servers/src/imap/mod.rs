@@ -8,7 +8,9 @@
 //! - [`fetch`]: FETCH data items; [`mime`]: ENVELOPE, BODYSTRUCTURE and body sections;
 //!   [`search`]: SEARCH keys;
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
-//!   flags and mailbox names between the wire and the store ([`mutf7`]);
+//!   flags and mailbox names between the wire and the store ([`mutf7`]), and LIST
+//!   patterns; [`list`]: LIST and LSUB as RFC 5258 extends them, and the parse of that
+//!   syntax, which imap-codec lacks;
 //! - [`input`]: the client's bytes into messages (lines and literals), with the limits
 //!   before and after login, APPEND literals spooled to a file;
 //! - [`server`]: the tokio shell: listeners, TLS and STARTTLS, logins, IDLE, time limits,
@@ -22,6 +24,7 @@ mod context;
 pub mod fetch;
 pub mod flags;
 pub mod input;
+pub mod list;
 pub mod mailbox;
 pub mod mime;
 pub mod mutf7;

@@ -1,9 +1,11 @@
-//! Building responses: what a command returns ([`Reply`]), tagged and untagged status
-//! lines, and the typed codes a NO carries ([`NoCode`], [`Rejection`]).
+//! Building responses: what a command returns ([`Reply`], made of [`Line`]s), tagged and
+//! untagged status lines, and the typed codes a NO carries ([`NoCode`], [`Rejection`]).
 
 use std::borrow::Cow;
 use std::num::{NonZeroU32, NonZeroU64};
 
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status, StatusKind};
@@ -20,7 +22,7 @@ pub enum After {
 
 #[derive(Debug)]
 pub struct Reply {
-    pub responses: Vec<Response<'static>>,
+    pub responses: Vec<Line>,
     pub after: After,
     /// A login failed: the server delays the answer (and counts it for rate limits).
     pub auth_failed: bool,
@@ -28,11 +30,53 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(responses: Vec<Response<'static>>) -> Reply {
+        Reply::of_lines(responses.into_iter().map(Line::from).collect())
+    }
+
+    pub fn of_lines(responses: Vec<Line>) -> Reply {
         Reply {
             responses,
             after: After::Continue,
             auth_failed: false,
         }
+    }
+}
+
+/// One response of a [`Reply`] as the server writes it: imap-codec's, or one with
+/// extended data imap-codec has no place for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    Response(Response<'static>),
+    /// A LIST response and its RFC 5258 `mbox-list-extended` (`("CHILDINFO"
+    /// ("SUBSCRIBED"))`), which goes after the mailbox name, at the end of the line:
+    /// imap-codec's LIST data ends at the name.
+    Extended {
+        response: Response<'static>,
+        extended: String,
+    },
+}
+
+impl Line {
+    /// The bytes on the wire, literals and all.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Line::Response(response) => ResponseCodec::default().encode(response).dump(),
+            Line::Extended { response, extended } => {
+                let mut bytes = ResponseCodec::default().encode(response).dump();
+                debug_assert!(bytes.ends_with(b"\r\n") && !extended.contains(['\r', '\n']));
+                bytes.truncate(bytes.len().saturating_sub(2));
+                bytes.push(b' ');
+                bytes.extend_from_slice(extended.as_bytes());
+                bytes.extend_from_slice(b"\r\n");
+                bytes
+            }
+        }
+    }
+}
+
+impl From<Response<'static>> for Line {
+    fn from(response: Response<'static>) -> Line {
+        Line::Response(response)
     }
 }
 

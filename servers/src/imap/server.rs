@@ -36,9 +36,9 @@ use tokio::time::Instant;
 
 use super::input::{Expect, Input, Received, Refusal, Spooled, Step};
 use super::response::{
-    After, Gone, NoCode, Outbox, Rejection, Reply, bad, bye_status, no, status, text,
+    After, Gone, Line, NoCode, Outbox, Rejection, Reply, bad, bye_status, no, status, text,
 };
-use super::session::{Session, SessionConfig};
+use super::session::{Request, Session, SessionConfig};
 use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
 use crate::limits::{ConnectionCounter, ConnectionLimits, Refusal as LimitRefusal};
 use crate::listener::{self, Accepted, HANDSHAKE_TIMEOUT, LOGIN_TIMEOUT, Stream};
@@ -284,6 +284,13 @@ impl Connection {
         }
     }
 
+    fn queue_line(&mut self, line: Line) {
+        match line {
+            Line::Response(response) => self.queue(response),
+            line => self.out.extend_from_slice(&line.encode()),
+        }
+    }
+
     fn queue_status(&mut self, status: Status<'static>) {
         self.queue(Response::Status(status));
     }
@@ -515,8 +522,9 @@ impl Client {
             }
             Step::Refused(refusal) => Ok(self.refused(refusal)),
             Step::Received(Received::Command { command, spooled }) => {
-                self.command(command, spooled).await
+                self.command(command.into(), spooled).await
             }
+            Step::Received(Received::List(list)) => self.command(list.into(), None).await,
             Step::Received(Received::AuthenticateData(data)) => {
                 self.authenticate_data(data).await;
                 Ok(Flow::Go)
@@ -557,13 +565,17 @@ impl Client {
     /// the session on the blocking pool.
     async fn command(
         &mut self,
-        command: Command<'static>,
+        request: Request,
         spooled: Option<Spooled>,
     ) -> std::io::Result<Flow> {
         self.shell.last_command = Instant::now();
         if self.shell.user.is_some() && !self.user_still_valid().await {
             return Ok(self.revoked());
         }
+        let command = match request {
+            Request::Command(command) => command,
+            list @ Request::List(_) => return self.run(list, None).await,
+        };
         match command.body {
             CommandBody::Login { username, password } => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
@@ -589,26 +601,22 @@ impl Client {
                     tag: command.tag,
                     body,
                 };
-                self.run(command, spooled).await
+                self.run(command.into(), spooled).await
             }
         }
     }
 
     /// Runs a command on the blocking pool, writing the responses it sends ahead as
     /// they come; at shutdown the command is cancelled and the client told.
-    async fn run(
-        &mut self,
-        command: Command<'static>,
-        spooled: Option<Spooled>,
-    ) -> std::io::Result<Flow> {
+    async fn run(&mut self, request: Request, spooled: Option<Spooled>) -> std::io::Result<Flow> {
         let mut session = self.session.take().ok_or_else(closed)?;
         let cancel = CancelOnDrop(Some(session.cancel()));
         let (sender, mut responses) = mpsc::channel(IN_FLIGHT);
         let outbox =
             Outbox::streaming(move |response| sender.blocking_send(response).map_err(|_| Gone));
         let task = tokio::task::spawn_blocking(move || {
-            let reply = match spooled {
-                Some(spooled) => {
+            let reply = match (spooled, request) {
+                (Some(spooled), Request::Command(command)) => {
                     let _turn = SPOOLED_APPENDS
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
@@ -617,7 +625,7 @@ impl Client {
                         Err(refusal) => refusal,
                     }
                 }
-                None => session.handle_with(command, outbox),
+                (_, request) => session.handle_with(request, outbox),
             };
             (session, reply)
         });
@@ -655,8 +663,8 @@ impl Client {
         if stopped {
             return Ok(Flow::Stop);
         }
-        for response in reply.responses {
-            self.conn.queue(response);
+        for line in reply.responses {
+            self.conn.queue_line(line);
         }
         match reply.after {
             After::Continue => Ok(Flow::Go),

@@ -24,8 +24,9 @@ use super::command::store::FlagUpdate;
 use super::command::{append, copy, expunge, fetch, info, mailboxes, search, select, store};
 pub use super::context::{Cancel, SessionConfig, User};
 use super::context::{Context, State};
+use super::list::ListCommand;
 // Where the server and the fuzz target have always found them.
-pub use super::response::{After, Outbox, Reply};
+pub use super::response::{After, Line, Outbox, Reply};
 use super::response::{NoCode, Rejection, Responses, bad, bye, data, no, ok, ok_code};
 
 /// Largest literal (an APPEND) accepted: advertised as APPENDLIMIT, enforced by the
@@ -35,6 +36,26 @@ pub const MAX_LITERAL: u32 = 50 * 1024 * 1024;
 pub struct Session {
     cx: Context,
     tls: bool,
+}
+
+/// What a session handles: a command as imap-codec parsed it, or a LIST in RFC 5258's
+/// syntax, which imap-codec does not parse ([`super::list::parse`]).
+#[derive(Debug)]
+pub enum Request {
+    Command(Command<'static>),
+    List(ListCommand),
+}
+
+impl From<Command<'static>> for Request {
+    fn from(command: Command<'static>) -> Request {
+        Request::Command(command)
+    }
+}
+
+impl From<ListCommand> for Request {
+    fn from(list: ListCommand) -> Request {
+        Request::List(list)
+    }
 }
 
 impl Session {
@@ -82,6 +103,10 @@ impl Session {
             Capability::UidPlus,
             Capability::Move,
             other_capability("SPECIAL-USE"),
+            other_capability("CHILDREN"),
+            Capability::ListExtended,
+            other_capability("LIST-STATUS"),
+            Capability::StatusSize,
             other_capability(&format!("APPENDLIMIT={MAX_LITERAL}")),
         ];
         if !self.is_authenticated() {
@@ -104,18 +129,24 @@ impl Session {
     /// Handles one command (LOGIN, AUTHENTICATE and IDLE are driven by the server, which
     /// calls [`Session::logged_in`] and [`Session::poll_changes`]). Untagged responses
     /// a command sends ahead (FETCH) come first in the reply.
-    pub fn handle(&mut self, command: Command<'static>) -> Reply {
-        self.handle_with(command, Outbox::default())
+    pub fn handle(&mut self, request: impl Into<Request>) -> Reply {
+        self.handle_with(request, Outbox::default())
     }
 
     /// [`Session::handle`], with the responses a command sends ahead going to `outbox`
     /// as they are made.
-    pub fn handle_with(&mut self, command: Command<'static>, outbox: Outbox) -> Reply {
+    pub fn handle_with(&mut self, request: impl Into<Request>, outbox: Outbox) -> Reply {
         self.cx.outbox = outbox;
-        let tag = command.tag;
+        let (tag, body) = match request.into() {
+            Request::Command(command) => (command.tag, Ok(command.body)),
+            Request::List(list) => (list.tag.clone(), Err(list)),
+        };
         let store = self.cx.store.clone();
-        let mut reply = match store.with_reader(|reader| self.dispatch(reader, &tag, command.body))
-        {
+        let mut reply = match store.with_reader(|reader| match body {
+            Ok(body) => self.dispatch(reader, &tag, body),
+            Err(_) if !self.is_authenticated() => Ok(Reply::new(vec![bad(&tag, "log in first")])),
+            Err(list) => mailboxes::list(&mut self.cx, reader, &list),
+        }) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(error = %e, "imap: store error");
@@ -124,7 +155,9 @@ impl Session {
         };
         // A streaming outbox goes now: the server knows the command is over when it does.
         let sent_ahead = std::mem::take(&mut self.cx.outbox).into_kept();
-        reply.responses.splice(0..0, sent_ahead);
+        reply
+            .responses
+            .splice(0..0, sent_ahead.into_iter().map(Line::from));
         reply
     }
 
@@ -242,11 +275,17 @@ fn authenticated(
         C::List {
             reference,
             mailbox_wildcard,
-        } => mailboxes::list(cx, reader, tag, &reference, &mailbox_wildcard, false),
+        } => {
+            let list = ListCommand::basic(tag.clone(), &reference, &mailbox_wildcard, false);
+            mailboxes::list(cx, reader, &list)
+        }
         C::Lsub {
             reference,
             mailbox_wildcard,
-        } => mailboxes::list(cx, reader, tag, &reference, &mailbox_wildcard, true),
+        } => {
+            let list = ListCommand::basic(tag.clone(), &reference, &mailbox_wildcard, true);
+            mailboxes::list(cx, reader, &list)
+        }
         C::Status {
             mailbox,
             item_names,
@@ -342,7 +381,8 @@ mod tests {
     use crate::imap::testing::{Fixture, USER, encode};
 
     const COMMON: &str = "IMAP4REV1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
-                          CONDSTORE UIDPLUS MOVE SPECIAL-USE APPENDLIMIT=52428800";
+                          CONDSTORE UIDPLUS MOVE SPECIAL-USE CHILDREN LIST-EXTENDED \
+                          LIST-STATUS STATUS=SIZE APPENDLIMIT=52428800";
 
     #[test]
     fn capability_depends_on_the_listener_and_the_login() {

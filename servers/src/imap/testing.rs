@@ -1,7 +1,8 @@
 //! Fixtures for the IMAP command tests: a store with one user in a temp dir and a
 //! [`Session`] on it. Commands go in as the bytes a client sends (parsed by imap-codec's
-//! `CommandCodec`, as the server's `imap::input` decodes them) and responses come out as the
-//! bytes the server writes (`ResponseCodec`), so tests pin down the wire, not our types.
+//! `CommandCodec`, else as an extended LIST, as the server's `imap::input` decodes them)
+//! and responses come out as the bytes the server writes (`ResponseCodec`), so tests pin
+//! down the wire, not our types.
 
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ use lifeboat_mailstore::{
     password,
 };
 
-use super::session::{After, Session, SessionConfig};
+use super::list;
+use super::response::Line;
+use super::session::{After, Request, Session, SessionConfig};
 
 pub const USER: &str = "a@example.test";
 
@@ -137,19 +140,40 @@ impl Fixture {
 
 /// [`Fixture::run`] on any session.
 pub fn exchange(session: &mut Session, command: &[u8]) -> (Vec<String>, After) {
-    let (rest, command) = CommandCodec::default()
-        .decode_static(command)
-        .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(command)));
-    assert!(rest.is_empty(), "one command at a time");
-    let reply = session.handle(command);
+    let request: Request = match CommandCodec::default().decode_static(command) {
+        Ok((rest, command)) => {
+            assert!(rest.is_empty(), "one command at a time");
+            command.into()
+        }
+        Err(e) => list::parse(command)
+            .unwrap_or_else(|| panic!("{e:?}: {}", String::from_utf8_lossy(command)))
+            .into(),
+    };
+    let reply = session.handle(request);
     let responses = reply.responses.iter().map(encode).collect();
     (responses, reply.after)
 }
 
+/// What the server writes: a response, or a line of a reply.
+pub trait Wire {
+    fn wire(&self) -> Vec<u8>;
+}
+
+impl Wire for Response<'static> {
+    fn wire(&self) -> Vec<u8> {
+        ResponseCodec::default().encode(self).dump()
+    }
+}
+
+impl Wire for Line {
+    fn wire(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
 /// A response as the server writes it.
-pub fn encode(response: &Response<'static>) -> String {
-    let bytes = ResponseCodec::default().encode(response).dump();
-    String::from_utf8(bytes).expect("the fixtures encode to UTF-8")
+pub fn encode(response: &impl Wire) -> String {
+    String::from_utf8(response.wire()).expect("the fixtures encode to UTF-8")
 }
 
 /// A status line as the server writes it.
