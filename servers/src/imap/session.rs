@@ -46,6 +46,15 @@ pub enum Request {
     List(ListCommand),
 }
 
+impl Request {
+    pub fn tag(&self) -> &Tag<'static> {
+        match self {
+            Request::Command(command) => &command.tag,
+            Request::List(list) => &list.tag,
+        }
+    }
+}
+
 impl From<Command<'static>> for Request {
     fn from(command: Command<'static>) -> Request {
         Request::Command(command)
@@ -137,15 +146,15 @@ impl Session {
     /// as they are made.
     pub fn handle_with(&mut self, request: impl Into<Request>, outbox: Outbox) -> Reply {
         self.cx.outbox = outbox;
-        let (tag, body) = match request.into() {
-            Request::Command(command) => (command.tag, Ok(command.body)),
-            Request::List(list) => (list.tag.clone(), Err(list)),
-        };
+        let request = request.into();
+        let tag = request.tag().clone();
         let store = self.cx.store.clone();
-        let mut reply = match store.with_reader(|reader| match body {
-            Ok(body) => self.dispatch(reader, &tag, body),
-            Err(_) if !self.is_authenticated() => Ok(Reply::new(vec![bad(&tag, "log in first")])),
-            Err(list) => mailboxes::list(&mut self.cx, reader, &list),
+        let mut reply = match store.with_reader(|reader| match request {
+            Request::Command(command) => self.dispatch(reader, &tag, command.body),
+            Request::List(_) if !self.is_authenticated() => {
+                Ok(Reply::new(vec![bad(&tag, "log in first")]))
+            }
+            Request::List(list) => mailboxes::list(&mut self.cx, reader, &list),
         }) {
             Ok(reply) => reply,
             Err(e) => {
