@@ -372,9 +372,9 @@ m.logout()
     };
     let list = line("list ");
     for expected in [
-        r#"(\\Sent) "." Sent"#,
-        r#"(\\Archive) "." Archive"#,
-        r#"() "." INBOX"#,
+        r#"(\\HasNoChildren \\Sent) "." Sent"#,
+        r#"(\\HasNoChildren \\Archive) "." Archive"#,
+        r#"(\\HasNoChildren) "." INBOX"#,
     ] {
         assert!(list.contains(expected), "{expected} in {list}");
     }
@@ -406,6 +406,90 @@ m.logout()
     assert!(line("delete selected-not").contains("'OK'"), "{out}");
     assert!(line("delete parent").contains("'OK'"), "{out}");
     assert!(line("delete inbox").contains("'NO'"), "{out}");
+}
+
+/// LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), CHILDREN and STATUS=SIZE (RFC
+/// 8438) as a client uses them; imaplib has no call for the extended syntax, so its
+/// generic one sends it.
+#[test]
+fn list_extended_list_status_and_status_size_with_imaplib() {
+    let lifeboat = lifeboat_with_mail(3);
+    let script = r#"
+import imaplib, re, sys
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+for c in ("CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "SPECIAL-USE"):
+    assert c in m.capabilities, (c, m.capabilities)
+m.create("Projects.2026")
+m.unsubscribe("Projects")
+def ext(*args):
+    typ, dat = m._simple_command("LIST", *args)
+    lines = m._untagged_response(typ, dat, "LIST")[1]
+    status = m.response("STATUS")[1]
+    return typ, [l.decode() for l in lines if l], [s.decode() for s in status if s]
+print("children", ext('""', "%", "RETURN", "(CHILDREN)"))
+print("patterns", ext('""', '("INBOX" "Projects.%" "inbox")'))
+print("recursive", ext("(SUBSCRIBED RECURSIVEMATCH)", '""', "P%"))
+print("liststatus", ext('""', "%", "RETURN", "(STATUS (MESSAGES UNSEEN SIZE))"))
+print("specialuse", ext("(SPECIAL-USE)", '""', "*"))
+print("status", m.status("INBOX", "(MESSAGES SIZE)"))
+m.select("INBOX", readonly=True)
+typ, sizes = m.fetch("1:*", "(RFC822.SIZE)")
+print("sizesum", sum(int(re.search(rb"RFC822.SIZE (\d+)", s).group(1)) for s in sizes))
+try:
+    ext("(RECURSIVEMATCH)", '""', "*")
+except imaplib.IMAP4.error as e:
+    print("bad", e)
+m.logout()
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{out}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("children "),
+        r#"children ('OK', ['(\\HasNoChildren) "." INBOX', '(\\HasNoChildren \\Archive) "." Archive', '(\\HasNoChildren \\Drafts) "." Drafts', '(\\HasNoChildren \\Junk) "." Junk', '(\\HasChildren) "." Projects', '(\\HasNoChildren \\Sent) "." Sent', '(\\HasNoChildren \\Trash) "." Trash'], [])"#
+    );
+    assert_eq!(
+        line("patterns "),
+        r#"patterns ('OK', ['(\\HasNoChildren) "." INBOX', '(\\HasNoChildren) "." Projects.2026'], [])"#
+    );
+    assert_eq!(
+        line("recursive "),
+        r#"recursive ('OK', ['(\\HasChildren) "." Projects ("CHILDINFO" ("SUBSCRIBED"))'], [])"#
+    );
+    let sum = line("sizesum ").trim_start_matches("sizesum ").to_string();
+    let list_status = line("liststatus ");
+    assert!(
+        list_status.contains(&format!("'INBOX (MESSAGES 3 UNSEEN 3 SIZE {sum})'")),
+        "{list_status}"
+    );
+    assert!(
+        list_status.contains("'Projects (MESSAGES 0 UNSEEN 0 SIZE 0)'")
+            && list_status.matches("(MESSAGES ").count() == 7,
+        "{list_status}"
+    );
+    assert!(
+        line("specialuse ").contains(r#"'(\\HasNoChildren \\Sent) "." Sent'"#)
+            && !line("specialuse ").contains("INBOX"),
+        "{out}"
+    );
+    assert!(
+        line("status ").contains(&format!("INBOX (MESSAGES 3 SIZE {sum})")),
+        "{out}"
+    );
+    assert!(line("bad ").contains("could not parse"), "{out}");
 }
 
 /// A small conversation for SORT and THREAD: `(from, subject, date, extra header)`.

@@ -48,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
                     } => input.expect(Expect::AuthenticateData),
                     _ => {}
                 },
-                Step::Received(Received::Command(_)) => {}
+                Step::Received(Received::Command(Request::List(list))) => {
+                    assert!(!list.patterns.is_empty());
+                }
+                Step::Received(Received::Command(Request::Search { .. })) => {}
                 Step::Received(Received::Append(mut append)) => {
                     assert!(!append.messages.is_empty() && append.messages.len() <= MAX_MESSAGES);
                     let total: u64 = append.messages.iter().map(|m| m.len()).sum();

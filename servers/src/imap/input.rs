@@ -18,7 +18,8 @@
 //!   which may hold NUL): all framed alike, under the same limits.
 //!
 //! A complete command goes to imap-codec after [`preparse`] took out what imap-codec
-//! does not read (`SEARCH RETURN (...)`, `$`).
+//! does not read (`SEARCH RETURN (...)`, `$`); one imap-codec refuses may still be an
+//! extended LIST (RFC 5258), which `preparse` has `list` read.
 //!
 //! Sans-I/O but for the spool file: bytes in ([`Input::push`]), [`Step`]s out
 //! ([`Input::next_step`]). Which message the connection waits for (a command, AUTHENTICATE
@@ -848,6 +849,29 @@ mod tests {
         assert_eq!(refusal(&got[1]), "a2 BAD could not parse that command\r\n");
         assert_eq!(refusal(&got[2]), "a3 BAD could not parse that command\r\n");
         assert!(command(&got[3]).starts_with("Fetch"), "{got:?}");
+    }
+
+    #[test]
+    fn an_extended_list_imap_codec_refuses_is_read_by_preparse_literals_and_all() {
+        let (_dir, mut input) = logged_in();
+        let got = steps(
+            &mut input,
+            b"a1 LIST \"\" *\r\na2 LIST (SUBSCRIBED) \"\" ({3}\r\n",
+        );
+        assert!(command(&got[0]).starts_with("List"), "{got:?}");
+        assert!(matches!(got[1], Step::GoAhead));
+        let got = steps(
+            &mut input,
+            b"a.b %) RETURN (STATUS (SIZE))\r\na3 LIST (BOGUS) \"\" *\r\n",
+        );
+        let Step::Received(Received::Command(Request::List(list))) = &got[0] else {
+            panic!("{got:?}");
+        };
+        assert_eq!(list.tag.as_ref(), "a2");
+        assert_eq!(list.patterns, ["a.b", "%"]);
+        assert!(list.select.subscribed && !list.returns.status.is_empty());
+        // RFC 5258 §3: an option the server does not know is a BAD.
+        assert_eq!(refusal(&got[1]), "a3 BAD could not parse that command\r\n");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! - [`preparse`]: what imap-codec does not parse (`SEARCH RETURN (...)`, `$`), taken
 //!   out of a command before it does;
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
-//!   flags and mailbox names between the wire and the store ([`mutf7`]);
+//!   flags and mailbox names between the wire and the store ([`mutf7`]), and LIST
+//!   patterns; [`list`]: LIST and LSUB as RFC 5258 extends them, and the parse of that
+//!   syntax, which imap-codec lacks;
 //! - [`input`]: the client's bytes into messages (lines and literals), with the limits
 //!   before and after login, APPEND literals spooled to a file; [`upload`]: the
 //!   messages of an APPEND (several with MULTIAPPEND);
@@ -29,6 +31,7 @@ pub mod esearch;
 pub mod fetch;
 pub mod flags;
 pub mod input;
+pub mod list;
 pub mod mailbox;
 pub mod mime;
 pub mod mutf7;

@@ -18,6 +18,10 @@
 //! malformed, so a reading here that disagreed with imap-codec's could never turn a
 //! `$` into something else. Everything that is not one of these commands passes
 //! through without a copy.
+//!
+//! A message imap-codec refuses may still be a LIST in RFC 5258's syntax (selection
+//! and return options, several patterns), which imap-codec does not parse at all:
+//! [`list`](super::list) reads it ([`Request::List`]).
 
 use std::borrow::Cow;
 
@@ -29,9 +33,11 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::esearch::ReturnOptions;
+use super::list::{self, ListCommand};
 
 /// What a session handles: a command as imap-codec parsed it, with what this module
-/// took out before it did.
+/// took out before it did; or a LIST in RFC 5258's syntax, which imap-codec does not
+/// parse at all ([`list::parse`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     /// Any command; a `$` in it is the placeholder set ([`is_saved`]).
@@ -41,6 +47,8 @@ pub enum Request {
         command: Command<'static>,
         returns: ReturnOptions,
     },
+    /// LIST-EXTENDED's LIST (selection and return options, several patterns).
+    List(ListCommand),
 }
 
 impl Request {
@@ -55,6 +63,7 @@ impl Request {
     pub fn tag(&self) -> &Tag<'static> {
         match self {
             Request::Command(command) | Request::Search { command, .. } => &command.tag,
+            Request::List(list) => &list.tag,
         }
     }
 }
@@ -65,9 +74,20 @@ impl From<Command<'static>> for Request {
     }
 }
 
+impl From<ListCommand> for Request {
+    fn from(list: ListCommand) -> Request {
+        Request::List(list)
+    }
+}
+
 /// One complete command message (CRLF included) as a [`Request`]; `None` when it is
-/// not a command imap-codec and this module read whole.
+/// not a command imap-codec and this module read whole, nor a LIST `list` reads.
 pub fn decode(message: &[u8]) -> Option<Request> {
+    command(message).or_else(|| list::parse(message).map(Request::List))
+}
+
+/// The message as imap-codec parses it once `RETURN (...)` and `$` are taken out.
+fn command(message: &[u8]) -> Option<Request> {
     let Rewritten {
         bytes,
         search_return,
@@ -623,6 +643,7 @@ mod tests {
         let decoded = |message: &[u8]| match decode(message).unwrap() {
             Request::Command(command) => (command, None),
             Request::Search { command, returns } => (command, Some(returns)),
+            Request::List(list) => panic!("{list:?}"),
         };
         let (command, search_return) =
             decoded(b"a UID SEARCH RETURN (ALL) OR $ 4294967295:4294967295\r\n");

@@ -29,6 +29,7 @@ use super::command::{
 pub use super::context::{Cancel, SessionConfig, User};
 use super::context::{Context, State};
 use super::esearch::ReturnOptions;
+use super::list::ListCommand;
 use super::mailbox::MessageSet;
 pub use super::preparse::Request;
 // Where the server and the fuzz target have always found them.
@@ -91,6 +92,10 @@ impl Session {
             other_capability("MULTIAPPEND"),
             Capability::Binary,
             other_capability("SPECIAL-USE"),
+            other_capability("CHILDREN"),
+            Capability::ListExtended,
+            other_capability("LIST-STATUS"),
+            Capability::StatusSize,
             other_capability(&format!("APPENDLIMIT={MAX_LITERAL}")),
             Capability::Sort(None),
             Capability::Sort(Some(SortAlgorithm::Display)),
@@ -133,6 +138,10 @@ impl Session {
             Request::Search { command, returns } => {
                 this.dispatch(reader, &command.tag, command.body, Some(returns))
             }
+            Request::List(_) if !this.is_authenticated() => {
+                Ok(Reply::new(vec![bad(&tag, "log in first")]))
+            }
+            Request::List(list) => mailboxes::list(&mut this.cx, reader, &list),
         })
     }
 
@@ -289,11 +298,17 @@ fn authenticated(
         C::List {
             reference,
             mailbox_wildcard,
-        } => mailboxes::list(cx, reader, tag, &reference, &mailbox_wildcard, false),
+        } => {
+            let list = ListCommand::basic(tag.clone(), &reference, &mailbox_wildcard, false);
+            mailboxes::list(cx, reader, &list)
+        }
         C::Lsub {
             reference,
             mailbox_wildcard,
-        } => mailboxes::list(cx, reader, tag, &reference, &mailbox_wildcard, true),
+        } => {
+            let list = ListCommand::basic(tag.clone(), &reference, &mailbox_wildcard, true);
+            mailboxes::list(cx, reader, &list)
+        }
         C::Status {
             mailbox,
             item_names,
@@ -422,8 +437,9 @@ mod tests {
 
     const COMMON: &str = "IMAP4REV1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
                           CONDSTORE QRESYNC UIDPLUS MOVE MULTIAPPEND BINARY SPECIAL-USE \
-                          APPENDLIMIT=52428800 SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT \
-                          THREAD=REFERENCES ESEARCH SEARCHRES";
+                          CHILDREN LIST-EXTENDED LIST-STATUS STATUS=SIZE APPENDLIMIT=52428800 \
+                          SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH \
+                          SEARCHRES";
 
     #[test]
     fn capability_depends_on_the_listener_and_the_login() {

@@ -1,8 +1,8 @@
 //! Fixtures for the IMAP command tests: a store with one user in a temp dir and a
 //! [`Session`] on it. Commands go in as the bytes a client sends (decoded as the
-//! server's `imap::input` decodes them: `imap::preparse`, then imap-codec) and
-//! responses come out as the bytes the server writes, so tests pin down the wire, not
-//! our types.
+//! server's `imap::input` decodes them: `imap::preparse`, then imap-codec, else as an
+//! extended LIST) and responses come out as the bytes the server writes, so tests pin
+//! down the wire, not our types.
 
 use std::sync::Arc;
 
@@ -208,9 +208,26 @@ pub fn encode_all(responses: &[Outgoing]) -> Vec<String> {
         .collect()
 }
 
+/// What the server writes: a response, or one of a reply.
+pub trait Wire {
+    fn wire(&self) -> Vec<u8>;
+}
+
+impl Wire for Response<'static> {
+    fn wire(&self) -> Vec<u8> {
+        super::response::encode(self)
+    }
+}
+
+impl Wire for Outgoing {
+    fn wire(&self) -> Vec<u8> {
+        self.encode()
+    }
+}
+
 /// A response as the server writes it.
-pub fn encode(response: &Response<'static>) -> String {
-    String::from_utf8(super::response::encode(response)).expect("the fixtures encode to UTF-8")
+pub fn encode(response: &impl Wire) -> String {
+    String::from_utf8(response.wire()).expect("the fixtures encode to UTF-8")
 }
 
 /// A status line as the server writes it.
