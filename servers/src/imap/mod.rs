@@ -10,7 +10,8 @@
 //!   [`search`]: SEARCH keys; [`esearch`]: ESEARCH result options and SAVE; [`sort`] and
 //!   [`thread`]: SORT keys and THREAD's algorithms;
 //! - [`preparse`]: what imap-codec does not parse (`SEARCH RETURN (...)`, `$`), taken
-//!   out of a command before it does;
+//!   out of a command before it does, and the extended LIST it refuses ([`list`]): a
+//!   message becomes a [`session::Request`];
 //! - [`response`]: building responses, with typed NO codes; [`flags`] and [`names`]:
 //!   flags and mailbox names between the wire and the store ([`mutf7`]), and LIST
 //!   patterns; [`list`]: LIST and LSUB as RFC 5258 extends them, and the parse of that
@@ -23,7 +24,7 @@
 //!
 //! The modules form layers without cycles: server → (input, session) → command →
 //! context → mailbox → (fetch, vanished) → (mime, flags, response); input, session and
-//! command → upload.
+//! command → upload; input and session → preparse → (list, esearch).
 
 mod command;
 mod context;
