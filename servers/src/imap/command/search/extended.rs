@@ -287,3 +287,47 @@ fn expunged_messages_leave_the_result_as_the_client_hears_of_it() {
         ["* SEARCH 1 2\r\n", "b2 OK SEARCH completed\r\n"]
     );
 }
+
+#[test]
+fn with_qresync_the_result_loses_what_vanished_as_the_client_hears_of_it() {
+    let mut f = flagged();
+    run(&mut f, "q1 ENABLE QRESYNC");
+    run(&mut f, "a1 UID SEARCH RETURN (SAVE) 2:4");
+    let mut other = f.other_session();
+    exchange(&mut other, b"b1 SELECT INBOX\r\n");
+    exchange(&mut other, b"b2 STORE 3 +FLAGS.SILENT (\\Deleted)\r\n");
+    exchange(&mut other, b"b3 EXPUNGE\r\n");
+    // Not heard of yet: `$` still names UID 3, and the answer says which modseq the
+    // client is in step with (RFC 7162 §3.2).
+    let answer = run(&mut f, "a2 UID SEARCH RETURN (ALL) $");
+    assert_eq!(answer[0], "* ESEARCH (TAG \"a2\") UID ALL 2:4\r\n");
+    assert!(answer[1].starts_with("* OK [HIGHESTMODSEQ "), "{answer:?}");
+    assert_eq!(answer[2], "a2 OK SEARCH completed\r\n");
+    let answer = run(&mut f, "s1 UID SORT (ARRIVAL) UTF-8 $");
+    assert_eq!(answer[0], "* SORT 2 3 4\r\n");
+    assert!(answer[1].starts_with("* OK [HIGHESTMODSEQ "), "{answer:?}");
+    // UID FETCH $ with VANISHED: no VANISHED (EARLIER) for UID 3, which the client
+    // still lists (it hears of it as any expunge, below).
+    let answer = run(&mut f, "a3 UID FETCH $ (FLAGS) (CHANGEDSINCE 1 VANISHED)");
+    let uids: Vec<&str> = answer
+        .iter()
+        .filter_map(|line| line.split("(UID ").nth(1)?.split(' ').next())
+        .collect();
+    assert_eq!(uids, ["2", "3", "4"], "{answer:?}");
+    assert!(!answer.iter().any(|l| l.contains("VANISHED")), "{answer:?}");
+    // Heard of as VANISHED: it leaves `$`.
+    assert_eq!(
+        run(&mut f, "a4 NOOP"),
+        ["* VANISHED 3\r\n", "a4 OK NOOP completed\r\n"]
+    );
+    assert_eq!(
+        run(&mut f, "a5 UID SEARCH $"),
+        ["* SEARCH 2 4\r\n", "a5 OK SEARCH completed\r\n"]
+    );
+    let answer = run(&mut f, "a6 UID FETCH $ (FLAGS) (CHANGEDSINCE 1 VANISHED)");
+    assert_eq!(answer.len(), 3, "{answer:?}");
+    assert!(
+        answer[0].starts_with("* 2 FETCH (UID 2 ") && answer[1].starts_with("* 3 FETCH (UID 4 "),
+        "{answer:?}"
+    );
+}
