@@ -21,7 +21,7 @@
 //!
 //! A message imap-codec refuses may still be a LIST in RFC 5258's syntax (selection
 //! and return options, several patterns), which imap-codec does not parse at all:
-//! [`list`](super::list) reads it ([`Request::List`]).
+//! [`list`] reads it ([`Request::List`]).
 
 use std::borrow::Cow;
 
