@@ -1272,6 +1272,22 @@ fn static_assets_and_unknown_paths() {
     assert_eq!(browser.get("/wp-admin").status, 404);
 }
 
+#[test]
+fn assets_are_compressed_and_pages_are_not() {
+    let portal = Portal::start("127.0.0.1", vec![], |_| {});
+    let mut browser = portal.browser();
+    let gzip = [("Accept-Encoding", "gzip")];
+    let css = browser.request("GET", "/static/style.css", None, &gzip);
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("content-encoding"), Some("gzip"));
+    assert!(css.body.starts_with(&[0x1f, 0x8b]), "not gzip data");
+    // A page holds the CSRF token and echoes input: compressing it would open BREACH.
+    let page = browser.request("GET", "/login", None, &gzip);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-encoding"), None);
+    assert!(String::from_utf8_lossy(&page.body).contains("<form"));
+}
+
 /// Reads lines until the one tagged `tag`; returns them all.
 fn until_tagged(raw: &mut Raw, tag: &str) -> String {
     let mut all = String::new();

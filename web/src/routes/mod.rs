@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use lifeboat_mailstore::reader::{MailboxRecord, UserRecord};
 use lifeboat_mailstore::{MessageRecord, Store};
 use tokio::task::spawn_blocking;
+use tower_http::compression::CompressionLayer;
 
 use crate::App;
 use crate::banner;
@@ -72,7 +73,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/mail/config-v1.1.xml", get(autoconfig::thunderbird))
         .route("/autodiscover/autodiscover.xml", post(autoconfig::outlook))
         .route("/Autodiscover/Autodiscover.xml", post(autoconfig::outlook))
-        .route("/static/{name}", get(assets::serve))
+        // Only the embedded assets are compressed: pages carry the CSRF token and echo
+        // what the user typed (search), which compressed over TLS is what BREACH reads.
+        .route(
+            "/static/{name}",
+            get(assets::serve).layer(CompressionLayer::new()),
+        )
         .fallback(|| async { PageError::NotFound })
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(axum::middleware::from_fn(crate::security::guard))
