@@ -372,9 +372,9 @@ m.logout()
     };
     let list = line("list ");
     for expected in [
-        r#"(\\Sent) "." Sent"#,
-        r#"(\\Archive) "." Archive"#,
-        r#"() "." INBOX"#,
+        r#"(\\HasNoChildren \\Sent) "." Sent"#,
+        r#"(\\HasNoChildren \\Archive) "." Archive"#,
+        r#"(\\HasNoChildren) "." INBOX"#,
     ] {
         assert!(list.contains(expected), "{expected} in {list}");
     }
@@ -406,6 +406,224 @@ m.logout()
     assert!(line("delete selected-not").contains("'OK'"), "{out}");
     assert!(line("delete parent").contains("'OK'"), "{out}");
     assert!(line("delete inbox").contains("'NO'"), "{out}");
+}
+
+/// LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), CHILDREN and STATUS=SIZE (RFC
+/// 8438) as a client uses them; imaplib has no call for the extended syntax, so its
+/// generic one sends it.
+#[test]
+fn list_extended_list_status_and_status_size_with_imaplib() {
+    let lifeboat = lifeboat_with_mail(3);
+    let script = r#"
+import imaplib, re, sys
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+for c in ("CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "SPECIAL-USE"):
+    assert c in m.capabilities, (c, m.capabilities)
+m.create("Projects.2026")
+m.unsubscribe("Projects")
+def ext(*args):
+    typ, dat = m._simple_command("LIST", *args)
+    lines = m._untagged_response(typ, dat, "LIST")[1]
+    status = m.response("STATUS")[1]
+    return typ, [l.decode() for l in lines if l], [s.decode() for s in status if s]
+print("children", ext('""', "%", "RETURN", "(CHILDREN)"))
+print("patterns", ext('""', '("INBOX" "Projects.%" "inbox")'))
+print("recursive", ext("(SUBSCRIBED RECURSIVEMATCH)", '""', "P%"))
+print("liststatus", ext('""', "%", "RETURN", "(STATUS (MESSAGES UNSEEN SIZE))"))
+print("specialuse", ext("(SPECIAL-USE)", '""', "*"))
+print("status", m.status("INBOX", "(MESSAGES SIZE)"))
+m.select("INBOX", readonly=True)
+typ, sizes = m.fetch("1:*", "(RFC822.SIZE)")
+print("sizesum", sum(int(re.search(rb"RFC822.SIZE (\d+)", s).group(1)) for s in sizes))
+try:
+    ext("(RECURSIVEMATCH)", '""', "*")
+except imaplib.IMAP4.error as e:
+    print("bad", e)
+m.logout()
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{out}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("children "),
+        r#"children ('OK', ['(\\HasNoChildren) "." INBOX', '(\\HasNoChildren \\Archive) "." Archive', '(\\HasNoChildren \\Drafts) "." Drafts', '(\\HasNoChildren \\Junk) "." Junk', '(\\HasChildren) "." Projects', '(\\HasNoChildren \\Sent) "." Sent', '(\\HasNoChildren \\Trash) "." Trash'], [])"#
+    );
+    assert_eq!(
+        line("patterns "),
+        r#"patterns ('OK', ['(\\HasNoChildren) "." INBOX', '(\\HasNoChildren) "." Projects.2026'], [])"#
+    );
+    assert_eq!(
+        line("recursive "),
+        r#"recursive ('OK', ['(\\HasChildren) "." Projects ("CHILDINFO" ("SUBSCRIBED"))'], [])"#
+    );
+    let sum = line("sizesum ").trim_start_matches("sizesum ").to_string();
+    let list_status = line("liststatus ");
+    assert!(
+        list_status.contains(&format!("'INBOX (MESSAGES 3 UNSEEN 3 SIZE {sum})'")),
+        "{list_status}"
+    );
+    assert!(
+        list_status.contains("'Projects (MESSAGES 0 UNSEEN 0 SIZE 0)'")
+            && list_status.matches("(MESSAGES ").count() == 7,
+        "{list_status}"
+    );
+    assert!(
+        line("specialuse ").contains(r#"'(\\HasNoChildren \\Sent) "." Sent'"#)
+            && !line("specialuse ").contains("INBOX"),
+        "{out}"
+    );
+    assert!(
+        line("status ").contains(&format!("INBOX (MESSAGES 3 SIZE {sum})")),
+        "{out}"
+    );
+    assert!(line("bad ").contains("could not parse"), "{out}");
+}
+
+/// A small conversation for SORT and THREAD: `(from, subject, date, extra header)`.
+fn conversation() -> Vec<(Vec<u8>, Class)> {
+    [
+        ("Zed <z@else.test>", "Plans", "Fri, 1 Mar 2024 09:00:00 +0000", "Message-ID: <plans@a>"),
+        ("amy@else.test", "Re: Plans", "Fri, 1 Mar 2024 10:00:00 +0000", "Message-ID: <re@b>\r\nReferences: <plans@a>"),
+        ("Bob <b@else.test>", "Other", "Thu, 29 Feb 2024 12:00:00 +0000", "Message-ID: <other@c>"),
+        ("=?utf-8?q?=C3=89va?= <e@else.test>", "Re: Re: Plans", "Fri, 1 Mar 2024 11:00:00 +0000", "Message-ID: <re2@a>\r\nIn-Reply-To: <re@b>"),
+    ]
+    .into_iter()
+    .map(|(from, subject, date, extra)| {
+        let content = format!(
+            "From: {from}\r\nTo: alice@example.test\r\nSubject: {subject}\r\nDate: {date}\r\n{extra}\r\n\r\nHello.\r\n"
+        );
+        (content.into_bytes(), Class::Journal)
+    })
+    .collect()
+}
+
+#[test]
+fn sort_thread_esearch_and_searchres_with_imaplib() {
+    let origin: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut lifeboat = Lifeboat::new(origin);
+    lifeboat.add_user(ALICE, &[]);
+    lifeboat.deliver_offline(ALICE, conversation());
+    lifeboat.enable_imap("127.0.0.1", false, true);
+    lifeboat.start();
+    let script = r#"
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+for c in ("SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESEARCH", "SEARCHRES"):
+    assert c in m.capabilities, (c, m.capabilities)
+m.select("INBOX")
+print("sort date", m.sort("(DATE)", "UTF-8", "ALL"))
+print("sort subject", m.sort("(SUBJECT REVERSE DATE)", "UTF-8", "ALL"))
+print("sort displayfrom", m.sort("(DISPLAYFROM)", "UTF-8", "ALL"))
+print("uid sort", m.uid("SORT", "(REVERSE DATE)", "UTF-8", "SUBJECT", "plans"))
+print("thread references", m.thread("REFERENCES", "UTF-8", "ALL"))
+print("thread orderedsubject", m.thread("ORDEREDSUBJECT", "UTF-8", "ALL"))
+print("uid thread", m.uid("THREAD", "REFERENCES", "UTF-8", "NOT", "SUBJECT", "other"))
+print("bad charset", m.sort("(DATE)", "KOI8-R", "ALL"))
+typ, data = m.search(None, "RETURN", "(MIN MAX COUNT ALL)", "SUBJECT", "plans")
+print("esearch", typ, m.response("ESEARCH"))
+typ, data = m.uid("SEARCH", "RETURN", "(SAVE)", "SUBJECT", "re:")
+print("save", typ, data, m.response("ESEARCH"))
+print("fetch saved", m.fetch("$", "(UID)"))
+print("store saved", m.uid("STORE", "$", "+FLAGS.SILENT", r"(\Flagged)"))
+print("flagged", m.search(None, "FLAGGED"))
+m.logout()
+"#;
+    let out = python(
+        script,
+        &[
+            "127.0.0.1".into(),
+            plain(&lifeboat).port().to_string(),
+            ALICE.into(),
+            PASSWORD.into(),
+        ],
+    );
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{out}"))
+            .to_string()
+    };
+    assert_eq!(line("sort date"), "sort date ('OK', [b'3 1 2 4'])");
+    assert_eq!(line("sort subject"), "sort subject ('OK', [b'3 4 2 1'])");
+    // Display names, else the address: amy@else.test, Bob, Éva, Zed.
+    assert_eq!(
+        line("sort displayfrom"),
+        "sort displayfrom ('OK', [b'2 3 4 1'])"
+    );
+    assert_eq!(line("uid sort"), "uid sort ('OK', [b'4 2 1'])");
+    assert_eq!(
+        line("thread references"),
+        "thread references ('OK', [b'(3)(1 2 4)'])"
+    );
+    assert_eq!(
+        line("thread orderedsubject"),
+        "thread orderedsubject ('OK', [b'(3)(1 (2)(4))'])"
+    );
+    assert_eq!(line("uid thread"), "uid thread ('OK', [b'(1 2 4)'])");
+    assert!(line("bad charset").contains("BADCHARSET"), "{out}");
+    // imaplib keeps the ESEARCH line as it came, after its own tag.
+    let esearch = line("esearch");
+    assert!(
+        esearch.starts_with("esearch OK ('ESEARCH', [b'(TAG "),
+        "{esearch}"
+    );
+    assert!(
+        esearch.ends_with(") MIN 1 MAX 4 ALL 1:2,4 COUNT 3'])"),
+        "{esearch}"
+    );
+    assert_eq!(line("save"), "save OK [None] ('ESEARCH', [None])");
+    assert_eq!(
+        line("fetch saved"),
+        "fetch saved ('OK', [b'2 (UID 2)', b'4 (UID 4)'])"
+    );
+    assert_eq!(line("flagged"), "flagged ('OK', [b'2 4'])");
+}
+
+/// SEARCHRES pipelined, byte for byte: the saved result is ready for the commands
+/// sent right behind the SAVE (RFC 5182 §2.3), and a `$` in a set is BAD.
+#[test]
+fn searchres_pipelined_byte_for_byte() {
+    let lifeboat = lifeboat_with_mail(3);
+    let mut raw = Raw::connect(plain(&lifeboat));
+    let login = raw.command("a1", &format!("LOGIN {ALICE} {PASSWORD}"));
+    assert!(tagged(&login).starts_with("a1 OK"), "{login:?}");
+    raw.command("a2", "SELECT INBOX");
+    raw.send(
+        "a3 SEARCH RETURN (SAVE MIN) SUBJECT message NOT 1\r\n\
+         a4 FETCH $ (UID)\r\na5 UID SEARCH RETURN (ALL COUNT) OR $ 1\r\n\
+         a6 FETCH 1,$ (UID)\r\na7 SEARCH RETURN (PARTIAL 1:2) ALL\r\n",
+    );
+    let mut lines = Vec::new();
+    for tag in ["a3", "a4", "a5", "a6", "a7"] {
+        lines.extend(raw.until_tagged(tag));
+    }
+    assert_eq!(
+        lines,
+        [
+            "* ESEARCH (TAG \"a3\") MIN 2\r\n",
+            "a3 OK SEARCH completed\r\n",
+            "* 2 FETCH (UID 2)\r\n",
+            "a4 OK FETCH completed\r\n",
+            "* ESEARCH (TAG \"a5\") UID ALL 1:2 COUNT 2\r\n",
+            "a5 OK SEARCH completed\r\n",
+            "a6 BAD could not parse that command\r\n",
+            "a7 BAD could not parse that command\r\n",
+        ]
+    );
 }
 
 #[test]

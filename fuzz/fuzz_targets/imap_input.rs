@@ -13,6 +13,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::response::Response;
 use libfuzzer_sys::fuzz_target;
 use lifeboat_servers::imap::input::{Expect, Input, Received, Step};
+use lifeboat_servers::imap::preparse::Request;
 use lifeboat_servers::imap::upload::{MAX_MESSAGES, MAX_TOTAL};
 
 fuzz_target!(|data: &[u8]| {
@@ -39,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
                         return;
                     }
                 }
-                Step::Received(Received::Command(command)) => match &command.body {
+                Step::Received(Received::Command(Request::Command(command))) => match &command.body {
                     CommandBody::Idle => input.expect(Expect::IdleDone),
                     CommandBody::Authenticate {
                         initial_response: None,
@@ -47,6 +48,10 @@ fuzz_target!(|data: &[u8]| {
                     } => input.expect(Expect::AuthenticateData),
                     _ => {}
                 },
+                Step::Received(Received::Command(Request::List(list))) => {
+                    assert!(!list.patterns.is_empty());
+                }
+                Step::Received(Received::Command(Request::Search { .. })) => {}
                 Step::Received(Received::Append(mut append)) => {
                     assert!(!append.messages.is_empty() && append.messages.len() <= MAX_MESSAGES);
                     let total: u64 = append.messages.iter().map(|m| m.len()).sum();

@@ -1,4 +1,6 @@
-//! IMAP command bytes through imap-codec's `CommandCodec` and the session state machine,
+//! IMAP command bytes through imap-codec's `CommandCodec` and `preparse` (`$`, SEARCH
+//! RETURN, an extended LIST, as the server's input reads them) and the session state
+//! machine,
 //! on a real (temp) store with one user and a few messages in INBOX and Archive. The
 //! session logs in after a few commands (as the server does once a password checked
 //! out, with [`Session::logged_in`]), and any LOGIN/AUTHENTICATE logs in at once, so the
@@ -13,11 +15,11 @@
 use std::sync::{Arc, OnceLock};
 
 use imap_codec::decode::{CommandDecodeError, Decoder};
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::command::CommandBody;
-use imap_codec::{CommandCodec, ResponseCodec};
+use imap_codec::CommandCodec;
 use libfuzzer_sys::fuzz_target;
-use lifeboat_servers::imap::session::{After, Session, SessionConfig};
+use lifeboat_servers::imap::preparse::{self, Request};
+use lifeboat_servers::imap::session::{After, Outgoing, Session, SessionConfig};
 use lifeboat_mailstore::{Address, Class, NewMessage, NewUser, Store, UserRecord, password};
 
 const USER: &str = "a@example.test";
@@ -87,13 +89,27 @@ fn top_up(world: &World) {
 }
 
 fn check_encodes(responses: &[imap_codec::imap_types::response::Response<'static>]) {
+    let responses: Vec<Outgoing> = responses.iter().cloned().map(Outgoing::from).collect();
+    check_replies(&responses);
+}
+
+fn check_replies(responses: &[Outgoing]) {
     for response in responses {
-        let bytes = ResponseCodec::default().encode(response).dump();
+        let bytes = response.encode();
         assert!(
             bytes.ends_with(b"\r\n"),
             "{:?}",
             String::from_utf8_lossy(&bytes)
         );
+        // What a command encodes itself (ESEARCH, THREAD, LIST with extended data, FETCH
+        // with BINARY data sent ahead) is untagged.
+        if let Outgoing::Line(_) = response {
+            assert!(
+                bytes.starts_with(b"* "),
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
     }
 }
 
@@ -123,53 +139,58 @@ fuzz_target!(|data: &[u8]| {
         if handled == login_after && !session.is_authenticated() {
             session.logged_in(&world.user);
         }
-        let command = match CommandCodec::default().decode_static(input) {
-            Ok((rest, command)) => {
+        // One message as the server frames it: imap-codec finds where a command ends;
+        // a line it cannot read may still be one with `$` or RETURN (...), which
+        // `preparse` reads, as the server's input does for every message.
+        let request = match CommandCodec::default().decode_static(input) {
+            Ok((rest, _)) => {
+                let message = &input[..input.len() - rest.len()];
                 input = rest;
-                command
+                preparse::decode(message)
             }
             // The server waits for more bytes (or the literal); the input ends here.
             Err(CommandDecodeError::Incomplete | CommandDecodeError::LiteralFound { .. }) => {
                 return;
             }
-            // BAD; the server resumes after the line.
-            Err(CommandDecodeError::Failed) => {
-                match input.iter().position(|&b| b == b'\n') {
-                    Some(at) => input = &input[at + 1..],
-                    None => return,
+            // BAD unless `preparse` reads it (`$`, RETURN, an extended LIST, on one line
+            // here); the server resumes after the line.
+            Err(CommandDecodeError::Failed) => match input.iter().position(|&b| b == b'\n') {
+                Some(at) => {
+                    let line = &input[..=at];
+                    input = &input[at + 1..];
+                    preparse::decode(line)
                 }
-                continue;
-            }
+                None => return,
+            },
         };
+        let Some(request) = request else { continue };
         handled = handled.saturating_add(1);
-        match &command.body {
-            // The server checks passwords; here any login succeeds when allowed.
-            CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
-                if session.login_refusal().is_none() {
-                    session.logged_in(&world.user);
-                    check_encodes(&[session.login_ok(&command.tag, "logged in")]);
+        if let Request::Command(command) = &request {
+            match &command.body {
+                // The server checks passwords; here any login succeeds when allowed.
+                CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                    if session.login_refusal().is_none() {
+                        session.logged_in(&world.user);
+                        check_encodes(&[session.login_ok(&command.tag, "logged in")]);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            CommandBody::Idle => {
-                let store = world.store.clone();
-                if session.is_selected() {
-                    let responses = store
-                        .with_reader(|reader| session.poll_changes(reader))
-                        .unwrap();
-                    check_encodes(&responses);
+                CommandBody::Idle => {
+                    let store = world.store.clone();
+                    if session.is_selected() {
+                        let responses = store
+                            .with_reader(|reader| session.poll_changes(reader))
+                            .unwrap();
+                        check_encodes(&responses);
+                    }
+                    continue;
                 }
-                continue;
+                _ => {}
             }
-            _ => {}
         }
-        let reply = session.handle(command);
+        let reply = session.handle(request);
         assert!(!reply.responses.is_empty());
-        check_encodes(&reply.responses);
-        // FETCH responses, encoded by the command (BINARY data among them).
-        for bytes in &reply.ahead {
-            assert!(bytes.starts_with(b"* ") && bytes.ends_with(b")\r\n"));
-        }
+        check_replies(&reply.responses);
         match reply.after {
             After::Continue => {}
             After::StartTls => session.tls_started(),

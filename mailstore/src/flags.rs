@@ -138,6 +138,26 @@ impl Store {
         read_whole(&cur, &message.basename, message.flags, indexed)
     }
 
+    /// The header of a stored message: its bytes up to and including the empty line
+    /// that ends the header (the whole file when there is none), read without the body,
+    /// for what needs only header fields (IMAP SORT and THREAD keys, SEARCH FROM and
+    /// SUBJECT). Found like [`Store::read_message`] finds the file.
+    pub fn read_header(
+        &self,
+        owner: &Address,
+        folder: &str,
+        message: &MessageRecord,
+    ) -> Result<Vec<u8>> {
+        let cur = self.folder_dir(owner, folder).join("cur");
+        let indexed = || {
+            self.with_reader(|r| r.message_flags(message.row))
+                .ok()
+                .flatten()
+        };
+        let (path, file) = open_message(&cur, &message.basename, message.flags, indexed)?;
+        read_to_header_end(file).context(|| format!("reading {}", path.display()))
+    }
+
     /// The bytes of the file `basename`, looked for with `flags` in its name first,
     /// then with whatever flags it carries now.
     pub fn read_file(
@@ -245,18 +265,79 @@ fn read_whole(
     hint: Flags,
     indexed: impl Fn() -> Option<Flags>,
 ) -> Result<Vec<u8>> {
+    let (path, mut file) = open_message(cur, basename, hint, indexed)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .context(|| format!("reading {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Opens the file of message `basename` in `cur` (see [`read_whole`]); the path named
+/// in errors with it.
+fn open_message(
+    cur: &Path,
+    basename: &str,
+    hint: Flags,
+    indexed: impl Fn() -> Option<Flags>,
+) -> Result<(PathBuf, File)> {
     let first = cur.join(FileName::cur_name(basename, hint));
-    let mut file = match File::open(&first) {
+    let file = match File::open(&first) {
         Err(e) if e.kind() == ErrorKind::NotFound => (0..LOOKS)
             .find_map(|_| open_renamed(cur, basename, &indexed))
             .ok_or(e),
         result => result,
     }
     .context(|| format!("reading {}", first.display()))?;
+    Ok((first, file))
+}
+
+/// Bytes read at a time while looking for the end of a header: most headers fit in one.
+const HEADER_CHUNK: usize = 16 * 1024;
+
+/// Reads `file` up to and including the first empty line (`\r\n` or `\n` alone on its
+/// line), or to its end when there is none, as IMAP's `BODY[HEADER]` draws the line.
+fn read_to_header_end(mut file: impl Read) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .context(|| format!("reading {}", first.display()))?;
-    Ok(bytes)
+    let mut searched = 0;
+    loop {
+        let start = bytes.len();
+        bytes.resize(start + HEADER_CHUNK, 0);
+        let n = file.read(&mut bytes[start..])?;
+        bytes.truncate(start + n);
+        if let Some(end) = header_end(&bytes, searched) {
+            bytes.truncate(end);
+            return Ok(bytes);
+        }
+        if n == 0 {
+            return Ok(bytes);
+        }
+        // A line end split across reads is looked at again with the next chunk.
+        searched = bytes.len().saturating_sub(2);
+    }
+}
+
+/// Where the header in `bytes` ends (just after its empty line), looking at line
+/// starts from `from` on; `None` when no empty line is complete yet.
+fn header_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut line_start = from;
+    // `from` may sit inside a line: step to the next line start first, unless it is 0.
+    if line_start > 0 {
+        line_start = bytes[line_start - 1..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|at| line_start + at)?;
+    }
+    while line_start < bytes.len() {
+        match &bytes[line_start..] {
+            [b'\n', ..] => return Some(line_start + 1),
+            [b'\r', b'\n', ..] => return Some(line_start + 2),
+            [b'\r'] => return None,
+            _ => {}
+        }
+        let rest = &bytes[line_start..];
+        line_start += rest.iter().position(|&b| b == b'\n')? + 1;
+    }
+    None
 }
 
 /// One look for a renamed file: the index's name, then every name Lifeboat gives the
@@ -427,6 +508,73 @@ mod tests {
         let message = store.reader().unwrap().messages(mailbox).unwrap().remove(0);
         assert_eq!((message.flags, message.keywords.len()), (Flags::DRAFT, 0));
         assert!(store.read_message(&owner, "INBOX", &message).is_ok());
+    }
+
+    #[test]
+    fn a_header_is_read_to_its_empty_line_and_no_further() {
+        let (_dir, store, owner) = crate::testing::store_with_user("a@x.test");
+        let mut big = b"Subject: big\r\nFrom: a@x.test\r\n\r\n".to_vec();
+        big.resize(3 * HEADER_CHUNK, b'x');
+        store
+            .deliver(NewMessage::new(owner.clone(), "INBOX", big, Class::Other))
+            .unwrap();
+        let message = &store.reader().unwrap().messages(1).unwrap()[0];
+        let whole = store.read_message(&owner, "INBOX", message).unwrap();
+        let header = store.read_header(&owner, "INBOX", message).unwrap();
+        assert!(header.ends_with(b"From: a@x.test\r\n\r\n"), "{header:?}");
+        assert!(whole.starts_with(&header) && whole.len() > 2 * HEADER_CHUNK);
+    }
+
+    /// A reader handing out `step` bytes at a time, so line ends split across reads.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_header_end_is_found_however_the_bytes_arrive() {
+        for (message, header) in [
+            (
+                &b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\nmore"[..],
+                &b"A: 1\r\nB: 2\r\n\r\n"[..],
+            ),
+            (b"A: 1\nB: 2\n\nbody", b"A: 1\nB: 2\n\n"),
+            (b"\r\nbody only", b"\r\n"),
+            (b"\nbody only", b"\n"),
+            (b"A: 1\r\n folded\r\n\r\n", b"A: 1\r\n folded\r\n\r\n"),
+            (
+                b"A: no empty line\r\nB: 2\r\n",
+                b"A: no empty line\r\nB: 2\r\n",
+            ),
+            (
+                b"A: 1\r\n\rX: not blank\r\n\r\nbody",
+                b"A: 1\r\n\rX: not blank\r\n\r\n",
+            ),
+            (b"", b""),
+        ] {
+            for step in [1, 2, 3, 5, 64] {
+                let read = read_to_header_end(Trickle {
+                    bytes: message,
+                    step,
+                })
+                .unwrap();
+                assert_eq!(
+                    read,
+                    header,
+                    "{:?} by {step}",
+                    String::from_utf8_lossy(message)
+                );
+            }
+        }
     }
 
     /// Changes the message's flags to `to`.

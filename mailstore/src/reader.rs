@@ -100,6 +100,16 @@ pub struct MailboxRecord {
     pub first_recent_uid: u32,
 }
 
+/// A mailbox's counts as IMAP's STATUS reports them ([`Reader::mailbox_status`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u64,
+    pub unseen: u64,
+    pub deleted: u64,
+    pub recent: u64,
+    pub size: u64,
+}
+
 /// A mailbox together with the user it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolderRef {
@@ -460,6 +470,40 @@ impl Reader {
         Ok((total as u64, unseen as u64))
     }
 
+    /// What IMAP's STATUS tells of a mailbox, counted by SQLite in one pass over the
+    /// mailbox's entries in the `messages_visible` index (no message record is built, no
+    /// file is read): LIST-STATUS asks it of every mailbox at once. `recent`: messages
+    /// no read-write session has claimed as `\Recent` yet (from `first_recent_uid` on);
+    /// `size`: their octets, as RFC822.SIZE counts them (RFC 8438's STATUS SIZE).
+    pub fn mailbox_status(&self, mailbox: &MailboxRecord) -> Result<MailboxStatus> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(size), 0), coalesce(sum((flags & ?2) = 0), 0),
+                        coalesce(sum((flags & ?3) != 0), 0), coalesce(sum(uid >= ?4), 0)
+                 FROM messages INDEXED BY messages_visible
+                 WHERE mailbox_id = ?1 AND expunged_at IS NULL",
+            )?
+            .query_row(
+                params![
+                    mailbox.id,
+                    Flags::SEEN.bits(),
+                    Flags::DELETED.bits(),
+                    mailbox.first_recent_uid
+                ],
+                |r| {
+                    let count = |i| r.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(MailboxStatus {
+                        messages: count(0)?,
+                        size: count(1)?,
+                        unseen: count(2)?,
+                        deleted: count(3)?,
+                        recent: count(4)?,
+                    })
+                },
+            )?)
+    }
+
     /// The visible message with this UID in this mailbox, if any.
     pub fn visible_message(&self, mailbox_id: i64, uid: u32) -> Result<Option<MessageRecord>> {
         Ok(self
@@ -543,7 +587,7 @@ fn parse_stored_address(address: &str) -> Result<Address> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Class, NewMessage};
+    use crate::{Class, Flags, NewMessage};
 
     #[test]
     fn a_snapshot_sees_the_index_as_of_one_moment() {
@@ -573,5 +617,40 @@ mod tests {
         let inbox = reader.mailbox(user.id, "INBOX").unwrap().unwrap();
         assert_eq!(inbox.uidnext, 2);
         assert_eq!(reader.visible_messages(inbox.id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn mailbox_status_counts_the_visible_messages_as_their_records_do() {
+        let (_dir, store, owner) = crate::testing::store_with_user("a@x.test");
+        let reader = store.reader().unwrap();
+        let user = reader.user("a@x.test").unwrap().unwrap();
+        let inbox = || reader.mailbox(user.id, "INBOX").unwrap().unwrap();
+        assert_eq!(
+            reader.mailbox_status(&inbox()).unwrap(),
+            super::MailboxStatus::default()
+        );
+        for (n, flags) in [Flags::SEEN, Flags::DELETED, Flags::default(), Flags::SEEN]
+            .into_iter()
+            .enumerate()
+        {
+            let content = format!("Subject: {n}\r\n\r\n{}\r\n", "x".repeat(n * 100));
+            let mut message = NewMessage::new(owner.clone(), "INBOX", content.into(), Class::Other);
+            message.flags = flags;
+            store.deliver(message).unwrap();
+        }
+        store.claim_recent(inbox().id, 3).unwrap();
+        store.expunge(inbox().id, &[4]).unwrap();
+        let visible = reader.visible_messages(inbox().id).unwrap();
+        assert_eq!(visible.len(), 3);
+        assert_eq!(
+            reader.mailbox_status(&inbox()).unwrap(),
+            super::MailboxStatus {
+                messages: 3,
+                unseen: 2,
+                deleted: 1,
+                recent: 1,
+                size: visible.iter().map(|m| m.size).sum(),
+            }
+        );
     }
 }

@@ -17,6 +17,10 @@
 //! - Literals are `{N}`, `{N+}` (RFC 7888) and, for APPEND, `~{N}` (RFC 3516's literal8,
 //!   which may hold NUL): all framed alike, under the same limits.
 //!
+//! A complete command goes to imap-codec after [`preparse`] took out what imap-codec
+//! does not read (`SEARCH RETURN (...)`, `$`); one imap-codec refuses may still be an
+//! extended LIST (RFC 5258), which `preparse` has `list` read.
+//!
 //! Sans-I/O but for the spool file: bytes in ([`Input::push`]), [`Step`]s out
 //! ([`Input::next_step`]). Which message the connection waits for (a command, AUTHENTICATE
 //! data, IDLE's DONE) is the server's to say ([`Input::expect`]).
@@ -26,11 +30,11 @@ use std::time::Instant;
 
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthenticateData;
-use imap_codec::imap_types::command::Command;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, Status, StatusKind};
-use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
+use imap_codec::{AuthenticateDataCodec, IdleDoneCodec};
 
+use super::preparse::{self, Request};
 use super::response::{NoCode, bye_status, status};
 use super::upload::{self, Append, MAX_LITERAL, Spool};
 
@@ -92,7 +96,8 @@ pub enum Step {
 
 #[derive(Debug)]
 pub enum Received {
-    Command(Command<'static>),
+    /// A command (with what imap-codec does not parse, see [`preparse`]).
+    Command(Request),
     /// An APPEND, with one message or several (MULTIAPPEND), big ones spooled.
     Append(Append),
     AuthenticateData(AuthenticateData<'static>),
@@ -489,9 +494,9 @@ impl Input {
                     None => return refused(Why::Malformed),
                 }
             }
-            Expect::Command => match CommandCodec::default().decode_static(bytes) {
-                Ok((&[], command)) => Received::Command(command),
-                _ => return refused(Why::Malformed),
+            Expect::Command => match preparse::decode(bytes) {
+                Some(request) => Received::Command(request),
+                None => return refused(Why::Malformed),
             },
             Expect::AuthenticateData => match AuthenticateDataCodec::default().decode_static(bytes)
             {
@@ -576,7 +581,9 @@ mod tests {
 
     fn command(step: &Step) -> String {
         match step {
-            Step::Received(Received::Command(command)) => format!("{:?}", command.body),
+            Step::Received(Received::Command(Request::Command(command))) => {
+                format!("{:?}", command.body)
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -819,6 +826,52 @@ mod tests {
             format!("{:?}", append.mailbox).contains("Inbox"),
             "{append:?}"
         );
+    }
+
+    #[test]
+    fn search_return_and_the_saved_result_are_read_before_imap_codec() {
+        let (_dir, mut input) = logged_in();
+        let got = steps(
+            &mut input,
+            b"a1 UID SEARCH RETURN (MIN SAVE) SUBJECT {1+}\r\n$ $\r\n\
+              a2 FETCH 1,$ FLAGS\r\na3 SEARCH RETURN (MIN\r\na4 FETCH $ FLAGS\r\n",
+        );
+        let Step::Received(Received::Command(Request::Search {
+            command: search,
+            returns,
+        })) = &got[0]
+        else {
+            panic!("{got:?}");
+        };
+        assert!(returns.min && returns.save && !returns.count);
+        let sets = preparse::sequence_sets(&search.body);
+        assert!(sets.len() == 1 && preparse::is_saved(sets[0]), "{search:?}");
+        assert_eq!(refusal(&got[1]), "a2 BAD could not parse that command\r\n");
+        assert_eq!(refusal(&got[2]), "a3 BAD could not parse that command\r\n");
+        assert!(command(&got[3]).starts_with("Fetch"), "{got:?}");
+    }
+
+    #[test]
+    fn an_extended_list_imap_codec_refuses_is_read_by_preparse_literals_and_all() {
+        let (_dir, mut input) = logged_in();
+        let got = steps(
+            &mut input,
+            b"a1 LIST \"\" *\r\na2 LIST (SUBSCRIBED) \"\" ({3}\r\n",
+        );
+        assert!(command(&got[0]).starts_with("List"), "{got:?}");
+        assert!(matches!(got[1], Step::GoAhead));
+        let got = steps(
+            &mut input,
+            b"a.b %) RETURN (STATUS (SIZE))\r\na3 LIST (BOGUS) \"\" *\r\n",
+        );
+        let Step::Received(Received::Command(Request::List(list))) = &got[0] else {
+            panic!("{got:?}");
+        };
+        assert_eq!(list.tag.as_ref(), "a2");
+        assert_eq!(list.patterns, ["a.b", "%"]);
+        assert!(list.select.subscribed && !list.returns.status.is_empty());
+        // RFC 5258 §3: an option the server does not know is a BAD.
+        assert_eq!(refusal(&got[1]), "a3 BAD could not parse that command\r\n");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::fetch;
 use super::flags::{mailbox_flags, new_keywords, permanent_flags};
+use super::preparse;
 use super::response::{data, nz, nz64, untagged_ok};
 use super::vanished::{UidRanges, ranges};
 use lifeboat_mailstore::error::Result;
@@ -166,6 +167,30 @@ pub struct MailboxView {
     /// UIDs of the messages that are `\Recent` to this session, ascending: it stays so
     /// for as long as the mailbox is selected.
     pub recent: Vec<u32>,
+    /// UIDs of the messages the last `SEARCH RETURN (SAVE)` kept, ascending: what `$`
+    /// stands for (RFC 5182). Empty when the mailbox is selected; messages leave it as
+    /// the client hears they were expunged.
+    pub saved: Vec<u32>,
+}
+
+/// The messages a command names: a sequence set as written, or the UIDs `$` stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageSet {
+    Set(SequenceSet),
+    /// Ascending.
+    Uids(Vec<u32>),
+}
+
+impl MessageSet {
+    /// The set a command names, with `$` ([`preparse::is_saved`]) as the view's saved
+    /// result.
+    pub fn named(set: SequenceSet, view: &MailboxView) -> MessageSet {
+        if preparse::is_saved(&set) {
+            MessageSet::Uids(view.saved.clone())
+        } else {
+            MessageSet::Set(set)
+        }
+    }
 }
 
 impl MailboxView {
@@ -184,6 +209,7 @@ impl MailboxView {
                 messages: reader.visible_messages(record.id)?,
                 held_back_expunges: false,
                 recent: Vec::new(),
+                saved: Vec::new(),
             };
             Ok(Some((record, view)))
         })
@@ -243,10 +269,20 @@ impl MailboxView {
             .map(|i| &self.messages[i])
     }
 
-    /// Indexes (0-based positions) of the messages a sequence set names, ascending.
-    /// With `uid`, `*` is the highest UID and UIDs that do not exist are skipped; a
-    /// sequence number past the end names nothing.
-    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+    /// Indexes (0-based positions) of the messages a set names, ascending. With `uid`,
+    /// `*` is the highest UID and UIDs that do not exist are skipped; a sequence number
+    /// past the end names nothing. `$` names its messages still in the view, whether
+    /// `uid` or not (RFC 5182 §2.1).
+    pub fn resolve(&self, set: &MessageSet, uid: bool) -> Vec<usize> {
+        let set = match set {
+            MessageSet::Set(set) => set,
+            MessageSet::Uids(uids) => {
+                return uids
+                    .iter()
+                    .filter_map(|&uid| self.messages.binary_search_by_key(&uid, |m| m.uid).ok())
+                    .collect();
+            }
+        };
         let mut positions: Vec<usize> = if uid {
             let Some(largest) = NonZeroU32::new(self.max_uid()) else {
                 return Vec::new();
@@ -277,8 +313,12 @@ impl MailboxView {
     }
 
     /// Whether every message number in a (non-UID) set exists: RFC 3501 §9 makes a
-    /// number past the end, or any number in an empty mailbox, an error.
-    pub fn valid_sequence(&self, set: &SequenceSet) -> bool {
+    /// number past the end, or any number in an empty mailbox, an error. `$` is always
+    /// valid, empty or not (RFC 5182 §2.1).
+    pub fn valid_sequence(&self, set: &MessageSet) -> bool {
+        let MessageSet::Set(set) = set else {
+            return true;
+        };
         let Some(largest) = NonZeroU32::new(self.exists()) else {
             return false;
         };
@@ -323,7 +363,10 @@ impl MailboxView {
             }
             self.messages
                 .retain(|m| uids.binary_search(&m.uid).is_err());
+            // What is gone is neither recent nor in `$` (RFC 5182 §2.1: it loses messages
+            // as the client hears they are gone).
             self.recent.retain(|r| uids.binary_search(r).is_err());
+            self.saved.retain(|s| uids.binary_search(s).is_err());
         }
         self.held_back_expunges = !expunge_allowed && !gone.is_empty();
         for (i, message) in self.messages.iter_mut().enumerate() {

@@ -455,5 +455,112 @@ pub(crate) fn sent_date(message: &[u8]) -> Option<(u16, u8, u8)> {
     valid.then_some((date.year, date.month, date.day))
 }
 
+// ------------------------------------------------------------------------------------
+// SORT and THREAD keys (RFC 5256, RFC 5957)
+
+/// The first address of the first field `name` (From, To, Cc) as ENVELOPE reads it:
+/// what SORT's FROM, TO, CC, DISPLAYFROM and DISPLAYTO go by.
+pub(crate) fn first_address(message: &[u8], name: &str) -> Option<address::Item> {
+    let header = &message[..header::body_start(message)];
+    let value = header::first_value(header, name)?;
+    address::parse_list(&value).into_iter().next()
+}
+
+/// The first Subject field, encoded-words decoded.
+pub(crate) fn subject(message: &[u8]) -> Option<String> {
+    let header = &message[..header::body_start(message)];
+    header::first_value(header, "Subject").map(|value| decode_words(&value))
+}
+
+/// The Date: header as seconds since the epoch in UTC (RFC 5256 §2.2): a zone that
+/// cannot be read counts as UTC, a time that cannot as midnight; `None` when there is
+/// no field or no date in it (the caller takes the internal date).
+pub(crate) fn sent_time(message: &[u8]) -> Option<i64> {
+    let header = &message[..header::body_start(message)];
+    let value = header::first_value(header, "Date")?;
+    let mut date = mail_parser::DateTime::parse_rfc822(&String::from_utf8_lossy(&value))?;
+    if !(1..=12).contains(&date.month) || !(1..=31).contains(&date.day) {
+        return None;
+    }
+    if date.hour > 23 || date.minute > 59 || date.second > 60 {
+        (date.hour, date.minute, date.second) = (0, 0, 0);
+    }
+    if date.tz_hour > 23 || date.tz_minute > 59 {
+        (date.tz_hour, date.tz_minute) = (0, 0);
+    }
+    Some(date.to_timestamp())
+}
+
+/// The message IDs of the first field `name` (Message-ID, References, In-Reply-To), in
+/// order: each `<...>` that holds a valid one, normalized (RFC 5256 §3 REFERENCES) so
+/// that quoting and comments make no difference: `<"a.b"@c>` is `a.b@c`. What is
+/// between them (In-Reply-To's "your message of...") is passed over.
+pub(crate) fn message_ids(message: &[u8], name: &str) -> Vec<String> {
+    let header = &message[..header::body_start(message)];
+    header::first_value(header, name).map_or_else(Vec::new, |value| parse_message_ids(&value))
+}
+
+fn parse_message_ids(value: &[u8]) -> Vec<String> {
+    let mut ids = Vec::new();
+    let (mut quoted, mut comment) = (false, 0usize);
+    let mut i = 0;
+    while i < value.len() {
+        let b = value[i];
+        i += 1;
+        match b {
+            b'\\' if quoted || comment > 0 => i += 1,
+            b'"' if comment == 0 => quoted = !quoted,
+            _ if quoted => {}
+            b'(' => comment += 1,
+            b')' if comment > 0 => comment -= 1,
+            _ if comment > 0 => {}
+            b'<' => {
+                let (id, end) = message_id(value, i);
+                i = end;
+                ids.extend(id);
+            }
+            _ => {}
+        }
+    }
+    ids
+}
+
+/// The message ID whose `<` is just before `start`, and where it ends; `None` when it
+/// is not a valid one (no `>`, or not `left@right`).
+fn message_id(value: &[u8], start: usize) -> (Option<String>, usize) {
+    let mut id = Vec::new();
+    let (mut quoted, mut comment) = (false, 0usize);
+    let mut i = start;
+    while i < value.len() {
+        let b = value[i];
+        i += 1;
+        match b {
+            b'\\' if quoted || comment > 0 => {
+                if quoted && let Some(&escaped) = value.get(i) {
+                    id.push(escaped);
+                }
+                i += 1;
+            }
+            b'"' if comment == 0 => quoted = !quoted,
+            _ if quoted => id.push(b),
+            b'(' => comment += 1,
+            b')' if comment > 0 => comment -= 1,
+            _ if comment > 0 => {}
+            b'>' => {
+                let valid = id
+                    .iter()
+                    .rposition(|&b| b == b'@')
+                    .is_some_and(|at| at > 0 && at + 1 < id.len());
+                return (valid.then(|| String::from_utf8_lossy(&id).into_owned()), i);
+            }
+            // A new `<`: what came before was no ID.
+            b'<' => id.clear(),
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ => id.push(b),
+        }
+    }
+    (None, value.len())
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
-//! Building responses: what a command returns ([`Reply`]), tagged and untagged status
-//! lines, and the typed codes a NO carries ([`NoCode`], [`Rejection`]).
+//! Building responses: what a command returns ([`Reply`], made of [`Outgoing`]
+//! responses), tagged and untagged status lines, and the typed codes a NO carries
+//! ([`NoCode`], [`Rejection`]).
 
 use std::borrow::Cow;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -22,20 +23,18 @@ pub enum After {
 
 #[derive(Debug)]
 pub struct Reply {
-    /// What the command sent ahead, encoded, when its outbox kept it (tests, fuzzing):
-    /// these come first.
-    pub ahead: Vec<Vec<u8>>,
-    pub responses: Vec<Response<'static>>,
+    /// What the command sent ahead when its outbox kept them (tests, fuzzing) come
+    /// first, encoded ([`Outgoing::Line`]).
+    pub responses: Vec<Outgoing>,
     pub after: After,
     /// A login failed: the server delays the answer (and counts it for rate limits).
     pub auth_failed: bool,
 }
 
 impl Reply {
-    pub fn new(responses: Vec<Response<'static>>) -> Reply {
+    pub fn new<T: Into<Outgoing>>(responses: Vec<T>) -> Reply {
         Reply {
-            ahead: Vec::new(),
-            responses,
+            responses: responses.into_iter().map(Into::into).collect(),
             after: After::Continue,
             auth_failed: false,
         }
@@ -45,6 +44,48 @@ impl Reply {
 /// A response as the wire has it.
 pub fn encode(response: &Response<'_>) -> Vec<u8> {
     ResponseCodec::default().encode(response).dump()
+}
+
+/// A response as a command returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// What imap-types expresses, encoded by imap-codec.
+    Imap(Response<'static>),
+    /// One untagged response, CRLF included, encoded by the module that makes it:
+    /// what imap-types has no type for (ESEARCH, RFC 4731, in `esearch`; a LIST with
+    /// RFC 5258's extended data, [`Outgoing::extended`]), would hold as a tree as deep
+    /// as the answer (THREAD, RFC 5256, in `thread`), or cannot write (FETCH's BINARY
+    /// data, RFC 3516, sent ahead through the [`Outbox`]).
+    Line(Vec<u8>),
+}
+
+impl Outgoing {
+    /// The bytes the server writes.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Outgoing::Imap(response) => encode(response),
+            Outgoing::Line(line) => line.clone(),
+        }
+    }
+
+    /// `response` (a LIST) with `extended` after it, at the end of the line: RFC
+    /// 5258's `mbox-list-extended` (`("CHILDINFO" ("SUBSCRIBED"))`), which imap-codec's
+    /// LIST data, ending at the mailbox name, has no place for.
+    pub fn extended(response: &Response<'_>, extended: &str) -> Outgoing {
+        let mut bytes = encode(response);
+        debug_assert!(bytes.ends_with(b"\r\n") && !extended.contains(['\r', '\n']));
+        bytes.truncate(bytes.len().saturating_sub(2));
+        bytes.push(b' ');
+        bytes.extend_from_slice(extended.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        Outgoing::Line(bytes)
+    }
+}
+
+impl From<Response<'static>> for Outgoing {
+    fn from(response: Response<'static>) -> Outgoing {
+        Outgoing::Imap(response)
+    }
 }
 
 pub type Responses = Vec<Response<'static>>;
@@ -257,18 +298,26 @@ pub fn bye_status(
 
 /// UIDs (ascending as given) as a UID set, runs folded into ranges.
 pub fn uid_set(uids: impl Iterator<Item = u32>) -> UidSet {
-    let mut elements: Vec<UidElement> = Vec::new();
-    for uid in uids {
-        let uid = nz(uid);
-        match elements.last_mut() {
-            Some(UidElement::Single(last)) if last.get() + 1 == uid.get() => {
-                *elements.last_mut().expect("present") = UidElement::Range(*last, uid);
-            }
-            Some(UidElement::Range(_, last)) if last.get() + 1 == uid.get() => *last = uid,
-            _ => elements.push(UidElement::Single(uid)),
+    let elements: Vec<UidElement> = runs(uids)
+        .into_iter()
+        .map(|(first, last)| match first == last {
+            true => UidElement::Single(nz(first)),
+            false => UidElement::Range(nz(first), nz(last)),
+        })
+        .collect();
+    UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
+}
+
+/// Ascending numbers as runs of consecutive ones, `(first, last)` each.
+pub fn runs(numbers: impl Iterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for n in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(n) => *last = n,
+            _ => runs.push((n, n)),
         }
     }
-    UidSet(Vec1::try_from(elements).unwrap_or_else(|_| Vec1::from(UidElement::Single(nz(1)))))
+    runs
 }
 
 /// UIDPLUS's APPENDUID (RFC 4315): with MULTIAPPEND, the UIDs of every message

@@ -35,7 +35,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::input::{Expect, Input, Received, Refusal, Step};
-use super::response::{After, Gone, NoCode, Outbox, Rejection, bye_status, status, text};
+use super::preparse::Request;
+use super::response::{After, Gone, NoCode, Outbox, Outgoing, Rejection, bye_status, status, text};
 use super::session::{Session, SessionConfig};
 use super::upload::Append;
 use crate::auth::{AuthFailure, Authenticator, plaintext_login_allowed};
@@ -523,7 +524,7 @@ impl Client {
                 Ok(Flow::Go)
             }
             Step::Refused(refusal) => Ok(self.refused(refusal)),
-            Step::Received(Received::Command(command)) => self.command(command).await,
+            Step::Received(Received::Command(request)) => self.command(request).await,
             Step::Received(Received::Append(append)) => {
                 if self.user_revoked().await {
                     return Ok(self.revoked());
@@ -568,10 +569,14 @@ impl Client {
 
     /// A command: LOGIN, AUTHENTICATE and IDLE are driven here, everything else goes to
     /// the session on the blocking pool.
-    async fn command(&mut self, command: Command<'static>) -> std::io::Result<Flow> {
+    async fn command(&mut self, request: Request) -> std::io::Result<Flow> {
         if self.user_revoked().await {
             return Ok(self.revoked());
         }
+        let command = match request {
+            Request::Command(command) => command,
+            request => return self.run(Job::Command(request)).await,
+        };
         match command.body {
             CommandBody::Login { username, password } => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
@@ -597,7 +602,7 @@ impl Client {
                     tag: command.tag,
                     body,
                 };
-                self.run(Job::Command(command)).await
+                self.run(Job::Command(command.into())).await
             }
         }
     }
@@ -657,11 +662,11 @@ impl Client {
         if stopped {
             return Ok(Flow::Stop);
         }
-        for response in reply.ahead {
-            self.conn.queue_encoded(response);
-        }
         for response in reply.responses {
-            self.conn.queue(response);
+            match response {
+                Outgoing::Imap(response) => self.conn.queue(response),
+                Outgoing::Line(line) => self.conn.queue_encoded(line),
+            }
         }
         match reply.after {
             After::Continue => Ok(Flow::Go),
@@ -890,7 +895,7 @@ impl Drop for CancelOnDrop {
 
 /// What runs on the blocking pool: a command, or an APPEND the input framed.
 enum Job {
-    Command(Command<'static>),
+    Command(Request),
     Append(Append),
 }
 

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::{
     Capability, Code, CommandContinuationRequest, Data, Response,
 };
@@ -21,11 +23,17 @@ use lifeboat_mailstore::reader::{Reader, UserRecord};
 use lifeboat_mailstore::store::Store;
 
 use super::command::store::FlagUpdate;
-use super::command::{append, copy, expunge, fetch, info, mailboxes, search, select, store};
+use super::command::{
+    append, copy, expunge, fetch, info, mailboxes, search, select, sort, store, thread,
+};
 pub use super::context::{Cancel, SessionConfig, User};
 use super::context::{Context, State};
+use super::esearch::ReturnOptions;
+use super::list::ListCommand;
+use super::mailbox::MessageSet;
+pub use super::preparse::Request;
 // Where the server and the fuzz target have always found them.
-pub use super::response::{After, Outbox, Reply};
+pub use super::response::{After, Outbox, Outgoing, Reply};
 use super::response::{NoCode, Rejection, Responses, bad, bye, data, no, ok, ok_code};
 use super::upload::Append;
 
@@ -84,7 +92,17 @@ impl Session {
             other_capability("MULTIAPPEND"),
             Capability::Binary,
             other_capability("SPECIAL-USE"),
+            other_capability("CHILDREN"),
+            Capability::ListExtended,
+            other_capability("LIST-STATUS"),
+            Capability::StatusSize,
             other_capability(&format!("APPENDLIMIT={MAX_LITERAL}")),
+            Capability::Sort(None),
+            Capability::Sort(Some(SortAlgorithm::Display)),
+            Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+            Capability::Thread(ThreadingAlgorithm::References),
+            other_capability("ESEARCH"),
+            other_capability("SEARCHRES"),
         ];
         if !self.is_authenticated() {
             if !self.tls && self.cx.config.starttls {
@@ -106,16 +124,24 @@ impl Session {
     /// Handles one command (LOGIN, AUTHENTICATE and IDLE are driven by the server, which
     /// calls [`Session::logged_in`] and [`Session::poll_changes`]). Untagged responses
     /// a command sends ahead (FETCH) come first in the reply.
-    pub fn handle(&mut self, command: Command<'static>) -> Reply {
-        self.handle_with(command, Outbox::default())
+    pub fn handle(&mut self, request: impl Into<Request>) -> Reply {
+        self.handle_with(request, Outbox::default())
     }
 
     /// [`Session::handle`], with the responses a command sends ahead going to `outbox`
     /// as they are made.
-    pub fn handle_with(&mut self, command: Command<'static>, outbox: Outbox) -> Reply {
-        let tag = command.tag;
-        self.answer(&tag.clone(), outbox, |this, reader| {
-            this.dispatch(reader, &tag, command.body)
+    pub fn handle_with(&mut self, request: impl Into<Request>, outbox: Outbox) -> Reply {
+        let request = request.into();
+        let tag = request.tag().clone();
+        self.answer(&tag, outbox, |this, reader| match request {
+            Request::Command(command) => this.dispatch(reader, &command.tag, command.body, None),
+            Request::Search { command, returns } => {
+                this.dispatch(reader, &command.tag, command.body, Some(returns))
+            }
+            Request::List(_) if !this.is_authenticated() => {
+                Ok(Reply::new(vec![bad(&tag, "log in first")]))
+            }
+            Request::List(list) => mailboxes::list(&mut this.cx, reader, &list),
         })
     }
 
@@ -149,7 +175,10 @@ impl Session {
             }
         };
         // A streaming outbox goes now: the server knows the command is over when it does.
-        reply.ahead = std::mem::take(&mut self.cx.outbox).into_kept();
+        let sent_ahead = std::mem::take(&mut self.cx.outbox).into_kept();
+        reply
+            .responses
+            .splice(0..0, sent_ahead.into_iter().map(Outgoing::Line));
         reply
     }
 
@@ -165,6 +194,7 @@ impl Session {
         reader: &Reader,
         tag: &Tag<'static>,
         body: CommandBody<'static>,
+        search_return: Option<ReturnOptions>,
     ) -> StoreResult<Reply> {
         use CommandBody as C;
         match body {
@@ -179,7 +209,7 @@ impl Session {
                 "LOGIN and AUTHENTICATE are handled elsewhere",
             )])),
             _ if !self.is_authenticated() => Ok(Reply::new(vec![bad(tag, "log in first")])),
-            body => authenticated(&mut self.cx, reader, tag, body),
+            body => authenticated(&mut self.cx, reader, tag, body, search_return),
         }
     }
 
@@ -259,6 +289,7 @@ fn authenticated(
     reader: &Reader,
     tag: &Tag<'static>,
     body: CommandBody<'static>,
+    search_return: Option<ReturnOptions>,
 ) -> StoreResult<Reply> {
     use CommandBody as C;
     match body {
@@ -267,11 +298,17 @@ fn authenticated(
         C::List {
             reference,
             mailbox_wildcard,
-        } => mailboxes::list(cx, reader, tag, &reference, &mailbox_wildcard, false),
+        } => {
+            let list = ListCommand::basic(tag.clone(), &reference, &mailbox_wildcard, false);
+            mailboxes::list(cx, reader, &list)
+        }
         C::Lsub {
             reference,
             mailbox_wildcard,
-        } => mailboxes::list(cx, reader, tag, &reference, &mailbox_wildcard, true),
+        } => {
+            let list = ListCommand::basic(tag.clone(), &reference, &mailbox_wildcard, true);
+            mailboxes::list(cx, reader, &list)
+        }
         C::Status {
             mailbox,
             item_names,
@@ -300,37 +337,38 @@ fn authenticated(
             }
         }
         _ if !cx.is_selected() => Ok(Reply::new(vec![bad(tag, "select a mailbox first")])),
-        body => selected(cx, reader, tag, body),
+        body => selected(cx, reader, tag, body, search_return),
     }
 }
 
-/// Commands of the selected state (RFC 3501 §6.4, and UNSELECT, MOVE, UID EXPUNGE).
+/// Commands of the selected state (RFC 3501 §6.4, and UNSELECT, MOVE, UID EXPUNGE,
+/// SORT and THREAD). A set may be `$` (RFC 5182): it names the saved search result.
 fn selected(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
     body: CommandBody<'static>,
+    search_return: Option<ReturnOptions>,
 ) -> StoreResult<Reply> {
     use CommandBody as C;
+    let named = |cx: &mut Context, set| MessageSet::named(set, &cx.selected().2.view);
     match body {
         C::Close => select::close(cx, reader, tag),
         C::Unselect => Ok(select::unselect(cx, tag)),
         C::Expunge => expunge::expunge(cx, reader, tag, None),
-        C::ExpungeUid { sequence_set } => expunge::expunge(cx, reader, tag, Some(&sequence_set)),
+        C::ExpungeUid { sequence_set } => {
+            let set = named(cx, sequence_set);
+            expunge::expunge(cx, reader, tag, Some(&set))
+        }
         C::Fetch {
             sequence_set,
             macro_or_item_names,
             uid,
             modifiers,
-        } => fetch::fetch(
-            cx,
-            reader,
-            tag,
-            &sequence_set,
-            macro_or_item_names,
-            uid,
-            &modifiers,
-        ),
+        } => {
+            let set = named(cx, sequence_set);
+            fetch::fetch(cx, reader, tag, &set, macro_or_item_names, uid, &modifiers)
+        }
         C::Store {
             sequence_set,
             kind,
@@ -340,23 +378,50 @@ fn selected(
             modifiers,
         } => {
             let update = FlagUpdate::new(kind, response, flags, &modifiers);
-            store::store(cx, reader, tag, &sequence_set, uid, update)
+            let set = named(cx, sequence_set);
+            store::store(cx, reader, tag, &set, uid, update)
         }
         C::Copy {
             sequence_set,
             mailbox,
             uid,
-        } => copy::copy(cx, reader, tag, &sequence_set, &mailbox, uid, false),
+        } => {
+            let set = named(cx, sequence_set);
+            copy::copy(cx, reader, tag, &set, &mailbox, uid, false)
+        }
         C::Move {
             sequence_set,
             mailbox,
             uid,
-        } => copy::copy(cx, reader, tag, &sequence_set, &mailbox, uid, true),
+        } => {
+            let set = named(cx, sequence_set);
+            copy::copy(cx, reader, tag, &set, &mailbox, uid, true)
+        }
         C::Search {
             charset,
             criteria,
             uid,
-        } => search::search(cx, reader, tag, charset, criteria, uid),
+        } => search::search(cx, reader, tag, charset, criteria, uid, search_return),
+        C::Sort {
+            sort_criteria,
+            charset,
+            search_criteria,
+            uid,
+        } => sort::sort(
+            cx,
+            reader,
+            tag,
+            &sort_criteria,
+            &charset,
+            search_criteria,
+            uid,
+        ),
+        C::Thread {
+            algorithm,
+            charset,
+            search_criteria,
+            uid,
+        } => thread::thread(cx, reader, tag, &algorithm, &charset, search_criteria, uid),
         _ => Ok(Reply::new(vec![bad(tag, "command not supported")])),
     }
 }
@@ -372,7 +437,9 @@ mod tests {
 
     const COMMON: &str = "IMAP4REV1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
                           CONDSTORE QRESYNC UIDPLUS MOVE MULTIAPPEND BINARY SPECIAL-USE \
-                          APPENDLIMIT=52428800";
+                          CHILDREN LIST-EXTENDED LIST-STATUS STATUS=SIZE APPENDLIMIT=52428800 \
+                          SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH \
+                          SEARCHRES";
 
     #[test]
     fn capability_depends_on_the_listener_and_the_login() {

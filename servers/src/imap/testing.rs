@@ -1,12 +1,11 @@
 //! Fixtures for the IMAP command tests: a store with one user in a temp dir and a
-//! [`Session`] on it. Commands go in as the bytes a client sends (parsed by imap-codec's
-//! `CommandCodec`, as the server's `imap::input` decodes them) and responses come out as the
-//! bytes the server writes (`ResponseCodec`), so tests pin down the wire, not our types.
+//! [`Session`] on it. Commands go in as the bytes a client sends (decoded as the
+//! server's `imap::input` decodes them: `imap::preparse`, then imap-codec, else as an
+//! extended LIST) and responses come out as the bytes the server writes, so tests pin
+//! down the wire, not our types.
 
 use std::sync::Arc;
 
-use imap_codec::CommandCodec;
-use imap_codec::decode::Decoder;
 use imap_codec::imap_types::response::Response;
 use lifeboat_mailstore::{
     Address, Class, MailboxRecord, MessageRecord, NewMessage, NewUser, Routes, Store, UserRecord,
@@ -14,6 +13,8 @@ use lifeboat_mailstore::{
 };
 
 use super::input::{Input, Received, Step};
+use super::preparse;
+use super::response::Outgoing;
 use super::session::{After, Reply, Session, SessionConfig};
 
 pub const USER: &str = "a@example.test";
@@ -102,6 +103,18 @@ impl Fixture {
         self.store.deliver(new).unwrap().uid
     }
 
+    /// Stores `content` in INBOX as inbound mail with this internal date; its UID.
+    pub fn deliver_bytes(&self, content: &str, internal_date: i64) -> u32 {
+        let mut new = NewMessage::new(
+            Address::parse(USER).unwrap(),
+            "INBOX",
+            content.as_bytes().to_vec(),
+            Class::Journal,
+        );
+        new.internal_date = Some(internal_date);
+        self.store.deliver(new).unwrap().uid
+    }
+
     /// Another session of the same user on the same store (another client).
     pub fn other_session(&self) -> Session {
         let mut session = Session::new(self.store.clone(), config(true, false), false);
@@ -119,11 +132,10 @@ impl Fixture {
 
     /// [`Fixture::run`], the responses as bytes (BINARY data need not be UTF-8).
     pub fn run_raw(&mut self, command: &[u8]) -> Vec<Vec<u8>> {
-        let (_, command) = CommandCodec::default().decode_static(command).unwrap();
-        let reply = self.session.handle(command);
+        let request = preparse::decode(command).expect("one command");
+        let reply = self.session.handle(request);
         self.after = reply.after;
-        let encoded = reply.responses.iter().map(|r| super::response::encode(r));
-        reply.ahead.iter().cloned().chain(encoded).collect()
+        reply.responses.iter().map(Outgoing::encode).collect()
     }
 
     /// A command as the server takes it: framed by [`Input`] (after login: big APPEND
@@ -142,7 +154,7 @@ impl Fixture {
                 Step::Received(Received::Append(append)) => {
                     self.session.handle_append(append, Default::default())
                 }
-                Step::Received(Received::Command(command)) => self.session.handle(command),
+                Step::Received(Received::Command(request)) => self.session.handle(request),
                 Step::Refused(refusal) => {
                     answers.push(encode_status(&refusal.status()));
                     continue;
@@ -173,29 +185,49 @@ impl Fixture {
     }
 }
 
-/// [`Fixture::run`] on any session.
+/// [`Fixture::run`] on any session: the command decoded as the server's input does
+/// (imap-codec, after `preparse`).
 pub fn exchange(session: &mut Session, command: &[u8]) -> (Vec<String>, After) {
-    let (rest, command) = CommandCodec::default()
-        .decode_static(command)
-        .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(command)));
-    assert!(rest.is_empty(), "one command at a time");
-    let reply = session.handle(command);
+    let request = preparse::decode(command)
+        .unwrap_or_else(|| panic!("not one command: {}", String::from_utf8_lossy(command)));
+    let reply = session.handle(request);
     (strings(&reply), reply.after)
 }
 
-/// A reply as the server writes it, one string per response: what the command sent
-/// ahead, then the rest.
+/// A reply as the server writes it, one string per response (what the command sent
+/// ahead first); BINARY data that is not UTF-8 comes out lossily.
 pub fn strings(reply: &Reply) -> Vec<String> {
-    let ahead = reply
-        .ahead
+    encode_all(&reply.responses)
+}
+
+/// Responses as the server writes them, one string each.
+pub fn encode_all(responses: &[Outgoing]) -> Vec<String> {
+    responses
         .iter()
-        .map(|b| String::from_utf8_lossy(b).into_owned());
-    ahead.chain(reply.responses.iter().map(encode)).collect()
+        .map(|r| String::from_utf8_lossy(&r.encode()).into_owned())
+        .collect()
+}
+
+/// What the server writes: a response, or one of a reply.
+pub trait Wire {
+    fn wire(&self) -> Vec<u8>;
+}
+
+impl Wire for Response<'static> {
+    fn wire(&self) -> Vec<u8> {
+        super::response::encode(self)
+    }
+}
+
+impl Wire for Outgoing {
+    fn wire(&self) -> Vec<u8> {
+        self.encode()
+    }
 }
 
 /// A response as the server writes it.
-pub fn encode(response: &Response<'static>) -> String {
-    String::from_utf8(super::response::encode(response)).expect("the fixtures encode to UTF-8")
+pub fn encode(response: &impl Wire) -> String {
+    String::from_utf8(response.wire()).expect("the fixtures encode to UTF-8")
 }
 
 /// A status line as the server writes it.

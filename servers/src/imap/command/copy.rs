@@ -6,7 +6,6 @@
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::Code;
-use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::Class;
 use lifeboat_mailstore::deliver::NewMessage;
 use lifeboat_mailstore::error::Result as StoreResult;
@@ -14,6 +13,7 @@ use lifeboat_mailstore::reader::{MailboxRecord, MessageRecord, Reader};
 
 use super::expunge::done;
 use crate::imap::context::Context;
+use crate::imap::mailbox::MessageSet;
 use crate::imap::response::{
     NoCode, Rejection, Reply, bad, no, nz, ok, ok_code, uid_set, untagged_ok,
 };
@@ -29,7 +29,7 @@ pub fn copy(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    set: &SequenceSet,
+    set: &MessageSet,
     mailbox: &Mailbox<'_>,
     uid: bool,
     moving: bool,
@@ -100,7 +100,7 @@ pub fn copy(
 fn names_an_expunged_message(
     cx: &mut Context,
     reader: &Reader,
-    set: &SequenceSet,
+    set: &MessageSet,
     uid: bool,
 ) -> StoreResult<bool> {
     let (_, _, selected) = cx.selected();
@@ -119,7 +119,7 @@ fn names_an_expunged_message(
 /// date, all in one transaction; with `moving`, the originals go in it too.
 fn copy_messages(
     cx: &mut Context,
-    set: &SequenceSet,
+    set: &MessageSet,
     uid: bool,
     target: &MailboxRecord,
     moving: bool,

@@ -4,13 +4,12 @@
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, Response};
-use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::maildir::Flags;
 use lifeboat_mailstore::reader::Reader;
 
 use crate::imap::context::Context;
-use crate::imap::mailbox::MailboxView;
+use crate::imap::mailbox::{MailboxView, MessageSet};
 use crate::imap::response::{NoCode, Reply, no, nz64, ok, ok_code};
 
 /// EXPUNGE, or UID EXPUNGE of the UIDs in `only`: the client hears of each message
@@ -19,7 +18,7 @@ pub fn expunge(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    only: Option<&SequenceSet>,
+    only: Option<&MessageSet>,
 ) -> StoreResult<Reply> {
     if cx.is_read_only() {
         return Ok(Reply::new(vec![no(
@@ -62,7 +61,7 @@ pub fn done(
 pub fn expunge_deleted(
     cx: &mut Context,
     reader: &Reader,
-    only: Option<&SequenceSet>,
+    only: Option<&MessageSet>,
 ) -> StoreResult<bool> {
     let (store, _, selected) = cx.selected();
     if selected.read_only {
@@ -79,7 +78,8 @@ pub fn expunge_deleted(
         .iter()
         .enumerate()
         .filter(|(i, m)| {
-            m.flags.contains(Flags::DELETED) && allowed.as_ref().is_none_or(|a| a.contains(i))
+            m.flags.contains(Flags::DELETED)
+                && allowed.as_ref().is_none_or(|a| a.binary_search(i).is_ok())
         })
         .map(|(_, m)| m.uid)
         .collect();

@@ -7,7 +7,6 @@
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
-use imap_codec::imap_types::sequence::SequenceSet;
 use lifeboat_mailstore::error::Result as StoreResult;
 use lifeboat_mailstore::flags::{FlagEdit, FlagOp};
 use lifeboat_mailstore::maildir::Flags;
@@ -15,6 +14,7 @@ use lifeboat_mailstore::reader::{MessageRecord, Reader};
 
 use crate::imap::context::Context;
 use crate::imap::fetch::{self as items, Item};
+use crate::imap::mailbox::MessageSet;
 use crate::imap::mime::{self, binary};
 use crate::imap::response::{Gone, NoCode, Reply, bad, encode, no, ok};
 use crate::imap::vanished::{self, UidRanges};
@@ -23,7 +23,7 @@ pub fn fetch(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    set: &SequenceSet,
+    set: &MessageSet,
     names: MacroOrMessageDataItemNames<'static>,
     uid: bool,
     modifiers: &[FetchModifier],
@@ -77,7 +77,7 @@ fn fetch_items(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    set: &SequenceSet,
+    set: &MessageSet,
     items: &[Item],
     uid: bool,
     changes: Option<Changes>,
@@ -105,7 +105,11 @@ fn fetch_items(
                 .uidnext
                 .saturating_sub(1)
                 .max(selected.view.max_uid());
-            let asked = UidRanges::from_set(set, star);
+            let asked = match set {
+                MessageSet::Set(set) => UidRanges::from_set(set, star),
+                // `$` (RFC 5182): the UIDs saved.
+                MessageSet::Uids(uids) => UidRanges::from_ascending(uids),
+            };
             let earlier = vanished::earlier(reader, record, messages, &asked, changes.since, None)?;
             if let Some(response) = earlier
                 && outbox.send(encode(&response)) == Err(Gone)
@@ -252,7 +256,7 @@ mod tests {
     use lifeboat_mailstore::{Address, Class, NewMessage};
 
     use crate::imap::response::{Gone, Outbox};
-    use crate::imap::testing::{DATE, Fixture, USER, encode, exchange};
+    use crate::imap::testing::{DATE, Fixture, USER, encode_all, exchange};
 
     /// Message `index` of INBOX as stored (the store adds a header), as a literal.
     fn literal(f: &Fixture, index: usize) -> String {
@@ -570,7 +574,7 @@ mod tests {
             2,
             "stopped at the first refusal"
         );
-        let reply: Vec<String> = reply.responses.iter().map(encode).collect();
+        let reply = encode_all(&reply.responses);
         assert_eq!(reply, ["a1 NO FETCH cancelled\r\n"]);
         // A cancelled session (shutdown) answers nothing more.
         f.session.cancel().cancel();

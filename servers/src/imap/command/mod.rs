@@ -15,4 +15,6 @@ pub mod info;
 pub mod mailboxes;
 pub mod search;
 pub mod select;
+pub mod sort;
 pub mod store;
+pub mod thread;

@@ -13,6 +13,7 @@ use lifeboat_mailstore::reader::Reader;
 use crate::imap::context::Context;
 use crate::imap::fetch::flags_update;
 use crate::imap::flags::split_flags;
+use crate::imap::mailbox::MessageSet;
 use crate::imap::mailbox::Selected;
 use crate::imap::response::{NoCode, Reply, bad, data, no, nz, ok, ok_code};
 
@@ -49,7 +50,7 @@ pub fn store(
     cx: &mut Context,
     reader: &Reader,
     tag: &Tag<'static>,
-    set: &SequenceSet,
+    set: &MessageSet,
     uid: bool,
     update: FlagUpdate,
 ) -> StoreResult<Reply> {

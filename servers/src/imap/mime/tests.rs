@@ -972,3 +972,47 @@ mod any_input {
         }
     }
 }
+
+#[test]
+fn message_ids_are_normalized_and_noise_is_passed_over() {
+    let ids = |value: &str| parse_message_ids(value.as_bytes());
+    // RFC 5256 §3: quoting makes no difference.
+    assert_eq!(
+        ids("<\"01KF8JCEOCBS0045PS\"@xxx.yyy.com>"),
+        ids("<01KF8JCEOCBS0045PS@xxx.yyy.com>")
+    );
+    assert_eq!(
+        ids("<01KF8JCEOCBS0045PS@xxx.yyy.com>"),
+        ["01KF8JCEOCBS0045PS@xxx.yyy.com"]
+    );
+    assert_eq!(
+        ids("<a@b> (a comment <c@d>)\t<e (x) @f>  <\"g\\\"h\"@i>"),
+        ["a@b", "e@f", "g\"h@i"]
+    );
+    assert_eq!(
+        ids("your message of \"Mon, 1 Jan\" <x@y> and <z@w>"),
+        ["x@y", "z@w"]
+    );
+    // Not valid: no `@`, nothing on one side of it, never closed.
+    assert!(ids("<abc> <@b> <a@> <a@b").is_empty());
+    assert_eq!(ids("<<a@b>"), ["a@b"]);
+}
+
+#[test]
+fn sort_keys_read_from_the_header() {
+    let m = b"From: \"A, B\" <ab@x.test>, c@x.test\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+        Date: Tue, 2 Jan 2024 25:61:00 +0000\r\nMessage-ID: <m@x>\r\n\r\nbody";
+    let Some(address::Item::Mailbox(first)) = first_address(m, "From") else {
+        panic!("no mailbox")
+    };
+    assert_eq!(
+        (first.mailbox, first.host),
+        (b"ab".to_vec(), b"x.test".to_vec())
+    );
+    assert_eq!(subject(m).as_deref(), Some("Grüße"));
+    // A time that cannot be read counts as midnight.
+    assert_eq!(sent_time(m), Some(1_704_153_600));
+    assert_eq!(message_ids(m, "Message-ID"), ["m@x"]);
+    assert_eq!(message_ids(m, "References"), Vec::<String>::new());
+    assert_eq!(sent_time(b"Date: yesterday\r\n\r\n"), None);
+}

@@ -392,27 +392,58 @@ fn broken_messages_never_panic() {
 
 #[test]
 fn which_keys_need_the_message() {
-    for yes in [
-        "BODY x",
-        "TEXT x",
-        "FROM x",
-        "HEADER X-Y z",
-        "SENTON 1-Jan-2024",
-        "SEEN OR UID 1 NOT SUBJECT x",
+    for (criteria, expected) in [
+        ("BODY x", Need::Whole),
+        ("TEXT x", Need::Whole),
+        ("SEEN OR UID 1 NOT BODY x", Need::Whole),
+        ("FROM x", Need::Header),
+        ("HEADER X-Y z", Need::Header),
+        ("SENTON 1-Jan-2024", Need::Header),
+        ("SEEN OR UID 1 NOT SUBJECT x", Need::Header),
+        ("ALL", Need::Nothing),
+        ("SEEN UNFLAGGED", Need::Nothing),
+        ("UID 1:*", Need::Nothing),
+        ("OR 1:3 KEYWORD x", Need::Nothing),
+        ("NOT LARGER 10", Need::Nothing),
+        ("ON 1-Jan-2024", Need::Nothing),
+        ("MODSEQ 3", Need::Nothing),
     ] {
-        assert!(needs_message(&key(yes)), "{yes}");
+        assert_eq!(need(&key(criteria)), expected, "{criteria}");
     }
-    for no in [
-        "ALL",
-        "SEEN UNFLAGGED",
-        "UID 1:*",
-        "OR 1:3 KEYWORD x",
-        "NOT LARGER 10",
-        "ON 1-Jan-2024",
-        "MODSEQ 3",
+}
+
+#[test]
+fn header_keys_match_on_the_header_alone() {
+    let whole = fixture("simple.eml");
+    let header = &whole[..mime::header::body_start(whole)];
+    for criteria in [
+        "FROM fred",
+        "NOT TO nobody",
+        "SUBJECT meeting",
+        "SENTON 7-Feb-1994",
+        "HEADER Message-Id B27397",
     ] {
-        assert!(!needs_message(&key(no)), "{no}");
+        assert!(hit(criteria, &candidate(whole)), "{criteria}");
+        assert!(hit(criteria, &candidate(header)), "{criteria}");
     }
+}
+
+#[test]
+fn sets_are_matched_by_range_whatever_their_order_or_size() {
+    let c = simple(); // sequence number 5, UID 50
+    assert!(hit("9:4", &c) && hit("1,3,5", &c) && hit("*:5", &c) && hit("5:*", &c));
+    assert!(!hit("6:*", &c) && !hit("1:4,6", &c));
+    assert!(hit("UID 60:50", &c) && hit("UID 1,49:51", &c) && !hit("UID 51:*", &c));
+    // 20,000 ranges against one message: a lookup, not a scan (the line limit lets a
+    // client send about as many).
+    let many: Vec<String> = (0..20_000u32).map(|n| format!("{}", 2 * n + 1)).collect();
+    let set = many.join(",");
+    assert!(hit(&format!("UID {set}"), &candidate_uid(49)));
+    assert!(!hit(&format!("UID {set}"), &candidate_uid(50)));
+}
+
+fn candidate_uid(uid: u32) -> Candidate<'static> {
+    Candidate { uid, ..simple() }
 }
 
 #[test]
