@@ -346,93 +346,92 @@ type ExpiredCounts = std::collections::BTreeMap<(String, String), usize>;
 /// refusal within a second of the milter's answer.
 pub const CANCEL_WINDOW: i64 = 3600;
 
-fn cancel_rows(conn: &Connection, queue_id: &str, since: i64) -> Result<Vec<Doomed>> {
-    let mut stmt = conn.prepare(
-        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags, m.uid
-         FROM messages m
-         JOIN mailboxes b ON b.id = m.mailbox_id
-         JOIN users u ON u.id = b.user_id
-         LEFT JOIN replay_ledger l ON l.message_row = m.id
-         WHERE m.queue_id = ?1 AND m.created_at >= ?2
-           AND ((m.class = 'journal' AND l.state IS NULL)
-                OR (m.class = 'diverted' AND l.state = 'pending' AND l.attempts = 0))",
-    )?;
-    let found = stmt
-        .query_map(params![queue_id, since], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                Doomed {
-                    owner: r.get(2)?,
-                    folder: r.get(3)?,
-                    basename: r.get(4)?,
-                    flags: Flags::from_bits(r.get(5)?),
-                },
-                r.get::<_, u32>(6)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut doomed = Vec::new();
+/// A message a removal takes: its rows and UID, and the file that goes after the commit.
+struct Removal {
+    row: i64,
+    mailbox_id: i64,
+    uid: u32,
+    file: Doomed,
+}
+
+/// The columns [`removal`] reads, in its order; a query may select more after them.
+const REMOVAL_COLUMNS: &str =
+    "SELECT m.id, m.mailbox_id, m.uid, u.address, b.name, m.basename, m.flags";
+/// Where [`REMOVAL_COLUMNS`] come from.
+const REMOVAL_FROM: &str = "FROM messages m
+     JOIN mailboxes b ON b.id = m.mailbox_id
+     JOIN users u ON u.id = b.user_id
+     LEFT JOIN replay_ledger l ON l.message_row = m.id";
+
+fn removal(r: &rusqlite::Row<'_>) -> rusqlite::Result<Removal> {
+    Ok(Removal {
+        row: r.get(0)?,
+        mailbox_id: r.get(1)?,
+        uid: r.get(2)?,
+        file: Doomed {
+            owner: r.get(3)?,
+            folder: r.get(4)?,
+            basename: r.get(5)?,
+            flags: Flags::from_bits(r.get(6)?),
+        },
+    })
+}
+
+/// Deletes the rows of `removals`, with one modseq step per mailbox they touch (so IMAP
+/// clients see the change); returns the files to remove after the commit.
+fn remove_rows(conn: &Connection, removals: Vec<Removal>) -> Result<Vec<Doomed>> {
     let mut touched = Touched::new();
-    for (row, mailbox_id, file, uid) in found {
-        conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
-        conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
-        touched.entry(mailbox_id).or_default().push(uid);
-        doomed.push(file);
+    let mut doomed = Vec::new();
+    for removal in removals {
+        conn.execute(
+            "DELETE FROM replay_ledger WHERE message_row = ?1",
+            [removal.row],
+        )?;
+        conn.execute("DELETE FROM messages WHERE id = ?1", [removal.row])?;
+        touched
+            .entry(removal.mailbox_id)
+            .or_default()
+            .push(removal.uid);
+        doomed.push(removal.file);
     }
-    record_touched(conn, touched)?;
+    for (mailbox_id, uids) in touched {
+        record_expunges(conn, mailbox_id, &uids)?;
+    }
     Ok(doomed)
 }
 
 /// The UIDs a removal took from each mailbox.
 type Touched = std::collections::BTreeMap<i64, Vec<u32>>;
 
-/// [`record_expunges`] for each mailbox a removal touched: one modseq step each.
-fn record_touched(conn: &Connection, touched: Touched) -> Result<()> {
-    for (mailbox_id, uids) in touched {
-        record_expunges(conn, mailbox_id, &uids)?;
-    }
-    Ok(())
+fn cancel_rows(conn: &Connection, queue_id: &str, since: i64) -> Result<Vec<Doomed>> {
+    let found = conn
+        .prepare(&format!(
+            "{REMOVAL_COLUMNS} {REMOVAL_FROM}
+             WHERE m.queue_id = ?1 AND m.created_at >= ?2
+               AND ((m.class = 'journal' AND l.state IS NULL)
+                    OR (m.class = 'diverted' AND l.state = 'pending' AND l.attempts = 0))"
+        ))?
+        .query_map(params![queue_id, since], removal)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    remove_rows(conn, found)
 }
 
 fn expire_rows(conn: &Connection, cutoff: i64) -> Result<(ExpiredCounts, Vec<Doomed>)> {
-    let mut stmt = conn.prepare(
-        "SELECT m.id, m.mailbox_id, u.address, b.name, m.basename, m.flags, m.class, m.uid
-         FROM messages m
-         JOIN mailboxes b ON b.id = m.mailbox_id
-         JOIN users u ON u.id = b.user_id
-         LEFT JOIN replay_ledger l ON l.message_row = m.id
-         WHERE m.internal_date < ?1
-           AND ((m.class = 'journal' AND l.state IS NULL) OR l.state = 'delivered')",
-    )?;
-    let old = stmt
-        .query_map([cutoff], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                Doomed {
-                    owner: r.get(2)?,
-                    folder: r.get(3)?,
-                    basename: r.get(4)?,
-                    flags: Flags::from_bits(r.get(5)?),
-                },
-                r.get::<_, String>(6)?,
-                r.get::<_, u32>(7)?,
-            ))
-        })?
+    let old = conn
+        .prepare(&format!(
+            "{REMOVAL_COLUMNS}, m.class {REMOVAL_FROM}
+             WHERE m.internal_date < ?1
+               AND ((m.class = 'journal' AND l.state IS NULL) OR l.state = 'delivered')"
+        ))?
+        .query_map([cutoff], |r| Ok((removal(r)?, r.get::<_, String>(7)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut counts = ExpiredCounts::new();
-    let mut doomed = Vec::new();
-    let mut touched = Touched::new();
-    for (row, mailbox_id, file, class, uid) in old {
-        conn.execute("DELETE FROM replay_ledger WHERE message_row = ?1", [row])?;
-        conn.execute("DELETE FROM messages WHERE id = ?1", [row])?;
-        *counts.entry((file.owner.clone(), class)).or_default() += 1;
-        touched.entry(mailbox_id).or_default().push(uid);
-        doomed.push(file);
+    for (removal, class) in &old {
+        *counts
+            .entry((removal.file.owner.clone(), class.clone()))
+            .or_default() += 1;
     }
-    // One modseq step per mailbox, so IMAP clients see the change.
-    record_touched(conn, touched)?;
+    let doomed = remove_rows(conn, old.into_iter().map(|(removal, _)| removal).collect())?;
     Ok((counts, doomed))
 }
 
